@@ -1,0 +1,29 @@
+# Two commands on a fresh machine: `make demo` and `make test`.
+PYTHON ?= python3
+VENV ?= .venv
+PY := $(VENV)/bin/python
+INSTALLED := $(VENV)/.installed
+DEMO_DIR ?= demo
+
+.PHONY: setup demo test bench luigid clean
+
+$(INSTALLED): requirements.txt setup.cfg pyproject.toml
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q -r requirements.txt
+	$(PY) -m pip install -q --no-deps --no-build-isolation -e .
+	touch $(INSTALLED)
+
+setup: $(INSTALLED)
+
+demo: setup
+	$(PY) -m antibodies.demo --out $(DEMO_DIR)
+
+test: setup
+	$(PY) -m pytest tests luigi_tasks antibodies --doctest-modules -q
+
+bench: setup
+	$(PY) bench/framework_overhead.py
+
+clean:
+	rm -rf $(DEMO_DIR) .pytest_cache

@@ -1,0 +1,320 @@
+"""Seeded cell segmentation: grow every nucleus into its cell.
+
+The cells are a marker watershed (``skimage.segmentation.watershed``) with
+the nucleus labels as markers, restricted to a foreground mask found from
+the serum channel(s) with the nuclei forced in.  So every nucleus gets
+exactly one cell with its own id, and no cell exists without a nucleus.
+
+Two small strategy families decide the result:
+
+* the foreground mask: :class:`OtsuForeground` (Otsu threshold of the
+  smoothed, log-scaled serum mean) or :class:`FixedThresholdForeground`;
+* the height map flooded by the watershed: :class:`DistanceHeightMap`
+  (distance to the nearest nucleus: a Voronoi split inside the mask),
+  :class:`IntensityHeightMap` (inverted serum intensity) or
+  :class:`PropagationHeightMap` (serum gradient plus regularised distance,
+  after CellProfiler's Propagation method).
+"""
+
+import logging
+from dataclasses import dataclass
+
+import numpy as np
+from scipy import ndimage as ndi
+from skimage.filters import threshold_otsu
+from skimage.segmentation import watershed
+
+__all__ = [
+    "OtsuForeground",
+    "FixedThresholdForeground",
+    "DistanceHeightMap",
+    "IntensityHeightMap",
+    "PropagationHeightMap",
+    "DEFAULT_FOREGROUND",
+    "DEFAULT_HEIGHT_MAP",
+    "mean_serum",
+    "segment_cells",
+]
+
+logger = logging.getLogger(__name__)
+
+
+def mean_serum(serum):
+    """Pixel-wise mean of one or more (M, N) serum images, as float32.
+
+    Parameters
+    ----------
+    serum : (M, N) array or sequence of (M, N) arrays
+        One serum channel, or several (e.g. IgG, IgA, IgM) of one image.
+
+    Returns
+    -------
+    (M, N) float32 array
+
+    Examples
+    --------
+    >>> mean_serum([np.array([[1, 2]]), np.array([[3, 6]])]).tolist()
+    [[2.0, 4.0]]
+    """
+    if isinstance(serum, np.ndarray) and serum.ndim == 2:
+        return serum.astype(np.float32, copy=False)
+    images = [np.asarray(image, dtype=np.float32) for image in serum]
+    if not images:
+        raise ValueError("no serum image given")
+    shapes = {image.shape for image in images}
+    if len(shapes) != 1 or images[0].ndim != 2:
+        raise ValueError(f"serum images must be (M, N) of one shape, got {shapes}")
+    total = images[0].copy()
+    for image in images[1:]:
+        total += image
+    total /= len(images)
+    return total
+
+
+def _smooth(image, sigma):
+    """Gaussian smoothing (float32); ``sigma == 0`` returns a float32 copy."""
+    image = np.asarray(image, dtype=np.float32)
+    if sigma <= 0:
+        return image.copy()
+    return ndi.gaussian_filter(image, sigma)
+
+
+def _otsu_threshold(values):
+    """Otsu threshold, or +inf for a constant image (nothing is foreground)."""
+    if values.size == 0 or values.min() == values.max():
+        return np.inf
+    return threshold_otsu(values)
+
+
+@dataclass(frozen=True)
+class OtsuForeground:
+    """Foreground where the smoothed serum is above its Otsu threshold.
+
+    Parameters
+    ----------
+    smoothing_sigma : float
+        Gaussian sigma in pixels applied before thresholding.
+    log_scale : bool
+        Threshold ``log1p`` of the (non-negative part of the) smoothed
+        serum, which splits the dim cytoplasm of uninfected cells from the
+        background better than the linear scale when infected cells are
+        much brighter.
+    """
+
+    smoothing_sigma: float = 2.0
+    log_scale: bool = True
+
+    def find(self, serum):
+        """Foreground mask of an (M, N) serum image.
+
+        Parameters
+        ----------
+        serum : (M, N) array
+
+        Returns
+        -------
+        (M, N) bool array
+        """
+        smoothed = _smooth(serum, self.smoothing_sigma)
+        if self.log_scale:
+            np.maximum(smoothed, 0, out=smoothed)
+            np.log1p(smoothed, out=smoothed)
+        return smoothed > _otsu_threshold(smoothed)
+
+
+@dataclass(frozen=True)
+class FixedThresholdForeground:
+    """Foreground where the smoothed serum is above a fixed intensity.
+
+    Parameters
+    ----------
+    threshold : float
+        Intensity (in the units of the serum image) above which a pixel is
+        foreground.
+    smoothing_sigma : float
+        Gaussian sigma in pixels applied before thresholding.
+    """
+
+    threshold: float
+    smoothing_sigma: float = 2.0
+
+    def find(self, serum):
+        """Foreground mask of an (M, N) serum image.
+
+        Parameters
+        ----------
+        serum : (M, N) array
+
+        Returns
+        -------
+        (M, N) bool array
+        """
+        return _smooth(serum, self.smoothing_sigma) > self.threshold
+
+
+def _distance_to_nuclei(nuclei):
+    """Euclidean distance (pixels, float32) of every pixel to the nearest nucleus."""
+    if not np.any(nuclei):
+        return np.zeros(nuclei.shape, dtype=np.float32)
+    return ndi.distance_transform_edt(nuclei == 0).astype(np.float32)
+
+
+def _normalised(image, mask):
+    """``image`` divided by its mean inside ``mask`` (1 = typical foreground)."""
+    scale = float(image[mask].mean()) if mask.any() else 0.0
+    if not np.isfinite(scale) or scale <= 0:
+        scale = float(np.abs(image).max()) or 1.0
+    return image / np.float32(scale)
+
+
+@dataclass(frozen=True)
+class DistanceHeightMap:
+    """Height = distance to the nearest nucleus: a Voronoi split inside the mask."""
+
+    def compute(self, nuclei, serum, mask):
+        """Height map for the watershed.
+
+        Parameters
+        ----------
+        nuclei : (M, N) int array
+            Nucleus labels (the markers).
+        serum : (M, N) array
+            Serum image (unused).
+        mask : (M, N) bool array
+            Foreground mask (unused).
+
+        Returns
+        -------
+        (M, N) float32 array
+        """
+        return _distance_to_nuclei(nuclei)
+
+
+@dataclass(frozen=True)
+class IntensityHeightMap:
+    """Height = inverted smoothed serum: cells grow from bright to dark.
+
+    Borders fall in the dark valleys between cells, so a bright (infected)
+    cell tends to swallow its dimmer neighbours.
+
+    Parameters
+    ----------
+    smoothing_sigma : float
+        Gaussian sigma in pixels.
+    """
+
+    smoothing_sigma: float = 1.0
+
+    def compute(self, nuclei, serum, mask):
+        """Height map for the watershed.
+
+        Parameters
+        ----------
+        nuclei : (M, N) int array
+            Nucleus labels (unused).
+        serum : (M, N) array
+            Serum image.
+        mask : (M, N) bool array
+            Foreground mask.
+
+        Returns
+        -------
+        (M, N) float32 array
+        """
+        return -_normalised(_smooth(serum, self.smoothing_sigma), mask)
+
+
+@dataclass(frozen=True)
+class PropagationHeightMap:
+    """Height = serum gradient + ``regularization`` x distance to the nuclei.
+
+    A fast watershed approximation of CellProfiler's Propagation: the serum
+    (divided by its mean foreground intensity) contributes its Gaussian
+    gradient magnitude (slope per pixel), so borders settle on intensity
+    edges, and the
+    distance in pixels to the nearest nucleus, weighted by
+    ``regularization``, keeps cells compact where there is no edge.
+    ``regularization -> 0`` is a gradient watershed, large values approach
+    :class:`DistanceHeightMap`.  Unlike CellProfiler it floods by height,
+    not by a path-integrated (geodesic) distance.
+
+    Parameters
+    ----------
+    regularization : float
+        Weight of the distance term, per pixel of distance.
+    smoothing_sigma : float
+        Gaussian sigma in pixels of the gradient filter.
+    """
+
+    regularization: float = 0.05
+    smoothing_sigma: float = 1.0
+
+    def compute(self, nuclei, serum, mask):
+        """Height map for the watershed.
+
+        Parameters
+        ----------
+        nuclei : (M, N) int array
+            Nucleus labels.
+        serum : (M, N) array
+            Serum image.
+        mask : (M, N) bool array
+            Foreground mask (sets the intensity scale).
+
+        Returns
+        -------
+        (M, N) float32 array
+        """
+        scaled = _normalised(np.asarray(serum, dtype=np.float32), mask)
+        gradient = ndi.gaussian_gradient_magnitude(scaled, self.smoothing_sigma)
+        distance = _distance_to_nuclei(nuclei)
+        distance *= np.float32(self.regularization)
+        return gradient + distance
+
+
+DEFAULT_FOREGROUND = OtsuForeground()
+DEFAULT_HEIGHT_MAP = DistanceHeightMap()
+
+
+def segment_cells(nuclei, serum, foreground=DEFAULT_FOREGROUND, height_map=DEFAULT_HEIGHT_MAP):
+    """Grow each nucleus into its cell inside the serum foreground.
+
+    Parameters
+    ----------
+    nuclei : (M, N) int array
+        Nucleus labels, 0 = background.
+    serum : (M, N) array or sequence of (M, N) arrays
+        Serum channel(s); several are averaged.
+    foreground : strategy with ``find(serum) -> (M, N) bool``
+        Foreground mask strategy, e.g. :class:`OtsuForeground`.
+    height_map : strategy with ``compute(nuclei, serum, mask) -> (M, N)``
+        Height map flooded by the watershed, e.g. :class:`DistanceHeightMap`.
+
+    Returns
+    -------
+    (M, N) int32 array
+        Cell labels: cell id == nucleus id, every nucleus has a cell
+        containing all its pixels, and every cell pixel is connected to its
+        nucleus inside the mask.
+
+    Examples
+    --------
+    >>> nuclei = np.zeros((1, 7), dtype=int)
+    >>> nuclei[0, 1], nuclei[0, 4] = 1, 2
+    >>> serum = np.array([[9, 9, 9, 9, 9, 9, 0]])
+    >>> segment_cells(nuclei, serum, FixedThresholdForeground(5, 0)).tolist()
+    [[1, 1, 1, 2, 2, 2, 0]]
+    """
+    nuclei = np.asarray(nuclei)
+    if not np.issubdtype(nuclei.dtype, np.integer):
+        raise ValueError(f"nuclei must be integer labels, got {nuclei.dtype}")
+    serum = mean_serum(serum)
+    if serum.shape != nuclei.shape:
+        raise ValueError(
+            f"serum shape {serum.shape} differs from nuclei shape {nuclei.shape}"
+        )
+    mask = foreground.find(serum)
+    mask |= nuclei > 0
+    height = height_map.compute(nuclei, serum, mask)
+    cells = watershed(height, markers=nuclei, mask=mask)
+    return cells.astype(np.int32, copy=False)

@@ -1,0 +1,75 @@
+"""Nucleus segmentation with a StarDist model (pure science code).
+
+The same :func:`normalize_percentile` is used for training
+(:mod:`antibodies.training.train_nuclei_model`) and for inference
+(:func:`segment_nuclei`), so the model always sees identically scaled input.
+This module imports neither luigi nor h5py; stardist/tensorflow are only
+touched through the ``model`` object handed in.
+"""
+import logging
+
+import numpy as np
+
+__all__ = ["normalize_percentile", "segment_nuclei"]
+
+logger = logging.getLogger(__name__)
+
+
+def normalize_percentile(image, low=1.0, high=99.8, eps=1e-20):
+    """Scale an image so its ``low``/``high`` percentiles map to 0 and 1.
+
+    Values outside the percentile range are not clipped (as in
+    ``csbdeep.utils.normalize``).
+
+    Parameters
+    ----------
+    image : numpy.ndarray
+        (M, N) image of any numeric dtype.
+    low, high : float
+        Percentiles (0-100) mapped to 0 and 1.
+    eps : float
+        Guard against division by zero for constant images.
+
+    Returns
+    -------
+    numpy.ndarray
+        (M, N) float32 normalised image.
+    """
+    image = np.asarray(image, dtype=np.float32)
+    low_value, high_value = np.percentile(image, (low, high))
+    return ((image - low_value) / (high_value - low_value + eps)).astype(np.float32)
+
+
+def segment_nuclei(model, image, prob_thresh=None, nms_thresh=None, normalizer=normalize_percentile,
+                   n_tiles=None):
+    """Segment nuclei in one 2D image with a StarDist2D model.
+
+    Parameters
+    ----------
+    model : stardist.models.StarDist2D
+        Loaded model (e.g. from :func:`antibodies.models.load_stardist_model`).
+    image : numpy.ndarray
+        (M, N) nuclei channel (e.g. DAPI), raw camera counts.
+    prob_thresh, nms_thresh : float, optional
+        Detection thresholds; ``None`` uses the model's optimised thresholds
+        (``thresholds.json`` in the model folder).
+    normalizer : callable
+        Maps the raw (M, N) image to the float image the model was trained
+        on; defaults to :func:`normalize_percentile` (1, 99.8).
+    n_tiles : tuple of int, optional
+        Tiling for very large images, passed to ``predict_instances``.
+
+    Returns
+    -------
+    numpy.ndarray
+        (M, N) int32 label image, 0 background, nuclei 1..K.
+    """
+    image = np.asarray(image)
+    if image.ndim != 2:
+        raise ValueError(f"segment_nuclei expects an (M, N) image, got shape {image.shape}")
+    normalized = normalizer(image) if normalizer is not None else image.astype(np.float32)
+    labels, details = model.predict_instances(normalized, axes="YX", prob_thresh=prob_thresh,
+                                              nms_thresh=nms_thresh, n_tiles=n_tiles,
+                                              show_tile_progress=False, verbose=False)
+    logger.debug("segmented %d nuclei in an image of shape %s", len(details["points"]), image.shape)
+    return labels.astype(np.int32, copy=False)

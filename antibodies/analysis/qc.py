@@ -1,0 +1,412 @@
+"""Quality-control rules for cells, images and wells.
+
+Each rule is a small frozen dataclass with one ``flag`` method returning, per
+row of a table, a readable outlier type such as ``"too few cells (7 < 10)"``
+or ``""`` when the row passes.  Two kinds exist:
+
+table rules, ``flag(table) -> Series``
+    `CellSizeQC` (cell tables, column ``sizes``), `CellCountQC` (image tables,
+    column ``n_cells``), `ControlCellCountQC` (well tables, ``n_control``),
+    `ManualOutlierQC` (image tables, ``image_name``).
+serum rules, ``flag(table, serum, background) -> Series``
+    `MinInfectedIntensityQC` and `FixedMinInfectedIntensityQC`, reading
+    ``<serum>_median_infected`` (background-subtracted).
+
+`NoQC` is the no-op rule of either kind.  Rules are picked by config name from
+``QC_RULES`` (see `make_qc_rule`); the types of several rules are joined with
+``"; "`` (`combine_outlier_types`).  All comparisons are strict: a value equal
+to a limit passes.
+"""
+
+import logging
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+
+import pandas as pd
+
+__all__ = [
+    "PASSED",
+    "CellSizeQC",
+    "CellCountQC",
+    "ControlCellCountQC",
+    "ManualOutlierQC",
+    "MinInfectedIntensityQC",
+    "FixedMinInfectedIntensityQC",
+    "NoQC",
+    "QC_RULES",
+    "DEFAULT_INFECTED_INTENSITY_MINIMA",
+    "DEFAULT_CELL_RULES",
+    "DEFAULT_IMAGE_RULES",
+    "DEFAULT_WELL_RULES",
+    "DEFAULT_SERUM_RULES",
+    "make_qc_rule",
+    "manual_outlier_names",
+    "combine_outlier_types",
+    "outlier_types",
+    "serum_outlier_types",
+    "flag_table",
+    "flag_cells",
+    "flag_images",
+]
+
+logger = logging.getLogger(__name__)
+
+PASSED = ""
+"""Outlier type of a row that passes every rule."""
+
+
+def _text(value):
+    return f"{value:g}"
+
+
+def _flag_range(values, minimum, maximum, low, high, unit=""):
+    """Outlier types for values outside ``[minimum, maximum]`` (None = unbounded).
+
+    Examples
+    --------
+    >>> _flag_range(pd.Series([5, 20, 50]), 10, 40, "too few", "too many").tolist()
+    ['too few (5 < 10)', '', 'too many (50 > 40)']
+    """
+    def describe(value):
+        if minimum is not None and value < minimum:
+            return f"{low} ({_text(value)} < {_text(minimum)}{unit})"
+        if maximum is not None and value > maximum:
+            return f"{high} ({_text(value)} > {_text(maximum)}{unit})"
+        return PASSED
+    return pd.Series([describe(v) for v in values], index=values.index, dtype=str)
+
+
+def _passed(table):
+    return pd.Series(PASSED, index=table.index, dtype=str)
+
+
+@dataclass(frozen=True)
+class CellSizeQC:
+    """Cells with ``sizes`` outside ``[min_size, max_size]`` pixels are outliers.
+
+    Examples
+    --------
+    >>> CellSizeQC().flag(pd.DataFrame({"sizes": [249, 250, 12501]})).tolist()
+    ['too small (249 < 250 px)', '', 'too large (12501 > 12500 px)']
+    """
+
+    min_size: float = 250
+    max_size: float = 12500
+
+    def flag(self, table):
+        """Return per-row outlier types of a cell table."""
+        return _flag_range(table["sizes"], self.min_size, self.max_size,
+                           "too small", "too large", " px")
+
+
+@dataclass(frozen=True)
+class CellCountQC:
+    """Images with fewer than ``min_cells`` or more than ``max_cells`` cells are outliers.
+
+    ``column`` holds the number of non-outlier cells.
+
+    Examples
+    --------
+    >>> CellCountQC().flag(pd.DataFrame({"n_cells": [7, 10, 1001]})).tolist()
+    ['too few cells (7 < 10)', '', 'too many cells (1001 > 1000)']
+    """
+
+    min_cells: int = 10
+    max_cells: int = 1000
+    column: str = "n_cells"
+
+    def flag(self, table):
+        """Return per-row outlier types of an image table."""
+        return _flag_range(table[self.column], self.min_cells, self.max_cells,
+                           "too few cells", "too many cells")
+
+
+@dataclass(frozen=True)
+class ControlCellCountQC:
+    """Rows with fewer than ``min_control_cells`` control cells are outliers.
+
+    Examples
+    --------
+    >>> ControlCellCountQC().flag(pd.DataFrame({"n_control": [99, 100]})).tolist()
+    ['too few control cells (99 < 100)', '']
+    """
+
+    min_control_cells: int = 100
+    column: str = "n_control"
+
+    def flag(self, table):
+        """Return per-row outlier types of a well (or image) table."""
+        return _flag_range(table[self.column], self.min_control_cells, None,
+                           "too few control cells", "")
+
+
+def _stem(name):
+    return os.path.splitext(os.path.basename(str(name)))[0]
+
+
+def manual_outlier_names(table):
+    """Image names marked as outliers in a manual outlier table.
+
+    Parameters
+    ----------
+    table : pandas.DataFrame
+        Columns ``filename, label``; ``label == 1`` marks an outlier (any
+        other label, e.g. 0 or -1, does not).
+
+    Returns
+    -------
+    frozenset of str
+        Each outlier filename as given and without directory and extension.
+
+    Examples
+    --------
+    >>> sorted(manual_outlier_names(pd.DataFrame({"filename": ["a.h5", "b.h5"], "label": [1, 0]})))
+    ['a', 'a.h5']
+    """
+    names = table.loc[table["label"] == 1, "filename"].astype(str)
+    return frozenset(names) | frozenset(_stem(name) for name in names)
+
+
+@dataclass(frozen=True)
+class ManualOutlierQC:
+    """Images listed as manual outliers (see `manual_outlier_names`).
+
+    An image matches when its ``image_name`` or its name without extension
+    is in ``names``.
+
+    Examples
+    --------
+    >>> rule = ManualOutlierQC(frozenset({"a", "a.tif"}))
+    >>> rule.flag(pd.DataFrame({"image_name": ["a", "b"]})).tolist()
+    ['manual outlier', '']
+    """
+
+    names: frozenset = frozenset()
+
+    def flag(self, table):
+        """Return per-row outlier types of an image table."""
+        names = self.names
+        return pd.Series(["manual outlier" if (n in names or _stem(n) in names) else PASSED
+                          for n in table["image_name"].astype(str)],
+                         index=table.index, dtype=str)
+
+
+def _infected_column(serum):
+    return f"{serum}_median_infected"
+
+
+def _flag_below(values, limit, describe_limit):
+    def describe(value):
+        if value < limit:
+            return f"median infected intensity too low ({_text(value)} < {describe_limit})"
+        return PASSED
+    return pd.Series([describe(v) for v in values], index=values.index, dtype=str)
+
+
+@dataclass(frozen=True)
+class MinInfectedIntensityQC:
+    """Rows whose median infected serum intensity is below ``factor`` x background MAD.
+
+    The intensity is background-subtracted (column ``<serum>_median_infected``).
+    A NaN MAD or NaN intensity flags nothing.
+
+    Examples
+    --------
+    >>> from antibodies.analysis.background import BackgroundStats
+    >>> table = pd.DataFrame({"serum_IgG_median_infected": [29.0, 30.0]})
+    >>> MinInfectedIntensityQC().flag(table, "serum_IgG", BackgroundStats(100.0, 10.0)).tolist()
+    ['median infected intensity too low (29 < 30 = 3 x background MAD 10)', '']
+    """
+
+    factor: float = 3.0
+
+    def flag(self, table, serum, background):
+        """Return per-row outlier types for one serum."""
+        limit = self.factor * background.mad
+        text = f"{_text(limit)} = {_text(self.factor)} x background MAD {_text(background.mad)}"
+        return _flag_below(table[_infected_column(serum)], limit, text)
+
+
+DEFAULT_INFECTED_INTENSITY_MINIMA = {"serum_IgG": 301.23, "serum_IgA": 392.76}
+"""Default fixed minima of the median infected intensity, per serum channel."""
+
+
+@dataclass(frozen=True)
+class FixedMinInfectedIntensityQC:
+    """Rows whose median infected serum intensity is below a fixed per-serum minimum.
+
+    Sera without a minimum pass.
+
+    Examples
+    --------
+    >>> table = pd.DataFrame({"serum_IgG_median_infected": [301.0, 301.23]})
+    >>> FixedMinInfectedIntensityQC().flag(table, "serum_IgG", None).tolist()
+    ['median infected intensity too low (301 < 301.23)', '']
+    """
+
+    minima: Mapping = field(default_factory=lambda: dict(DEFAULT_INFECTED_INTENSITY_MINIMA))
+
+    def flag(self, table, serum, background=None):
+        """Return per-row outlier types for one serum."""
+        if serum not in self.minima:
+            return _passed(table)
+        minimum = self.minima[serum]
+        return _flag_below(table[_infected_column(serum)], minimum, _text(minimum))
+
+
+@dataclass(frozen=True)
+class NoQC:
+    """No-op rule of either kind: every row passes."""
+
+    def flag(self, table, *args):
+        """Return ``""`` for every row."""
+        return _passed(table)
+
+
+QC_RULES = {
+    "cell_size": CellSizeQC,
+    "cell_count": CellCountQC,
+    "control_cells": ControlCellCountQC,
+    "manual": ManualOutlierQC,
+    "infected_intensity": MinInfectedIntensityQC,
+    "fixed_infected_intensity": FixedMinInfectedIntensityQC,
+    "none": NoQC,
+}
+"""QC rules keyed by their config name."""
+
+DEFAULT_CELL_RULES = (CellSizeQC(),)
+DEFAULT_IMAGE_RULES = (CellCountQC(),)
+DEFAULT_WELL_RULES = (ControlCellCountQC(),)
+DEFAULT_SERUM_RULES = (MinInfectedIntensityQC(), FixedMinInfectedIntensityQC())
+
+
+def make_qc_rule(name, **options):
+    """Build a QC rule from its config name.
+
+    Parameters
+    ----------
+    name : str
+        A key of ``QC_RULES``.
+    **options
+        Passed to the rule, e.g. ``min_cells=20`` or ``names=...`` for
+        ``"manual"`` (a list is turned into a frozenset).
+
+    Examples
+    --------
+    >>> make_qc_rule("cell_count", min_cells=20)
+    CellCountQC(min_cells=20, max_cells=1000, column='n_cells')
+    """
+    try:
+        cls = QC_RULES[name]
+    except KeyError:
+        raise ValueError(f"unknown QC rule {name!r}; choose from {sorted(QC_RULES)}") from None
+    if "names" in options:
+        options["names"] = frozenset(options["names"])
+    return cls(**options)
+
+
+def combine_outlier_types(*types):
+    """Join per-row outlier types, skipping passes, with ``"; "``.
+
+    Parameters
+    ----------
+    *types : pandas.Series of str
+        Same index each.
+
+    Returns
+    -------
+    pandas.Series of str
+
+    Examples
+    --------
+    >>> a, b = pd.Series(["x", "", ""]), pd.Series(["y", "z", ""])
+    >>> combine_outlier_types(a, b).tolist()
+    ['x; y', 'z', '']
+    """
+    if not types:
+        raise ValueError("combine_outlier_types needs at least one series")
+    rows = zip(*(t.tolist() for t in types))
+    joined = ["; ".join(t for t in row if t) for row in rows]
+    return pd.Series(joined, index=types[0].index, dtype=str)
+
+
+def outlier_types(table, rules):
+    """Combined outlier types of table rules (``""`` for every row when no rule)."""
+    return combine_outlier_types(_passed(table), *(rule.flag(table) for rule in rules))
+
+
+def serum_outlier_types(table, serum, background, rules):
+    """Combined outlier types of serum rules for one serum."""
+    return combine_outlier_types(_passed(table),
+                                 *(rule.flag(table, serum, background) for rule in rules))
+
+
+def flag_table(table, rules, keys=()):
+    """Apply table rules and return key columns with the outcome.
+
+    Parameters
+    ----------
+    table : pandas.DataFrame
+    rules : sequence of table rules
+    keys : sequence of str
+        Columns of ``table`` copied to the result.
+
+    Returns
+    -------
+    pandas.DataFrame
+        ``keys`` then ``is_outlier`` (bool) and ``outlier_type`` (str).
+    """
+    types = outlier_types(table, rules)
+    result = table.loc[:, list(keys)].copy()
+    result["is_outlier"] = (types != PASSED).to_numpy(dtype=bool)
+    result["outlier_type"] = types
+    return result
+
+
+def flag_cells(cell_table, rules=DEFAULT_CELL_RULES):
+    """Flag outlier cells.
+
+    Parameters
+    ----------
+    cell_table : pandas.DataFrame
+        Per-cell features with ``label_id`` and ``sizes``.
+    rules : sequence of table rules
+
+    Returns
+    -------
+    pandas.DataFrame
+        Columns ``label_id, is_outlier, outlier_type``.
+
+    Examples
+    --------
+    >>> cells = pd.DataFrame({"label_id": [1, 2], "sizes": [100, 300]})
+    >>> flag_cells(cells).is_outlier.tolist()
+    [True, False]
+    """
+    return flag_table(cell_table, rules, ("label_id",))
+
+
+def flag_images(image_table, rules=DEFAULT_IMAGE_RULES):
+    """Flag outlier images.
+
+    Parameters
+    ----------
+    image_table : pandas.DataFrame
+        One row per image with ``image_name`` and ``n_cells`` (non-outlier
+        cells), plus what other rules read.
+    rules : sequence of table rules
+        E.g. ``(CellCountQC(), ManualOutlierQC(names))``.
+
+    Returns
+    -------
+    pandas.DataFrame
+        Columns ``image_name, is_outlier, outlier_type``.
+
+    Examples
+    --------
+    >>> images = pd.DataFrame({"image_name": ["a", "b"], "n_cells": [7, 50]})
+    >>> flag_images(images).outlier_type.tolist()
+    ['too few cells (7 < 10)', '']
+    """
+    return flag_table(image_table, rules, ("image_name",))

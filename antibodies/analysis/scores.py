@@ -1,0 +1,451 @@
+"""Per-image and per-well antibody scores.
+
+For a serum channel ``S`` and a pool of valid cells (one image, or all
+non-outlier images of a well), with ``I`` / ``C`` the background-subtracted
+per-cell mean intensities (``means - background.median``) of infected /
+control cells:
+
+``S_score``
+    ``median(I) / median(C)``
+``S_robust_z_score``
+    ``(median(I) - median(C)) / mad(C)`` with the *unscaled*
+    ``mad(C) = median(|C - median(C)|)`` (no 1.4826 factor)
+``S_ratio_of_means``
+    ``mean(I) / mean(C)``
+``S_median_infected``, ``S_median_control``, ``S_mad_control``
+    the ingredients above.
+
+Empty pools give NaN; a zero denominator gives +-inf or NaN (IEEE).  Rows that
+are outliers for ``S`` get NaN in the three score columns; the ingredients
+and cell counts are kept for diagnosis.  QC outlier cells (neither infected
+nor control in the infection table) never enter a pool.  Memory grows with
+the number of cells: a well keeps only its valid cells' means and sizes.
+"""
+
+import itertools
+import logging
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import NamedTuple
+
+import numpy as np
+import pandas as pd
+
+from antibodies.analysis.qc import (
+    DEFAULT_SERUM_RULES, DEFAULT_WELL_RULES, PASSED, combine_outlier_types, outlier_types,
+    serum_outlier_types)
+
+__all__ = [
+    "ImageCells",
+    "PlateScores",
+    "SCORE_STATISTICS",
+    "SERUM_STATISTICS",
+    "CELL_COLUMNS",
+    "DEFAULT_POSITIVE_CUTOFFS",
+    "compare_intensities",
+    "cell_frame",
+    "summarize_cells",
+    "score_plate",
+    "score_images",
+    "score_wells",
+    "call_positive",
+    "sera_in",
+    "split_by_serum",
+]
+
+logger = logging.getLogger(__name__)
+
+SCORE_STATISTICS = ("score", "robust_z_score", "ratio_of_means")
+"""Per-serum columns set to NaN for outliers."""
+
+SERUM_STATISTICS = SCORE_STATISTICS + ("median_infected", "median_control", "mad_control")
+"""Per-serum statistic columns, each prefixed with ``<serum>_``."""
+
+CELL_COLUMNS = ("n_cells", "n_infected", "n_control", "fraction_infected",
+                "cell_size_median", "cell_size_mean", "cell_size_min", "cell_size_max")
+"""Serum-independent columns of a pool of valid cells."""
+
+DEFAULT_POSITIVE_CUTOFFS = {"serum_IgG": 1.3, "serum_IgA": 1.39, "serum_IgM": 1.27}
+"""Default ``<serum>_score`` cut-offs above which a sample is positive."""
+
+_FLAG_COLUMNS = ("is_outlier", "outlier_type")
+
+
+@dataclass(frozen=True)
+class ImageCells:
+    """Per-cell input of one image.
+
+    Attributes
+    ----------
+    image_name, site_name, well_name : str
+    tables : Mapping[str, pandas.DataFrame]
+        Channel -> per-cell features (``label_id, means, sizes, ...``); every
+        scored serum must be present.
+    infection : pandas.DataFrame
+        ``label_id, is_infected, is_control`` from
+        `antibodies.analysis.infection.classify_infected`.
+    """
+
+    image_name: str
+    site_name: str
+    well_name: str
+    tables: Mapping
+    infection: pd.DataFrame
+
+
+class PlateScores(NamedTuple):
+    """Image and well score tables of a plate."""
+
+    images: pd.DataFrame
+    wells: pd.DataFrame
+
+
+def _median(values):
+    return np.median(values) if values.size else np.float64(np.nan)
+
+
+def _mean(values):
+    return np.mean(values) if values.size else np.float64(np.nan)
+
+
+def compare_intensities(infected, control):
+    """Compare background-subtracted intensities of infected and control cells.
+
+    Parameters
+    ----------
+    infected, control : (N,) array_like of float
+        Background-subtracted per-cell mean intensities.
+
+    Returns
+    -------
+    dict
+        ``score, robust_z_score, ratio_of_means, median_infected,
+        median_control, mad_control`` (floats; NaN for empty inputs).
+
+    Examples
+    --------
+    >>> stats = compare_intensities([30.0, 40.0, 50.0], [10.0, 20.0, 30.0])
+    >>> stats["score"], stats["robust_z_score"], stats["ratio_of_means"], stats["mad_control"]
+    (2.0, 2.0, 2.0, 10.0)
+    """
+    infected = np.asarray(infected, dtype=float)
+    control = np.asarray(control, dtype=float)
+    median_infected, median_control = _median(infected), _median(control)
+    mad_control = _median(np.abs(control - median_control))
+    with np.errstate(divide="ignore", invalid="ignore"):
+        stats = {
+            "score": median_infected / median_control,
+            "robust_z_score": (median_infected - median_control) / mad_control,
+            "ratio_of_means": _mean(infected) / _mean(control),
+            "median_infected": median_infected,
+            "median_control": median_control,
+            "mad_control": mad_control,
+        }
+    return {key: float(value) for key, value in stats.items()}
+
+
+def _indexed(table, image_name, what):
+    indexed = table.set_index("label_id")
+    if not indexed.index.is_unique:
+        raise ValueError(f"{what} of image {image_name!r} has duplicate label_id")
+    return indexed
+
+
+def cell_frame(record, sera):
+    """Valid cells of one image with their infection call, size and serum means.
+
+    Parameters
+    ----------
+    record : ImageCells
+    sera : sequence of str
+
+    Returns
+    -------
+    pandas.DataFrame
+        Index ``label_id``; columns ``is_infected, is_control, sizes`` and one
+        column of raw means per serum; only cells that are infected or
+        control (QC outlier cells dropped).
+    """
+    infection = _indexed(record.infection, record.image_name, "infection table")
+    cells = infection[["is_infected", "is_control"]].astype(bool)
+    size_source = record.tables[sera[0]] if sera else next(iter(record.tables.values()), None)
+    sizes = (_indexed(size_source, record.image_name, "feature table")["sizes"]
+             if size_source is not None else pd.Series(np.nan, index=cells.index))
+    columns = {"sizes": sizes}
+    for serum in sera:
+        columns[serum] = _indexed(record.tables[serum], record.image_name, serum)["means"]
+    for name, column in columns.items():
+        if not column.index.sort_values().equals(cells.index.sort_values()):
+            raise ValueError(f"{name!r} labels of image {record.image_name!r} "
+                             "differ from the infection table")
+        cells[name] = column.reindex(cells.index).to_numpy(dtype=float)
+    return cells[cells["is_infected"] | cells["is_control"]]
+
+
+def summarize_cells(cells, sera, backgrounds):
+    """Counts, size statistics and per-serum statistics of a pool of valid cells.
+
+    Parameters
+    ----------
+    cells : pandas.DataFrame
+        As returned by `cell_frame` (possibly concatenated over images).
+    sera : sequence of str
+    backgrounds : Mapping[str, BackgroundStats]
+        Plate background per serum; its median is subtracted from the means.
+
+    Returns
+    -------
+    dict
+        ``CELL_COLUMNS`` and ``<serum>_<statistic>`` for ``SERUM_STATISTICS``.
+    """
+    infected = cells["is_infected"].to_numpy(dtype=bool)
+    control = cells["is_control"].to_numpy(dtype=bool)
+    sizes = cells["sizes"].to_numpy(dtype=float)
+    n_cells = int(infected.sum() + control.sum())
+    row = {
+        "n_cells": n_cells,
+        "n_infected": int(infected.sum()),
+        "n_control": int(control.sum()),
+        "fraction_infected": infected.sum() / n_cells if n_cells else np.nan,
+        "cell_size_median": float(_median(sizes)),
+        "cell_size_mean": float(_mean(sizes)),
+        "cell_size_min": float(sizes.min()) if sizes.size else np.nan,
+        "cell_size_max": float(sizes.max()) if sizes.size else np.nan,
+    }
+    for serum in sera:
+        values = cells[serum].to_numpy(dtype=float) - backgrounds[serum].median
+        stats = compare_intensities(values[infected], values[control])
+        row.update({f"{serum}_{key}": value for key, value in stats.items()})
+    return row
+
+
+def _serum_columns(serum):
+    return [f"{serum}_{s}" for s in SERUM_STATISTICS] + [f"{serum}_{c}" for c in _FLAG_COLUMNS]
+
+
+def _add_flags(table, overall, sera, backgrounds, serum_rules):
+    """Add overall and per-serum outlier columns; NaN the scores of outliers."""
+    table["is_outlier"] = (overall != PASSED).to_numpy(dtype=bool)
+    table["outlier_type"] = overall
+    for serum in sera:
+        types = combine_outlier_types(
+            overall, serum_outlier_types(table, serum, backgrounds[serum], serum_rules))
+        is_outlier = (types != PASSED).to_numpy(dtype=bool)
+        table[f"{serum}_is_outlier"] = is_outlier
+        table[f"{serum}_outlier_type"] = types
+        table.loc[is_outlier, [f"{serum}_{s}" for s in SCORE_STATISTICS]] = np.nan
+    return table
+
+
+def _frame(rows, keys, sera):
+    columns = list(keys) + list(CELL_COLUMNS) + [
+        f"{serum}_{s}" for serum in sera for s in SERUM_STATISTICS]
+    return pd.DataFrame(rows, columns=columns)
+
+
+def _ordered(table, keys, sera):
+    columns = list(keys) + list(_FLAG_COLUMNS) + list(CELL_COLUMNS)
+    return table[columns + [c for serum in sera for c in _serum_columns(serum)]]
+
+
+def _image_outliers(image_flags):
+    """Image name -> outlier type of the flagged images."""
+    if image_flags is None:
+        return {}
+    flagged = image_flags[image_flags["is_outlier"].astype(bool)]
+    return {name: (kind if isinstance(kind, str) and kind else "outlier")
+            for name, kind in zip(flagged["image_name"], flagged["outlier_type"])}
+
+
+def _detect_sera(records, sera):
+    """Peek the first record for ``serum*`` channels when ``sera`` is None."""
+    records = iter(records)
+    if sera is not None:
+        return records, tuple(sera)
+    first = next(records, None)
+    if first is None:
+        return iter(()), ()
+    found = tuple(ch for ch in first.tables if ch.startswith("serum"))
+    return itertools.chain([first], records), found
+
+
+_IMAGE_KEYS = ("image_name", "site_name", "well_name")
+_WELL_KEYS = ("well_name", "n_images", "n_outlier_images")
+
+
+def _image_table(rows, outliers, sera, backgrounds, serum_rules):
+    table = _frame(rows, _IMAGE_KEYS, sera)
+    overall = pd.Series([outliers.get(name, PASSED) for name in table["image_name"]],
+                        index=table.index, dtype=str)
+    table = _add_flags(table, overall, sera, backgrounds, serum_rules)
+    return _ordered(table, _IMAGE_KEYS, sera)
+
+
+def _well_table(pools, counts, sera, backgrounds, well_rules, serum_rules):
+    rows = []
+    for well in sorted(counts):
+        parts = pools.get(well, [])
+        cells = pd.concat(parts) if parts else _empty_cells(sera)
+        n_images, n_outliers = counts[well]
+        rows.append({"well_name": well, "n_images": n_images, "n_outlier_images": n_outliers,
+                     **summarize_cells(cells, sera, backgrounds)})
+    table = _frame(rows, _WELL_KEYS, sera)
+    table = _add_flags(table, outlier_types(table, well_rules), sera, backgrounds, serum_rules)
+    return _ordered(table, _WELL_KEYS, sera)
+
+
+def _empty_cells(sera):
+    return pd.DataFrame({"is_infected": pd.Series(dtype=bool), "is_control": pd.Series(dtype=bool),
+                         "sizes": pd.Series(dtype=float),
+                         **{serum: pd.Series(dtype=float) for serum in sera}})
+
+
+def score_plate(records, backgrounds, sera=None, image_flags=None, image_serum_rules=(),
+                well_rules=DEFAULT_WELL_RULES, well_serum_rules=DEFAULT_SERUM_RULES):
+    """Image and well score tables of a plate in one pass over its images.
+
+    Parameters
+    ----------
+    records : Iterable[ImageCells]
+        One record per image; consumed once.
+    backgrounds : Mapping[str, BackgroundStats]
+        Plate background per serum channel.
+    sera : sequence of str, optional
+        Serum channels to score; default: the channels of the first record
+        whose name starts with ``"serum"``.  Only these get columns.
+    image_flags : pandas.DataFrame, optional
+        ``image_name, is_outlier, outlier_type`` (e.g. from
+        `antibodies.analysis.qc.flag_images`).  Outlier images get NaN scores
+        and are left out of their well's pool; unlisted images are valid.
+    image_serum_rules : sequence of serum rules
+        Per-serum rules applied to the image table (none by default).
+    well_rules : sequence of table rules
+        Applied to the well table (default: at least 100 control cells).
+    well_serum_rules : sequence of serum rules
+        Per-serum rules applied to the well table (default: median infected
+        intensity at least 3 x background MAD and the fixed IgG/IgA minima).
+
+    Returns
+    -------
+    PlateScores
+        ``images``: ``image_name, site_name, well_name, is_outlier,
+        outlier_type``, ``CELL_COLUMNS``, then per serum
+        ``<S>_score, <S>_robust_z_score, <S>_ratio_of_means,
+        <S>_median_infected, <S>_median_control, <S>_mad_control,
+        <S>_is_outlier, <S>_outlier_type``; rows in record order.
+        ``wells``: ``well_name, n_images, n_outlier_images`` then the same
+        columns, pooled over the well's non-outlier images; sorted by well.
+        A serum's outlier type includes the overall one.
+    """
+    records, sera = _detect_sera(records, sera)
+    outliers = _image_outliers(image_flags)
+    rows, pools, counts = [], {}, {}
+    for record in records:
+        cells = cell_frame(record, sera)
+        rows.append({"image_name": record.image_name, "site_name": record.site_name,
+                     "well_name": record.well_name, **summarize_cells(cells, sera, backgrounds)})
+        n_images, n_outliers = counts.get(record.well_name, (0, 0))
+        is_outlier = record.image_name in outliers
+        counts[record.well_name] = (n_images + 1, n_outliers + is_outlier)
+        if not is_outlier:
+            pools.setdefault(record.well_name, []).append(cells)
+    images = _image_table(rows, outliers, sera, backgrounds, image_serum_rules)
+    wells = _well_table(pools, counts, sera, backgrounds, well_rules, well_serum_rules)
+    return PlateScores(images, wells)
+
+
+def score_images(records, backgrounds, sera=None, image_flags=None, serum_rules=()):
+    """Image score table; see `score_plate` (its ``images``)."""
+    records, sera = _detect_sera(records, sera)
+    outliers = _image_outliers(image_flags)
+    rows = [{"image_name": r.image_name, "site_name": r.site_name, "well_name": r.well_name,
+             **summarize_cells(cell_frame(r, sera), sera, backgrounds)} for r in records]
+    return _image_table(rows, outliers, sera, backgrounds, serum_rules)
+
+
+def score_wells(records, backgrounds, sera=None, image_flags=None,
+                well_rules=DEFAULT_WELL_RULES, serum_rules=DEFAULT_SERUM_RULES):
+    """Well score table; see `score_plate` (its ``wells``)."""
+    return score_plate(records, backgrounds, sera, image_flags, (),
+                       well_rules, serum_rules).wells
+
+
+def sera_in(table):
+    """Serum channels with columns in a score table, in column order.
+
+    Examples
+    --------
+    >>> sera_in(pd.DataFrame(columns=["outlier_type", "serum_IgG_outlier_type"]))
+    ['serum_IgG']
+    """
+    suffix = "_outlier_type"
+    return [c[:-len(suffix)] for c in table.columns if c.endswith(suffix) and c != "outlier_type"]
+
+
+def call_positive(table, cutoffs=DEFAULT_POSITIVE_CUTOFFS):
+    """Add ``<S>_is_positive`` after ``<S>_score`` for each scored serum with a cut-off.
+
+    Parameters
+    ----------
+    table : pandas.DataFrame
+        A score table.
+    cutoffs : Mapping[str, float]
+        Serum channel -> cut-off; a score strictly above it is positive.
+
+    Returns
+    -------
+    pandas.DataFrame
+        A copy with nullable-boolean ``<S>_is_positive`` columns: ``<NA>``
+        where the score is NaN (e.g. outliers).
+
+    Examples
+    --------
+    >>> table = pd.DataFrame({"serum_IgG_score": [1.3, 1.31, np.nan],
+    ...                       "serum_IgG_outlier_type": ["", "", "x"]})
+    >>> call_positive(table)["serum_IgG_is_positive"].tolist()
+    [False, True, <NA>]
+    """
+    table = table.copy()
+    for serum in sera_in(table):
+        if serum not in cutoffs:
+            continue
+        score = table[f"{serum}_score"]
+        positive = pd.array(score > cutoffs[serum], dtype="boolean")
+        positive[score.isna().to_numpy()] = pd.NA
+        table.insert(table.columns.get_loc(f"{serum}_score") + 1, f"{serum}_is_positive", positive)
+    return table
+
+
+def split_by_serum(table):
+    """Per-serum views of a score table with the serum prefix dropped.
+
+    Parameters
+    ----------
+    table : pandas.DataFrame
+        A score table (image or well).
+
+    Returns
+    -------
+    dict of str -> pandas.DataFrame
+        Serum -> its serum-independent columns (minus the overall
+        ``is_outlier, outlier_type``) followed by ``score, robust_z_score,
+        ..., is_outlier, outlier_type`` of that serum.
+
+    Examples
+    --------
+    >>> table = pd.DataFrame({"well_name": ["A01"], "is_outlier": [True],
+    ...     "outlier_type": ["x"], "serum_IgG_score": [np.nan],
+    ...     "serum_IgG_is_outlier": [True], "serum_IgG_outlier_type": ["x"]})
+    >>> split_by_serum(table)["serum_IgG"].columns.tolist()
+    ['well_name', 'score', 'is_outlier', 'outlier_type']
+    """
+    sera = sera_in(table)
+    prefixes = tuple(f"{serum}_" for serum in sera)
+    common = [c for c in table.columns
+              if not c.startswith(prefixes) and c not in _FLAG_COLUMNS]
+    result = {}
+    for serum in sera:
+        own = [c for c in table.columns if c.startswith(f"{serum}_")]
+        result[serum] = table[common + own].rename(
+            columns={c: c[len(serum) + 1:] for c in own})
+    return result

@@ -1,0 +1,407 @@
+"""Synthetic fluorescence nuclei: shapes, placement, shading and whole images.
+
+The same building blocks serve two purposes:
+
+* the plate renderer (:mod:`antibodies.synthetic.plate`) paints one nucleus
+  inside each synthetic Vero cell, and
+* the nucleus-model training (:mod:`antibodies.training.train_nuclei_model`)
+  draws many small nuclei-only images in widely varying *styles* (sizes,
+  densities, textures, brightness ranges, blur, background and noise) with
+  :func:`render_nuclei_image`.
+
+A nucleus is an ellipse whose boundary radius is perturbed by a few
+low-frequency harmonics, so shapes range from clean ellipses to slightly
+kidney-like or lumpy outlines.  Nuclei never overlap: a nucleus painted next
+to an existing one may only claim free pixels, which produces touching nuclei
+with a shared straight-ish border, as in real dense cultures.
+"""
+import logging
+import math
+
+import numpy as np
+from scipy import ndimage as ndi
+
+__all__ = [
+    "smooth_noise",
+    "nucleus_footprint",
+    "paint_nuclei",
+    "shade_nuclei",
+    "random_nuclei_style",
+    "place_nucleus_centers",
+    "render_nuclei_image",
+]
+
+logger = logging.getLogger(__name__)
+
+
+def smooth_noise(shape, sigma, rng):
+    """Return a zero-mean, unit-variance Gaussian random field.
+
+    Parameters
+    ----------
+    shape : tuple of int
+        Output shape (M, N).
+    sigma : float
+        Correlation length in pixels (Gaussian filter sigma).  Large sigmas
+        are computed on a down-sampled grid and interpolated, so the cost
+        stays roughly constant.
+    rng : numpy.random.Generator
+        Random source.
+
+    Returns
+    -------
+    numpy.ndarray
+        (M, N) float32 field.
+    """
+    factor = max(1, int(sigma // 2))
+    small_shape = tuple(int(math.ceil(s / factor)) + 2 for s in shape)
+    field = rng.standard_normal(small_shape).astype(np.float32)
+    field = ndi.gaussian_filter(field, sigma / factor, mode="wrap")
+    if factor > 1:
+        field = ndi.zoom(field, factor, order=1, prefilter=False)
+    field = field[: shape[0], : shape[1]]
+    std = float(field.std())
+    return (field - field.mean()) / (std if std > 0 else 1.0)
+
+
+def nucleus_footprint(semi_major, semi_minor, angle, irregularity, rng, offset=(0.0, 0.0)):
+    """Return the normalised radial coordinate of one irregular ellipse.
+
+    Parameters
+    ----------
+    semi_major, semi_minor : float
+        Semi-axes in pixels.
+    angle : float
+        Orientation of the major axis in radians.
+    irregularity : float
+        Amplitude of the boundary harmonics (0 gives a clean ellipse, 0.1 a
+        visibly lumpy outline).
+    rng : numpy.random.Generator
+        Random source for the harmonic amplitudes and phases.
+    offset : tuple of float
+        Sub-pixel offset (dy, dx) of the centre relative to the box centre.
+
+    Returns
+    -------
+    rho : numpy.ndarray
+        (h, w) float32 array, centred on the nucleus: ``rho < 1`` inside
+        the nucleus, 0 at its centre and 1 on its boundary.
+    half : int
+        Half-size of the box, i.e. the box centre is at ``(half, half)``.
+    """
+    half = int(math.ceil(semi_major * (1.0 + 3.0 * irregularity) + 2))
+    coords = np.arange(-half, half + 1, dtype=np.float32)
+    yy = coords[:, None] - np.float32(offset[0])
+    xx = coords[None, :] - np.float32(offset[1])
+    cos_a, sin_a = math.cos(angle), math.sin(angle)
+    u = (xx * cos_a + yy * sin_a) / semi_major
+    v = (-xx * sin_a + yy * cos_a) / semi_minor
+    radius = np.sqrt(u * u + v * v)
+    boundary = np.ones_like(radius)
+    if irregularity > 0:
+        theta = np.arctan2(v, u)
+        for order in range(2, 6):
+            amplitude = irregularity * rng.normal() / (order - 1)
+            boundary = boundary + amplitude * np.cos(order * theta + rng.uniform(0, 2 * np.pi))
+        boundary = np.maximum(boundary, 0.5)
+    return (radius / boundary).astype(np.float32), half
+
+
+def paint_nuclei(labels, rho_image, centers, semi_axes, angles, irregularities, rng,
+                 ids=None, region=None, min_kept=0.7, min_area=12):
+    """Paint irregular elliptic nuclei into a label image, never overlapping.
+
+    Parameters
+    ----------
+    labels : numpy.ndarray
+        (M, N) int32 label image, modified in place; 0 is free.
+    rho_image : numpy.ndarray
+        (M, N) float32 image receiving the normalised radial coordinate of
+        each painted pixel (used for shading), modified in place.
+    centers : numpy.ndarray
+        (K, 2) float centres (row, column).
+    semi_axes : numpy.ndarray
+        (K, 2) float semi-axes (major, minor).
+    angles, irregularities : numpy.ndarray
+        (K,) orientation (radians) and boundary irregularity per nucleus.
+    rng : numpy.random.Generator
+        Random source.
+    ids : numpy.ndarray, optional
+        (K,) label id of each nucleus; default ``max(labels) + 1 ...``.
+    region : numpy.ndarray, optional
+        (M, N) int label image (e.g. cells); nucleus ``k`` may only occupy
+        pixels where ``region == ids[k]``.
+    min_kept : float
+        A nucleus losing more than ``1 - min_kept`` of its in-image pixels
+        to already painted nuclei (or its region border) is skipped.
+    min_area : int
+        Nuclei with fewer pixels are skipped.
+
+    Returns
+    -------
+    numpy.ndarray
+        Ids of the nuclei actually painted.
+    """
+    height, width = labels.shape
+    if ids is None:
+        first = int(labels.max()) + 1
+        ids = np.arange(first, first + len(centers))
+    painted = []
+    for center, (major, minor), angle, irregularity, label_id in zip(
+            centers, semi_axes, angles, irregularities, ids):
+        row, col = int(round(center[0])), int(round(center[1]))
+        offset = (center[0] - row, center[1] - col)
+        rho, half = nucleus_footprint(major, minor, angle, irregularity, rng, offset)
+        r0, c0 = row - half, col - half
+        r1, c1 = r0 + rho.shape[0], c0 + rho.shape[1]
+        rr0, cc0, rr1, cc1 = max(r0, 0), max(c0, 0), min(r1, height), min(c1, width)
+        if rr0 >= rr1 or cc0 >= cc1:
+            continue
+        rho_box = rho[rr0 - r0:rr1 - r0, cc0 - c0:cc1 - c0]
+        inside = rho_box < 1.0
+        wanted = int(inside.sum())
+        if wanted < min_area:
+            continue
+        kept = inside & (labels[rr0:rr1, cc0:cc1] == 0)
+        if region is not None:
+            kept &= region[rr0:rr1, cc0:cc1] == label_id
+        n_kept = int(kept.sum())
+        if n_kept < min_area or n_kept < min_kept * wanted:
+            continue
+        kept = _largest_component(kept)
+        labels[rr0:rr1, cc0:cc1][kept] = label_id
+        rho_image[rr0:rr1, cc0:cc1][kept] = rho_box[kept]
+        painted.append(label_id)
+    return np.asarray(painted, dtype=np.int64)
+
+
+def _largest_component(mask):
+    """Return the largest 4-connected component of a boolean mask."""
+    components, count = ndi.label(mask)
+    if count <= 1:
+        return mask
+    sizes = np.bincount(components.ravel())
+    sizes[0] = 0
+    return components == int(np.argmax(sizes))
+
+
+def shade_nuclei(labels, rho_image, brightness, rng, profile_gamma=0.3, texture=0.25,
+                 texture_scale=2.0, texture_fields=None):
+    """Turn painted nuclei into a noise-free DAPI-like intensity image.
+
+    Parameters
+    ----------
+    labels : numpy.ndarray
+        (M, N) int nucleus labels.
+    rho_image : numpy.ndarray
+        (M, N) normalised radial coordinate from :func:`paint_nuclei`.
+    brightness : numpy.ndarray
+        Brightness per label id, indexed by id (length ``labels.max() + 1``).
+    rng : numpy.random.Generator
+        Random source for the chromatin texture.
+    profile_gamma : float
+        Exponent of the dome profile ``(1 - rho**2) ** gamma``; small values
+        give flat nuclei with sharp edges, larger ones dome-shaped nuclei.
+    texture : float
+        Relative amplitude of the chromatin texture.
+    texture_scale : float
+        Correlation length of the fine texture in pixels.
+    texture_fields : tuple of numpy.ndarray, optional
+        Pre-computed (fine, coarse) noise fields of shape (M, N).
+
+    Returns
+    -------
+    numpy.ndarray
+        (M, N) float32 image, zero outside nuclei.
+    """
+    inside = labels > 0
+    image = np.zeros(labels.shape, np.float32)
+    if not inside.any():
+        return image
+    if texture_fields is None:
+        texture_fields = (smooth_noise(labels.shape, texture_scale, rng),
+                          smooth_noise(labels.shape, 3.0 * texture_scale, rng))
+    fine, coarse = texture_fields
+    rho = np.clip(rho_image[inside], 0.0, 1.0)
+    profile = (1.0 - 0.9 * rho * rho) ** profile_gamma
+    modulation = 1.0 + texture * (0.6 * fine[inside] + 0.8 * coarse[inside])
+    image[inside] = np.asarray(brightness, np.float32)[labels[inside]] * profile * np.clip(modulation, 0.15, None)
+    return image
+
+
+def random_nuclei_style(rng):
+    """Draw a random imaging/biology style for :func:`render_nuclei_image`.
+
+    Parameters
+    ----------
+    rng : numpy.random.Generator
+        Random source.
+
+    Returns
+    -------
+    dict
+        Style parameters (see :func:`render_nuclei_image`).
+    """
+    diameter = float(np.exp(rng.uniform(np.log(9.0), np.log(38.0))))
+    return {
+        "diameter": diameter,
+        "size_cv": float(rng.uniform(0.08, 0.3)),
+        "elongation": float(rng.uniform(1.0, 1.9)),
+        "irregularity": float(rng.uniform(0.0, 0.12)),
+        "coverage": float(rng.uniform(0.03, 0.5)),
+        "clustering": float(rng.uniform(0.0, 1.0)),
+        "min_gap": float(rng.uniform(0.7, 1.1)),
+        "brightness_sigma": float(rng.uniform(0.1, 0.6)),
+        "dim_fraction": float(rng.choice([0.0, rng.uniform(0.0, 0.35)])),
+        "bright_fraction": float(rng.choice([0.0, rng.uniform(0.0, 0.08)])),
+        "profile_gamma": float(rng.uniform(0.05, 0.8)),
+        "texture": float(rng.uniform(0.0, 0.5)),
+        "blur": float(rng.uniform(0.4, 2.0)) * max(1.0, diameter / 30.0),
+        "background": float(np.exp(rng.uniform(np.log(0.01), np.log(0.6)))),
+        "haze": float(rng.uniform(0.0, 0.3)),
+        "vignetting": float(rng.uniform(0.0, 0.4)),
+        "photons": float(np.exp(rng.uniform(np.log(15.0), np.log(3000.0)))),
+        "read_noise": float(rng.uniform(0.5, 6.0)),
+        "offset": float(rng.uniform(0.0, 220.0)),
+        "gain": float(rng.uniform(0.3, 4.0)),
+        "empty": bool(rng.random() < 0.02),
+    }
+
+
+def place_nucleus_centers(shape, count, radii, rng, clustering=0.0, min_gap=1.0, max_tries=20):
+    """Place nucleus centres with a soft minimum distance.
+
+    Parameters
+    ----------
+    shape : tuple of int
+        Image shape (M, N).
+    count : int
+        Number of nuclei wanted.
+    radii : numpy.ndarray
+        (count,) mean radius of each nucleus.
+    rng : numpy.random.Generator
+        Random source.
+    clustering : float
+        0 places nuclei uniformly, 1 mostly in a few Gaussian clusters.
+    min_gap : float
+        Centres ``i, j`` keep a distance of at least
+        ``min_gap * (radii[i] + radii[j])``; values below 1 allow touching
+        and slightly flattened neighbours.
+    max_tries : int
+        Candidate positions tried per nucleus.
+
+    Returns
+    -------
+    centers : numpy.ndarray
+        (K, 2) accepted centres, K <= count.
+    accepted_radii : numpy.ndarray
+        (K,) radii of the accepted nuclei.
+    """
+    height, width = shape
+    n_clusters = max(1, int(rng.integers(1, 6)))
+    cluster_centers = rng.uniform((0, 0), (height, width), size=(n_clusters, 2))
+    cluster_spread = rng.uniform(0.08, 0.3, size=n_clusters) * max(height, width)
+    centers = np.empty((0, 2))
+    kept_radii = np.empty(0)
+    for radius in radii:
+        for _ in range(max_tries):
+            if rng.random() < clustering:
+                k = rng.integers(n_clusters)
+                candidate = rng.normal(cluster_centers[k], cluster_spread[k])
+            else:
+                candidate = rng.uniform((0, 0), (height, width))
+            if not (-radius < candidate[0] < height + radius and -radius < candidate[1] < width + radius):
+                continue
+            if len(centers):
+                distance = np.hypot(*(centers - candidate).T)
+                if np.any(distance < min_gap * (kept_radii + radius)):
+                    continue
+            centers = np.vstack([centers, candidate])
+            kept_radii = np.append(kept_radii, radius)
+            break
+    return centers, kept_radii
+
+
+def render_nuclei_image(shape, rng, style=None):
+    """Render a nuclei-only fluorescence image with its label ground truth.
+
+    Parameters
+    ----------
+    shape : tuple of int
+        Image shape (M, N).
+    rng : numpy.random.Generator
+        Random source.
+    style : dict, optional
+        Style from :func:`random_nuclei_style` (drawn when omitted).
+
+    Returns
+    -------
+    image : numpy.ndarray
+        (M, N) uint16 camera image.
+    labels : numpy.ndarray
+        (M, N) int32 nucleus labels (0 background, 1..K nuclei).
+    style : dict
+        The style used.
+    """
+    if style is None:
+        style = random_nuclei_style(rng)
+    height, width = shape
+    mean_radius = style["diameter"] / 2.0
+    count = 0 if style["empty"] else int(style["coverage"] * height * width / (np.pi * mean_radius ** 2))
+    radii = mean_radius * np.exp(rng.normal(0.0, style["size_cv"], size=count))
+    centers, radii = place_nucleus_centers(shape, count, radii, rng, style["clustering"], style["min_gap"])
+    labels = np.zeros(shape, np.int32)
+    rho_image = np.ones(shape, np.float32)
+    if len(centers):
+        elongation = 1.0 + (style["elongation"] - 1.0) * rng.uniform(0.2, 1.0, size=len(centers))
+        semi_axes = np.stack([radii * np.sqrt(elongation), radii / np.sqrt(elongation)], axis=1)
+        angles = rng.uniform(0, np.pi, size=len(centers))
+        irregularities = style["irregularity"] * rng.uniform(0.3, 1.0, size=len(centers))
+        paint_nuclei(labels, rho_image, centers, semi_axes, angles, irregularities, rng, min_kept=0.75)
+        labels = _relabel_sequential(labels)
+    brightness = _nucleus_brightness(int(labels.max()), style, rng)
+    signal = shade_nuclei(labels, rho_image, brightness, rng, style["profile_gamma"], style["texture"],
+                          texture_scale=max(1.0, style["diameter"] / 12.0))
+    signal = ndi.gaussian_filter(signal, style["blur"])
+    level, vignette = _background(shape, style, rng)
+    signal = (signal + level) * vignette
+    image = _camera(signal, style, rng)
+    return image, labels, style
+
+
+def _relabel_sequential(labels):
+    """Relabel an (M, N) label image to consecutive ids 1..K."""
+    present = np.unique(labels)
+    present = present[present > 0]
+    lookup = np.zeros(int(labels.max()) + 1, np.int32)
+    lookup[present] = np.arange(1, len(present) + 1, dtype=np.int32)
+    return lookup[labels]
+
+
+def _nucleus_brightness(count, style, rng):
+    """Return brightness per label id (index 0 unused) for a style."""
+    brightness = np.exp(rng.normal(0.0, style["brightness_sigma"], size=count + 1))
+    dim = rng.random(count + 1) < style["dim_fraction"]
+    brightness[dim] *= rng.uniform(0.25, 0.6, size=int(dim.sum()))
+    bright = rng.random(count + 1) < style["bright_fraction"]
+    brightness[bright] *= rng.uniform(2.0, 4.0, size=int(bright.sum()))
+    brightness[0] = 0.0
+    return brightness.astype(np.float32)
+
+
+def _background(shape, style, rng):
+    """Return a smooth (M, N) background level (with haze) and a vignetting field."""
+    level = style["background"] * (1.0 + style["haze"] * smooth_noise(shape, max(shape) / 6.0, rng))
+    yy, xx = np.mgrid[0:shape[0], 0:shape[1]].astype(np.float32)
+    cy, cx = rng.uniform(0.3, 0.7) * shape[0], rng.uniform(0.3, 0.7) * shape[1]
+    r2 = ((yy - cy) ** 2 + (xx - cx) ** 2) / float(max(shape) ** 2)
+    vignette = 1.0 - style["vignetting"] * np.clip(r2 * 2.0, 0.0, 1.0)
+    return np.clip(level, 0.0, None), vignette
+
+
+def _camera(signal, style, rng):
+    """Apply Poisson shot noise, gain, read noise and offset; return uint16."""
+    photons = rng.poisson(np.clip(signal, 0.0, None) * style["photons"]).astype(np.float32)
+    counts = photons * style["gain"] + style["offset"]
+    counts += rng.normal(0.0, style["read_noise"], size=signal.shape).astype(np.float32)
+    return np.clip(np.round(counts), 0, 65535).astype(np.uint16)

@@ -1,0 +1,257 @@
+"""Train the bundled StarDist2D nucleus model on project-generated synthetic data.
+
+Reproducible recipe (the bundled ``vero_nuclei_v1`` was made with it)::
+
+    python -m antibodies.training.train_nuclei_model --out antibodies/models \\
+        --name vero_nuclei_v1 --steps 3000 --seed 0
+
+Training data are drawn by the project itself, never downloaded:
+
+* nuclei-only images in many random *styles*
+  (:func:`antibodies.synthetic.nuclei.render_nuclei_image`: nucleus sizes
+  9-38 px, densities, clustering, touching nuclei, textures, brightness
+  spread, dim and bright/mitotic nuclei, blur, background haze, vignetting,
+  Poisson and read noise), and
+* crops of the nuclei channel of the plate renderer
+  (:func:`antibodies.synthetic.plate.render_image`).
+
+Thresholds are optimised on a separate synthetic validation set drawn with a
+different seed.  No external image (in particular not the stardist test image
+used by ``bench/nuclei_f1.py``) is used for training, validation or tuning.
+Input images go through :func:`antibodies.analysis.nuclei.normalize_percentile`,
+exactly as in :func:`antibodies.analysis.nuclei.segment_nuclei`.
+"""
+import argparse
+import logging
+import math
+import shutil
+import time
+from pathlib import Path
+
+import numpy as np
+
+from antibodies.analysis.nuclei import normalize_percentile
+from antibodies.synthetic.nuclei import render_nuclei_image
+
+__all__ = ["make_dataset", "make_augmenter", "build_config", "train_model", "main"]
+
+logger = logging.getLogger(__name__)
+
+PATCH_SHAPE = (256, 256)
+
+
+def _plate_crop(rng, shape=PATCH_SHAPE):
+    """Return a (nuclei image, nucleus labels) crop of a rendered plate image."""
+    from antibodies.synthetic.plate import random_well_params, render_image
+
+    full_shape = (512, 512)
+    params = random_well_params(rng)
+    stack, truth = render_image(full_shape, {"DAPI": "nuclei"}, params, rng)
+    row = int(rng.integers(0, full_shape[0] - shape[0] + 1))
+    col = int(rng.integers(0, full_shape[1] - shape[1] + 1))
+    window = (slice(row, row + shape[0]), slice(col, col + shape[1]))
+    return stack[0][window], truth["nuclei"][window]
+
+
+def make_dataset(count, seed, plate_fraction=0.25, shape=PATCH_SHAPE):
+    """Draw normalised training images and their nucleus labels.
+
+    Parameters
+    ----------
+    count : int
+        Number of images.
+    seed : int
+        Seed of the random generator.
+    plate_fraction : float
+        Fraction of images that are crops of the plate renderer's nuclei
+        channel; the rest are nuclei-only images of random style.
+    shape : tuple of int
+        Image shape (M, N).
+
+    Returns
+    -------
+    images : list of numpy.ndarray
+        (M, N) float32 images normalised with :func:`normalize_percentile`.
+    labels : list of numpy.ndarray
+        (M, N) int32 nucleus labels.
+    """
+    rng = np.random.default_rng(seed)
+    images, labels = [], []
+    for _ in range(count):
+        if rng.random() < plate_fraction:
+            image, label = _plate_crop(rng, shape)
+        else:
+            image, label, _ = render_nuclei_image(shape, rng)
+        images.append(normalize_percentile(image))
+        labels.append(np.ascontiguousarray(label, dtype=np.int32))
+    return images, labels
+
+
+def make_augmenter(seed):
+    """Return a StarDist augmenter: flips, 90 degree turns, intensity and gamma.
+
+    Parameters
+    ----------
+    seed : int
+        Seed of the augmenter's own random generator.
+
+    Returns
+    -------
+    callable
+        ``augment(image, labels) -> (image, labels)`` on (M, N) arrays.
+    """
+    rng = np.random.default_rng(seed)
+
+    def augment(image, labels):
+        turns = int(rng.integers(4))
+        image, labels = np.rot90(image, turns), np.rot90(labels, turns)
+        if rng.random() < 0.5:
+            image, labels = image[:, ::-1], labels[:, ::-1]
+        if rng.random() < 0.5:
+            gamma = float(np.exp(rng.uniform(-0.4, 0.4)))
+            image = np.sign(image) * np.abs(image) ** gamma
+        image = image * rng.uniform(0.6, 1.4) + rng.uniform(-0.15, 0.15)
+        if rng.random() < 0.2:
+            image = image + rng.normal(0.0, rng.uniform(0.0, 0.05), size=image.shape)
+        return (np.ascontiguousarray(image, dtype=np.float32),
+                np.ascontiguousarray(labels, dtype=np.int32))
+
+    return augment
+
+
+def build_config(steps, steps_per_epoch=100, learning_rate=3e-4, batch_size=4):
+    """Return the StarDist2D configuration used for the bundled model.
+
+    Parameters
+    ----------
+    steps : int
+        Total number of training steps (rounded up to whole epochs).
+    steps_per_epoch : int
+        Steps between validation passes.
+    learning_rate : float
+        Initial learning rate (decayed by a cosine schedule, see
+        :func:`train_model`).
+    batch_size : int
+        Patches per step.
+
+    Returns
+    -------
+    stardist.models.Config2D
+    """
+    from stardist.models import Config2D
+
+    epochs = max(1, math.ceil(steps / steps_per_epoch))
+    return Config2D(
+        n_rays=32,
+        grid=(2, 2),
+        n_channel_in=1,
+        use_gpu=False,
+        train_patch_size=PATCH_SHAPE,
+        train_batch_size=batch_size,
+        train_epochs=epochs,
+        train_steps_per_epoch=steps_per_epoch,
+        train_learning_rate=learning_rate,
+        train_reduce_lr=None,
+        train_tensorboard=False,
+    )
+
+
+def _cosine_schedule(epochs, learning_rate, final_fraction=0.05):
+    """Return a Keras LR schedule: flat for 30 % of epochs, then cosine decay."""
+    flat = int(0.3 * epochs)
+
+    def schedule(epoch, _lr=None):
+        if epoch < flat:
+            return float(learning_rate)
+        progress = (epoch - flat) / max(1, epochs - flat)
+        factor = final_fraction + (1 - final_fraction) * 0.5 * (1 + math.cos(math.pi * progress))
+        return float(learning_rate * factor)
+
+    return schedule
+
+
+def train_model(out_dir, name, steps, seed=0, n_train=600, n_val=32, plate_fraction=0.25,
+                steps_per_epoch=100):
+    """Train, threshold-optimise and tidy a StarDist2D nucleus model.
+
+    Parameters
+    ----------
+    out_dir : str or pathlib.Path
+        Parent folder of the model folder.
+    name : str
+        Model folder name (``out_dir/name``).
+    steps : int
+        Total training steps.
+    seed : int
+        Seed for data, augmentation and weight initialisation.
+    n_train, n_val : int
+        Number of 256 x 256 training and validation images.
+    plate_fraction : float
+        Fraction of plate-renderer crops in both sets.
+    steps_per_epoch : int
+        Steps between validation passes.
+
+    Returns
+    -------
+    pathlib.Path
+        The model folder (config.json, thresholds.json, weights_best.h5).
+    """
+    import keras
+    from stardist.models import StarDist2D
+
+    keras.utils.set_random_seed(seed)
+    started = time.time()
+    x_train, y_train = make_dataset(n_train, seed, plate_fraction)
+    x_val, y_val = make_dataset(n_val, seed + 10_000, plate_fraction)
+    logger.info("drew %d training and %d validation images in %.0f s",
+                n_train, n_val, time.time() - started)
+
+    config = build_config(steps, steps_per_epoch)
+    model = StarDist2D(config, name=name, basedir=str(out_dir))
+    model.prepare_for_training()
+    model.callbacks.append(keras.callbacks.LearningRateScheduler(
+        _cosine_schedule(config.train_epochs, config.train_learning_rate)))
+    train_started = time.time()
+    model.train(x_train, y_train, validation_data=(x_val, y_val), augmenter=make_augmenter(seed))
+    logger.info("trained %d steps in %.0f s", config.train_epochs * steps_per_epoch,
+                time.time() - train_started)
+
+    model.optimize_thresholds(x_val, y_val)
+    folder = Path(out_dir) / name
+    _tidy_model_folder(folder)
+    logger.info("model written to %s (total %.0f s)", folder, time.time() - started)
+    return folder
+
+
+def _tidy_model_folder(folder):
+    """Delete everything but config.json, thresholds.json and weights_best.h5."""
+    keep = {"config.json", "thresholds.json", "weights_best.h5"}
+    for path in Path(folder).iterdir():
+        if path.name in keep:
+            continue
+        if path.is_dir():
+            shutil.rmtree(path)
+        else:
+            path.unlink()
+
+
+def main(argv=None):
+    """Command-line entry point; see the module docstring."""
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--out", default="antibodies/models", help="parent folder of the model folder")
+    parser.add_argument("--name", default="vero_nuclei_v1", help="model folder name")
+    parser.add_argument("--steps", type=int, default=3000, help="total training steps")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--n-train", type=int, default=600, help="number of 256x256 training images")
+    parser.add_argument("--n-val", type=int, default=32, help="number of validation images")
+    parser.add_argument("--plate-fraction", type=float, default=0.25,
+                        help="fraction of plate-renderer crops among the images")
+    parser.add_argument("--steps-per-epoch", type=int, default=100)
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
+    train_model(args.out, args.name, args.steps, args.seed, args.n_train, args.n_val,
+                args.plate_fraction, args.steps_per_epoch)
+
+
+if __name__ == "__main__":
+    main()

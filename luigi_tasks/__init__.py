@@ -1,0 +1,55 @@
+"""luigi_tasks: a crash-safe Luigi batch engine for plate folders.
+
+One Luigi task per (image, job) whose target is a dataset in the image's h5
+container; plate-level jobs aggregate all images; a workflow task plans the
+run. This package never imports an assay.
+"""
+from . import io
+from .config import load_config
+from .errors import (
+    BatchlibError,
+    ConfigError,
+    FailedOutputsError,
+    InvalidInputError,
+    InvalidInputsError,
+    OutputFolderError,
+    WorkflowLockedError,
+)
+from .job import BatchJob, BatchJobOnContainer, ImageJob, PlateJob, PlateTask, wire
+from .log import add_file_handler, get_logger
+from .plan import PlatePlan, RawImagePlanner
+from .settings import use_project_luigi_config
+from .status import RunLock, read_status, update_status
+from .targets import DatasetTarget
+from .workflow import PlateWorkflow, add_config_parameters, release_locks, use_local_lock
+
+__all__ = [
+    "io",
+    "load_config",
+    "BatchlibError",
+    "ConfigError",
+    "FailedOutputsError",
+    "InvalidInputError",
+    "InvalidInputsError",
+    "OutputFolderError",
+    "WorkflowLockedError",
+    "BatchJob",
+    "BatchJobOnContainer",
+    "ImageJob",
+    "PlateJob",
+    "PlateTask",
+    "wire",
+    "add_file_handler",
+    "get_logger",
+    "PlatePlan",
+    "RawImagePlanner",
+    "use_project_luigi_config",
+    "RunLock",
+    "read_status",
+    "update_status",
+    "DatasetTarget",
+    "PlateWorkflow",
+    "add_config_parameters",
+    "release_locks",
+    "use_local_lock",
+]

@@ -1,0 +1,108 @@
+"""Configuration files: configobj validated against a configspec.
+
+A config is read once, at the command line, validated (types, ranges,
+defaults filled in) and flattened to ``section_key`` names that become task
+parameters. Values given on the command line override the file.
+"""
+from pathlib import Path
+
+from configobj import ConfigObj, ConfigObjError, flatten_errors, get_extra_values
+from validate import Validator
+
+from .errors import ConfigError
+
+__all__ = ["load_config", "flat_name", "spec_entries"]
+
+
+def flat_name(section, key):
+    """Return the parameter name of ``key`` in ``section``.
+
+    Examples
+    --------
+    >>> flat_name("infection", "threshold_factor")
+    'infection_threshold_factor'
+    """
+    return f"{section}_{key}" if section else key
+
+
+def _read(path, **kwargs):
+    try:
+        return ConfigObj(str(path) if path is not None else None, **kwargs)
+    except (ConfigObjError, OSError) as error:
+        raise ConfigError(f"{path}: cannot be read as a config file ({error})") from error
+
+
+def spec_entries(spec_path):
+    """Return ``[(section, key, spec_string)]`` for every value of a configspec."""
+    spec = _read(spec_path, list_values=False, _inspec=True)
+    entries = []
+    for section in spec.sections:
+        entries += [(section, key, spec[section][key]) for key in spec[section].scalars]
+    entries += [("", key, spec[key]) for key in spec.scalars]
+    return entries
+
+
+def _describe(spec_string):
+    return spec_string.split("default=")[0].rstrip(", ")
+
+
+def _raise_errors(config, result, spec_path, source):
+    problems = []
+    for sections, key, error in flatten_errors(config, result):
+        section = ".".join(sections)
+        where = f"[{section}] {key}" if section else key
+        spec = _read(spec_path, list_values=False, _inspec=True)
+        node = spec
+        for name in sections:
+            node = node[name]
+        allowed = _describe(node[key]) if key in node else "see the configspec"
+        reason = error if error else "missing"
+        problems.append(f"{where} = {config_value(config, sections, key)!r}: {reason}; allowed: {allowed}")
+    extras = [".".join(sections + (name,)) for sections, name in get_extra_values(config)]
+    problems += [f"{name}: unknown setting (not in {Path(spec_path).name})" for name in extras]
+    if problems:
+        raise ConfigError(f"{source}: invalid configuration\n  " + "\n  ".join(problems))
+
+
+def config_value(config, sections, key):
+    """Return the raw value at ``sections``/``key`` of a ConfigObj (None if absent)."""
+    node = config
+    for name in sections:
+        node = node.get(name, {})
+    return node.get(key) if hasattr(node, "get") else None
+
+
+def load_config(config_path, spec_path, overrides=None):
+    """Load, validate and flatten a config file.
+
+    Parameters
+    ----------
+    config_path : str or Path or None
+        The configobj file; None uses the defaults of the spec.
+    spec_path : str or Path
+        The configspec giving types, ranges and defaults.
+    overrides : dict, optional
+        ``{flat_name: string}`` from the command line; they win over the file.
+
+    Returns
+    -------
+    values : dict
+        ``{flat_name: typed value}`` for every entry of the spec.
+
+    Raises
+    ------
+    ConfigError
+        Naming the file, each wrong key, its value and the allowed values.
+    """
+    if config_path is not None and not Path(config_path).is_file():
+        raise ConfigError(f"{config_path}: config file not found (give an existing file with --config)")
+    config = _read(config_path, configspec=str(spec_path), file_error=False)
+    by_name = {flat_name(section, key): (section, key) for section, key, _ in spec_entries(spec_path)}
+    for name, value in (overrides or {}).items():
+        if name not in by_name:
+            raise ConfigError(f"--{name.replace('_', '-')}: unknown setting")
+        section, key = by_name[name]
+        (config.setdefault(section, {}) if section else config)[key] = value
+    result = config.validate(Validator(), preserve_errors=True)
+    _raise_errors(config, result, spec_path, config_path or "command line")
+    return {name: (config[section][key] if section else config[key]) for name, (section, key) in by_name.items()}

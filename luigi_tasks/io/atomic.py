@@ -1,0 +1,156 @@
+"""Atomic writes: a kill at any moment leaves the old file or the new one.
+
+HDF5 files can be corrupted by a killed writer, so an h5 container is never
+written in place: :func:`container_transaction` copies it to a temporary file
+beside it, lets the caller write there and renames the copy over the original
+(a rename is atomic on POSIX file systems). A per-container lock file keeps two
+processes, on this host or another sharing the file system, from writing the
+same container at once. N5 containers keep every dataset in its own files;
+they are written in place and protected by completion stamps written last.
+"""
+import contextlib
+import fcntl
+import os
+import shutil
+import time
+import uuid
+from pathlib import Path
+
+from .files import is_h5
+
+__all__ = ["file_lock", "container_transaction", "atomic_write", "temporary_name", "LockTimeout"]
+
+TMP_MARK = ".tmp-"
+
+
+class LockTimeout(TimeoutError):
+    """Raised when a container lock could not be taken in time."""
+
+
+def _lock_path(path):
+    path = Path(path)
+    return path.parent / f".{path.name}.lock"
+
+
+@contextlib.contextmanager
+def file_lock(path, timeout=600.0, poll=0.05):
+    """Hold an exclusive lock for ``path`` (a ``.<name>.lock`` file beside it).
+
+    Raises
+    ------
+    LockTimeout
+        If another process holds the lock for longer than ``timeout`` seconds.
+    """
+    lock_path = _lock_path(path)
+    lock_path.parent.mkdir(parents=True, exist_ok=True)
+    deadline = time.monotonic() + timeout
+    with open(lock_path, "a") as handle:
+        while True:
+            try:
+                fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                break
+            except BlockingIOError:
+                if time.monotonic() > deadline:
+                    raise LockTimeout(f"{path}: still locked by another process after {timeout:.0f} s") from None
+                time.sleep(poll)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+def temporary_name(path):
+    """Return a unique temporary name beside ``path`` with the same extension."""
+    path = Path(path)
+    return path.parent / f".{path.stem}{TMP_MARK}{uuid.uuid4().hex[:12]}{path.suffix}"
+
+
+def _remove_stale_temporaries(path):
+    path = Path(path)
+    for stale in path.parent.glob(f".{path.stem}{TMP_MARK}*{path.suffix}"):
+        _remove(stale)
+
+
+def _remove(path):
+    path = Path(path)
+    if path.is_dir():
+        shutil.rmtree(path, ignore_errors=True)
+    else:
+        path.unlink(missing_ok=True)
+
+
+def _fsync_file(path):
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def _commit(tmp, path):
+    _fsync_file(tmp)
+    os.replace(tmp, path)
+    dir_fd = os.open(Path(path).parent, os.O_RDONLY)
+    try:
+        os.fsync(dir_fd)
+    finally:
+        os.close(dir_fd)
+
+
+@contextlib.contextmanager
+def container_transaction(path, lock_timeout=600.0):
+    """Yield a path to write; on success it replaces ``path`` atomically.
+
+    For h5 the yielded path is a copy of ``path`` (or a new file); it is
+    renamed over ``path`` when the block ends without an exception and deleted
+    otherwise. Temporary copies left by a killed process are removed the next
+    time the lock is taken. For n5 the container itself is yielded.
+
+    Examples
+    --------
+    >>> import tempfile, h5py
+    >>> path = os.path.join(tempfile.mkdtemp(), "image.h5")
+    >>> with container_transaction(path) as tmp:
+    ...     with h5py.File(tmp, "a") as f:
+    ...         f["x"] = 1
+    >>> with h5py.File(path, "r") as f:
+    ...     int(f["x"][()])
+    1
+    """
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with file_lock(path, timeout=lock_timeout):
+        if not is_h5(path):
+            yield path
+            return
+        _remove_stale_temporaries(path)
+        tmp = temporary_name(path)
+        if path.exists():
+            shutil.copyfile(path, tmp)
+        try:
+            yield tmp
+            if tmp.exists():
+                _commit(tmp, path)
+        finally:
+            _remove(tmp)
+
+
+@contextlib.contextmanager
+def atomic_write(path):
+    """Yield a temporary path; rename it to ``path`` if the block succeeds.
+
+    For plain files (CSV, PNG, HTML): readers see the old file or the new one.
+    """
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = temporary_name(path)
+    try:
+        yield tmp
+        if tmp.is_dir():
+            _remove(path)
+            os.replace(tmp, path)
+        else:
+            _commit(tmp, path)
+    finally:
+        if tmp.exists():
+            _remove(tmp)

@@ -1,0 +1,394 @@
+"""Jobs as Luigi tasks: one task per (image, job), plate tasks over all images.
+
+Users write a :class:`BatchJob` (raw images in) or :class:`BatchJobOnContainer`
+(container keys in) and implement ``run(self, input_files, output_files,
+**kwargs)`` as in batchlib. Luigi calls ``run()`` without arguments; the
+framework routes that call to :meth:`ImageJob.run_images`, which for each image
+opens a container transaction, calls the job's ``run`` with the input file and
+the temporary output file, checks the declared output keys, stamps them and
+commits. Output files given to the job are temporary copies: whatever the job
+writes appears atomically or not at all.
+
+Plate-level jobs (:class:`PlateJob`) require the image tasks of every valid image
+and write tables to ``<output>/<plate>_tables.hdf5`` the same way.
+"""
+import logging
+import os
+from pathlib import Path
+
+import luigi
+
+from .errors import FailedOutputsError
+from .io.atomic import container_transaction
+from .io.files import open_file
+from .plan import RawImagePlanner
+from .provenance import Stamp, fingerprint, write_stamps
+from .status import update_status
+from .targets import DatasetTarget
+
+__all__ = [
+    "IMAGE_SEPARATOR",
+    "join_image_names",
+    "PlateTask",
+    "ImageJob",
+    "BatchJob",
+    "BatchJobOnContainer",
+    "PlateJob",
+    "wire",
+]
+
+IMAGE_SEPARATOR = ";"
+LOCATION_PARAMS = ("plate_dir", "output_dir", "image_name")
+
+
+def join_image_names(names):
+    """Combine image names of a Luigi batch into one parameter value.
+
+    Examples
+    --------
+    >>> join_image_names(["b", "a;c"])
+    'a;b;c'
+    """
+    parts = [part for name in names for part in name.split(IMAGE_SEPARATOR)]
+    return IMAGE_SEPARATOR.join(sorted(dict.fromkeys(parts)))
+
+
+def _one_line(error):
+    text = str(error).strip().splitlines()
+    return f"{type(error).__name__}: {text[0] if text else ''}"
+
+
+class PlateTask(luigi.Task):
+    """Parameters and provenance shared by every task of a plate."""
+
+    plate_dir = luigi.Parameter(description="Folder with the raw images of one plate (never written to)")
+    output_dir = luigi.Parameter(description="Folder for containers, plate tables and batchlib/ status")
+    gpu = luigi.BoolParameter(default=False, significant=False, description="Let GPU jobs use a GPU")
+    ignore_invalid_inputs = luigi.BoolParameter(
+        default=False, significant=False, description="Skip invalid raw files instead of refusing to start"
+    )
+    ignore_failed_outputs = luigi.BoolParameter(
+        default=False, significant=False, description="Let plate tables use the images that succeeded"
+    )
+    recompute_before = luigi.FloatParameter(
+        default=0.0, significant=False, description="Outputs made before this time (epoch s) are recomputed"
+    )
+
+    upstream = ()
+    planner = RawImagePlanner()
+
+    @property
+    def logger(self):
+        """The ``Workflow.<Job>`` logger."""
+        return logging.getLogger(f"Workflow.{self.task_family}")
+
+    @property
+    def plate_name(self):
+        """Name of the plate folder."""
+        return Path(self.plate_dir).name
+
+    def plan(self):
+        """Return the :class:`~luigi_tasks.plan.PlatePlan` of the plate."""
+        return self.planner.plan(self.plate_dir).require_valid(self.ignore_invalid_inputs)
+
+    def significant_params(self):
+        """Return ``{name: value}`` of parameters that change the output (locations excluded)."""
+        return {
+            name: param.serialize(getattr(self, name))
+            for name, param in self.get_params()
+            if param.significant and name not in LOCATION_PARAMS
+        }
+
+    def fingerprint_payload(self):
+        """Return what the fingerprint hashes: family, parameters, upstream fingerprints."""
+        upstream = sorted({task.fingerprint() for task in luigi.task.flatten(self.requires())})
+        return {"job": self.task_family, "params": self.significant_params(), "upstream": upstream}
+
+    def fingerprint(self):
+        """Return the fingerprint of this task's outputs (memoised)."""
+        if "_fingerprint" not in self.__dict__:
+            self._fingerprint = fingerprint(self.fingerprint_payload())
+        return self._fingerprint
+
+    def target(self, path, key):
+        """Return a :class:`DatasetTarget` for ``key`` with this task's provenance rules."""
+        return DatasetTarget(
+            path, key, self.fingerprint(), accept_failed=self.ignore_failed_outputs, not_before=self.recompute_before
+        )
+
+    def upstream_tasks(self, cls):
+        """Return the tasks of upstream class ``cls`` this task needs."""
+        return self.clone(cls)
+
+    def requires(self):
+        """Require the upstream jobs wired by :func:`wire`."""
+        return [self.upstream_tasks(cls) for cls in self.upstream]
+
+    def on_failure(self, exception):
+        """Return a one-line reason for the scheduler and log the full traceback."""
+        self.logger.exception("%s failed", self)
+        return _one_line(exception)
+
+
+class ImageJob(PlateTask):
+    """A job applied to single images; a Luigi batch may hold many of them.
+
+    Subclasses declare ``outputs`` (keys written into each image container) and
+    implement :meth:`process_image`.
+    """
+
+    image_name = luigi.Parameter(
+        batch_method=join_image_names, description="Raw image stem; ';'-joined when Luigi batches tasks"
+    )
+
+    max_batch_size = 32
+    outputs = ()
+    container_extension = ".h5"
+    uses_gpu = False
+
+    @property
+    def image_names(self):
+        """Stems of the images of this (batch) task."""
+        return self.image_name.split(IMAGE_SEPARATOR)
+
+    @property
+    def resources(self):
+        """Scheduler resources: the container of a single image, and a GPU if used."""
+        resources = {f"container:{self.container(name)}": 1 for name in self.image_names[:1]}
+        if self.gpu and self.uses_gpu:
+            resources["gpu"] = 1
+        return resources
+
+    def container(self, image):
+        """Return the output container of ``image``."""
+        return Path(self.output_dir) / f"{image}{self.container_extension}"
+
+    def output_keys(self):
+        """Return the keys this job writes into each container."""
+        return list(self.outputs)
+
+    def targets_for(self, image):
+        """Return the targets of one image."""
+        return [self.target(self.container(image), key) for key in self.output_keys()]
+
+    def output(self):
+        """Return the targets of all images of this task."""
+        return [target for image in self.image_names for target in self.targets_for(image)]
+
+    def image_complete(self, image):
+        """Return True if all outputs of ``image`` are complete."""
+        return all(target.exists() for target in self.targets_for(image))
+
+    def failed_inputs(self, image):
+        """Return reasons why upstream outputs of ``image`` are failure records."""
+        reasons = []
+        for task in luigi.task.flatten(self.requires()):
+            if isinstance(task, ImageJob):
+                reasons += [f"{task.task_family}: {t.stamp().error}" for t in task.targets_for(image) if t.failed()]
+        return reasons
+
+    def run(self):
+        """Process every image of the task that is not complete yet."""
+        self.run_images()
+
+    def run_images(self):
+        """Process the images of this task one by one, committing each."""
+        self._select_device()
+        todo = [image for image in self.image_names if not self.image_complete(image)]
+        failed, done = {}, []
+        for number, image in enumerate(todo, 1):
+            self.set_status_message(f"{image} ({number}/{len(todo)})")
+            error = self._run_one(image)
+            failed.update({image: error} if error else {})
+            done += [] if error else [image]
+            self.set_progress_percentage(int(100 * number / len(todo)))
+        state = "failed" if failed else "processed"
+        update_status(self.output_dir, self.task_family, state=state, failed=failed, succeeded=done)
+
+    def _select_device(self):
+        if self.uses_gpu and not self.gpu:
+            os.environ["CUDA_VISIBLE_DEVICES"] = "-1"
+
+    def _run_one(self, image):
+        failed_inputs = self.failed_inputs(image)
+        with container_transaction(self.container(image)) as tmp:
+            if failed_inputs:
+                self._record_failure(tmp, "upstream failed: " + "; ".join(failed_inputs))
+                return failed_inputs[0]
+            try:
+                self.process_image(image, tmp)
+                self._check_outputs(image, tmp)
+            except Exception as error:
+                if not self.ignore_failed_outputs:
+                    raise RuntimeError(f"{self.task_family} failed on {image}: {_one_line(error)}") from error
+                self.logger.exception("%s failed on %s; continuing (ignore_failed_outputs)", self.task_family, image)
+                self._record_failure(tmp, _one_line(error))
+                return _one_line(error)
+            self._stamp(tmp)
+        return None
+
+    def process_image(self, image, output_file):
+        """Compute the outputs of ``image`` into ``output_file`` (a temporary container)."""
+        raise NotImplementedError
+
+    def _check_outputs(self, image, output_file):
+        with open_file(output_file, "r") as container:
+            missing = [key for key in self.output_keys() if key not in container]
+        if missing:
+            raise RuntimeError(f"{self.task_family} did not write {missing} for {image}")
+
+    def _stamp(self, output_file):
+        with open_file(output_file, "a") as container:
+            stamps = {key: Stamp.now(self.fingerprint()) for key in self.output_keys()}
+            write_stamps(container, stamps, params=self.significant_params())
+
+    def _record_failure(self, output_file, reason):
+        with open_file(output_file, "a") as container:
+            stamps = {key: Stamp.now(self.fingerprint(), failed=True, error=reason) for key in self.output_keys()}
+            write_stamps(container, stamps)
+
+
+class BatchJob(ImageJob):
+    """A batchlib-style job reading raw image files.
+
+    Implement ``run(self, input_files, output_files, **kwargs)``: ``input_files``
+    are raw image paths, ``output_files`` the matching (temporary) containers,
+    and ``kwargs`` the job's own significant parameters. Luigi's argument-free
+    ``run()`` is routed to the framework, which calls it once per image.
+    """
+
+    def __init_subclass__(cls, **kwargs):
+        super().__init_subclass__(**kwargs)
+        job_run = cls.__dict__.get("run")
+        if job_run is not None and job_run is not ImageJob.run:
+            cls.run_job = job_run
+            cls.run = ImageJob.run
+        own = [name for name, value in cls.__dict__.items() if isinstance(value, luigi.Parameter)]
+        cls.job_param_names = tuple(dict.fromkeys(getattr(cls, "job_param_names", ()) + tuple(own)))
+
+    job_param_names = ()
+
+    def run_job(self, input_files, output_files, **kwargs):
+        """The job's computation; subclasses define it as ``run``."""
+        raise NotImplementedError(f"{type(self).__name__} must implement run(input_files, output_files, **kwargs)")
+
+    def job_kwargs(self):
+        """Return the job's own parameters as keyword arguments."""
+        return {name: getattr(self, name) for name in self.job_param_names}
+
+    def input_file(self, image):
+        """Return the raw file of ``image``."""
+        return self.plan().images[image]
+
+    def process_image(self, image, output_file):
+        """Call the job's ``run`` with one input and one output file."""
+        self.run_job([self.input_file(image)], [str(output_file)], **self.job_kwargs())
+
+
+class BatchJobOnContainer(BatchJob):
+    """A batchlib-style job reading keys from the image containers.
+
+    Declare ``inputs`` (keys that must exist) and ``outputs``; ``input_files``
+    are the committed containers (read them only), ``output_files`` their
+    temporary copies (write there).
+    """
+
+    inputs = ()
+
+    def input_file(self, image):
+        """Return the committed container of ``image``."""
+        return str(self.container(image))
+
+    def process_image(self, image, output_file):
+        """Check the input keys, then call the job's ``run``."""
+        with open_file(self.input_file(image), "r") as container:
+            missing = [key for key in self.inputs if key not in container]
+        if missing:
+            raise KeyError(f"{self.input_file(image)} lacks {missing}; run the jobs that write them first")
+        super().process_image(image, output_file)
+
+
+class PlateJob(PlateTask):
+    """A plate-level job over all valid images; writes ``<plate>_tables.hdf5``.
+
+    Declare ``outputs`` (keys of the plate tables file) and implement
+    :meth:`run_plate`. Extra files (CSV, PNG, HTML) go in :meth:`output_files`.
+    """
+
+    outputs = ()
+
+    @property
+    def tables_path(self):
+        """Return ``<output_dir>/<plate>_tables.hdf5``."""
+        return Path(self.output_dir) / f"{self.plate_name}_tables.hdf5"
+
+    def images(self):
+        """Return the names of the valid images of the plate."""
+        return self.plan().image_names
+
+    def upstream_tasks(self, cls):
+        """Image jobs: one task per image; plate jobs: the job itself."""
+        if issubclass(cls, ImageJob):
+            return [self.clone(cls, image_name=image) for image in self.images()]
+        return self.clone(cls)
+
+    def fingerprint_payload(self):
+        """Include the images covered, so new images make the outputs stale."""
+        return dict(super().fingerprint_payload(), images=list(self.images()))
+
+    def output_files(self):
+        """Return paths of plain files this job writes (besides table keys)."""
+        return []
+
+    def output(self):
+        """Return the table targets and the plain files."""
+        targets = [self.target(self.tables_path, key) for key in self.outputs]
+        return targets + [luigi.LocalTarget(path) for path in self.output_files()]
+
+    def failed_images(self):
+        """Return ``{image: reason}`` for images whose upstream outputs are failure records."""
+        failed = {}
+        for cls in self.upstream:
+            if issubclass(cls, ImageJob):
+                for task in self.upstream_tasks(cls):
+                    failed.update({task.image_name: t.stamp().error for t in task.targets_for(task.image_name) if t.failed()})
+        return failed
+
+    def succeeded_images(self):
+        """Return the images to aggregate: valid and not failed."""
+        failed = self.failed_images()
+        if failed and not self.ignore_failed_outputs:
+            raise FailedOutputsError(
+                f"{len(failed)} image(s) failed: {', '.join(sorted(failed))}; "
+                "fix them or rerun with --ignore-failed-outputs"
+            )
+        return [image for image in self.images() if image not in failed]
+
+    def run(self):
+        """Compute the plate outputs in one transaction of the tables file."""
+        images = self.succeeded_images()
+        with container_transaction(self.tables_path) as tmp:
+            self.run_plate(images, tmp)
+            with open_file(tmp, "a") as container:
+                stamps = {key: Stamp.now(self.fingerprint()) for key in self.outputs}
+                write_stamps(container, stamps, params=self.significant_params())
+        update_status(self.output_dir, self.task_family, state="processed", failed=self.failed_images())
+
+    def run_plate(self, images, tables_file):
+        """Compute the outputs from ``images`` into ``tables_file`` (temporary)."""
+        raise NotImplementedError
+
+
+def wire(job, *upstream):
+    """Make ``job`` require ``upstream`` jobs and inherit their parameters.
+
+    This is the only place where steps learn about each other; a workflow
+    module calls it once per step.
+    """
+    for cls in upstream:
+        for name, param in cls.get_params():
+            per_image = name == "image_name" and not issubclass(job, ImageJob)
+            if not hasattr(job, name) and not per_image:
+                setattr(job, name, param)
+    job.upstream = tuple(upstream)
+    return job

@@ -1,0 +1,150 @@
+"""Status files and the run lock in ``<output>/batchlib/``.
+
+``<Job>.status`` is JSON with the job's ``state``, its ``invalid_inputs`` and
+``failed_outputs`` (image name -> reason); several worker processes update it
+under a lock. ``<Workflow>.lock`` stops two runs on one output folder when no
+central scheduler is used; a lock left by a dead process on this host is
+recovered with a warning.
+"""
+import contextlib
+import datetime
+import json
+import os
+import socket
+import time
+from pathlib import Path
+
+from .errors import WorkflowLockedError
+from .io.atomic import atomic_write, file_lock
+
+__all__ = ["status_dir", "status_path", "read_status", "update_status", "RunLock"]
+
+STATUS_DIR = "batchlib"
+
+
+def status_dir(output_dir):
+    """Return ``<output_dir>/batchlib``."""
+    return Path(output_dir) / STATUS_DIR
+
+
+def status_path(output_dir, name):
+    """Return the status file of job or workflow ``name``."""
+    return status_dir(output_dir) / f"{name}.status"
+
+
+def read_status(output_dir, name):
+    """Return the status dict of ``name`` (empty if there is none yet)."""
+    path = status_path(output_dir, name)
+    if not path.exists():
+        return {}
+    return json.loads(path.read_text())
+
+
+def _now():
+    return datetime.datetime.now().astimezone().isoformat(timespec="seconds")
+
+
+def update_status(output_dir, name, state=None, failed=None, succeeded=(), invalid=None, **fields):
+    """Merge changes into the status of ``name`` and return the new status.
+
+    Parameters
+    ----------
+    state : str, optional
+        New state (``running``, ``processed``, ``failed``, ``finished``).
+    failed : dict, optional
+        ``{image: reason}`` to add to ``failed_outputs``.
+    succeeded : iterable of str
+        Images to remove from ``failed_outputs``.
+    invalid : dict, optional
+        Replaces ``invalid_inputs``.
+    **fields
+        Other JSON values to store.
+    """
+    path = status_path(output_dir, name)
+    with file_lock(path):
+        status = read_status(output_dir, name)
+        status.setdefault("state", "pending")
+        status.setdefault("invalid_inputs", {})
+        status.setdefault("failed_outputs", {})
+        failed_outputs = {k: v for k, v in status["failed_outputs"].items() if k not in set(succeeded)}
+        failed_outputs.update(failed or {})
+        status["failed_outputs"] = dict(sorted(failed_outputs.items()))
+        if invalid is not None:
+            status["invalid_inputs"] = dict(sorted(invalid.items()))
+        if state is not None:
+            status["state"] = state
+        status.update(fields, updated=_now())
+        with atomic_write(path) as tmp:
+            Path(tmp).write_text(json.dumps(status, indent=2, default=str))
+    return status
+
+
+def _pid_alive(pid):
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+class RunLock:
+    """Exclusive lock of an output folder for runs without a central scheduler.
+
+    Parameters
+    ----------
+    output_dir : str or Path
+    name : str
+        Workflow name; the lock file is ``<output_dir>/batchlib/<name>.lock``.
+    """
+
+    def __init__(self, output_dir, name):
+        self.path = status_dir(output_dir) / f"{name}.lock"
+        self.owner = {"host": socket.gethostname(), "pid": os.getpid(), "started": _now()}
+
+    def holder(self):
+        """Return the JSON record of the current holder, or None."""
+        try:
+            return json.loads(self.path.read_text())
+        except (FileNotFoundError, json.JSONDecodeError):
+            return None
+
+    def _is_stale(self, holder):
+        return holder is None or (holder.get("host") == self.owner["host"] and not _pid_alive(holder["pid"]))
+
+    def _try_acquire(self):
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            fd = os.open(self.path, os.O_CREAT | os.O_EXCL | os.O_WRONLY)
+        except FileExistsError:
+            return False
+        with os.fdopen(fd, "w") as handle:
+            json.dump(self.owner, handle)
+        return True
+
+    def acquire(self, wait=False, poll=2.0, logger=None):
+        """Take the lock; wait for it if ``wait``, else raise :class:`WorkflowLockedError`."""
+        while not self._try_acquire():
+            holder = self.holder()
+            if self._is_stale(holder):
+                if logger is not None:
+                    logger.warning("recovering stale lock %s left by %s", self.path, holder)
+                with contextlib.suppress(FileNotFoundError):
+                    self.path.unlink()
+                continue
+            if not wait:
+                raise WorkflowLockedError(
+                    f"{self.path}: another run (host {holder['host']}, pid {holder['pid']}, "
+                    f"started {holder['started']}) is processing this output folder. Wait for it to "
+                    "finish, rerun with --wait-for-lock, or use the central scheduler (luigid) to let "
+                    "several runs share the work. If that run is dead on another host, delete the lock file."
+                )
+            time.sleep(poll)
+        return self
+
+    def release(self):
+        """Remove the lock if this process holds it."""
+        holder = self.holder()
+        if holder is not None and holder.get("pid") == self.owner["pid"] and holder.get("host") == self.owner["host"]:
+            self.path.unlink(missing_ok=True)

@@ -1,0 +1,110 @@
+"""Luigi targets that are datasets inside h5/n5 containers.
+
+A :class:`DatasetTarget` exists when its key is listed in the container's
+provenance index with the expected fingerprint. The index is the last thing a
+transaction writes, so a killed writer never leaves a target that looks done.
+Reading the index of a container costs one file open; it is cached per process
+and refreshed whenever the file changes (every commit renames a new file in).
+"""
+import logging
+import os
+from pathlib import Path
+
+import luigi
+
+from .io.files import is_n5, open_file
+from .provenance import read_index, software_version
+
+__all__ = ["DatasetTarget", "container_index", "clear_index_cache"]
+
+logger = logging.getLogger("Workflow.targets")
+_INDEX_CACHE = {}
+_REPORTED_VERSIONS = set()
+
+
+def _signature(path):
+    probe = Path(path) / "attributes.json" if is_n5(path) else Path(path)
+    try:
+        stat = os.stat(probe)
+    except FileNotFoundError:
+        return None
+    return (stat.st_ino, stat.st_mtime_ns, stat.st_size)
+
+
+def container_index(path):
+    """Return ``{key: Stamp}`` of the container at ``path`` (empty if missing or unreadable)."""
+    path = str(path)
+    signature = _signature(path)
+    if signature is None:
+        return {}
+    cached = _INDEX_CACHE.get(path)
+    if cached is not None and cached[0] == signature:
+        return cached[1]
+    try:
+        with open_file(path, "r") as container:
+            index = read_index(container)
+    except (OSError, ValueError, KeyError) as error:
+        logger.warning("%s is unreadable (%s); its outputs will be recomputed", path, error)
+        index = {}
+    _INDEX_CACHE[path] = (signature, index)
+    return index
+
+
+def clear_index_cache():
+    """Forget all cached container indexes."""
+    _INDEX_CACHE.clear()
+
+
+class DatasetTarget(luigi.Target):
+    """A dataset (or group, or table) ``key`` in the container at ``path``.
+
+    Parameters
+    ----------
+    path : str or Path
+        The container (``.h5``, ``.hdf5`` or ``.n5``).
+    key : str
+        The dataset or group inside it.
+    fingerprint : str, optional
+        Expected fingerprint of the producing task; a different one means the
+        output was made with other parameters and is not complete.
+    accept_failed : bool
+        Whether a recorded failure counts as complete (``ignore_failed_outputs``).
+    not_before : float
+        Outputs stamped before this time (seconds since the epoch) are stale
+        (``force_recompute``).
+    """
+
+    def __init__(self, path, key, fingerprint=None, accept_failed=False, not_before=0.0):
+        self.path, self.key = str(path), key
+        self.fingerprint, self.accept_failed, self.not_before = fingerprint, accept_failed, not_before
+
+    def __repr__(self):
+        return f"DatasetTarget({self.path}:{self.key})"
+
+    def stamp(self):
+        """Return the :class:`~luigi_tasks.provenance.Stamp` of this key, or None."""
+        return container_index(self.path).get(self.key)
+
+    def failed(self):
+        """Return True if the key holds a failure record."""
+        stamp = self.stamp()
+        return stamp is not None and stamp.failed
+
+    def exists(self):
+        """Return True if the key is complete and was made with the expected parameters."""
+        stamp = self.stamp()
+        if stamp is None or stamp.created < self.not_before:
+            return False
+        if self.fingerprint is not None and stamp.fingerprint != self.fingerprint:
+            logger.debug("%s: parameters changed, will be recomputed", self)
+            return False
+        if stamp.failed and not self.accept_failed:
+            return False
+        self._report_version(stamp.version)
+        return True
+
+    @staticmethod
+    def _report_version(version):
+        if version != software_version() and version not in _REPORTED_VERSIONS:
+            _REPORTED_VERSIONS.add(version)
+            logger.info("reusing outputs made by version %s (now %s)", version, software_version())

@@ -1,0 +1,132 @@
+import numpy as np
+import pytest
+
+from antibodies.analysis.cells import (
+    DistanceHeightMap,
+    FixedThresholdForeground,
+    IntensityHeightMap,
+    OtsuForeground,
+    PropagationHeightMap,
+    mean_serum,
+    segment_cells,
+)
+
+HEIGHT_MAPS = [DistanceHeightMap(), IntensityHeightMap(), PropagationHeightMap()]
+
+
+def strip_of_two_cells(bright_left=10.0, dim_right=2.0):
+    """9 x 40 strip: nuclei at x 3..5 (id 4) and 28..30 (id 9).
+
+    Serum is bright for x < 20, dim for 20 <= x < 34 and 0 beyond.
+    """
+    nuclei = np.zeros((9, 40), dtype=np.int32)
+    nuclei[3:6, 3:6] = 4
+    nuclei[3:6, 28:31] = 9
+    serum = np.zeros((9, 40), dtype=np.float32)
+    serum[:, :20] = bright_left
+    serum[:, 20:34] = dim_right
+    return nuclei, serum
+
+
+@pytest.mark.parametrize("height_map", HEIGHT_MAPS)
+def test_each_nucleus_grows_into_one_cell_with_its_id(height_map):
+    nuclei, serum = strip_of_two_cells()
+    cells = segment_cells(nuclei, serum, FixedThresholdForeground(1.0, 0), height_map)
+    assert cells.dtype == np.int32
+    assert set(np.unique(cells)) == {0, 4, 9}
+    assert np.all(cells[nuclei > 0] == nuclei[nuclei > 0])
+    np.testing.assert_array_equal(cells[:, 34:], 0)
+    assert np.all(cells[:, :34] > 0)
+
+
+def test_distance_height_map_splits_halfway_between_nuclei():
+    nuclei, serum = strip_of_two_cells()
+    cells = segment_cells(nuclei, serum, FixedThresholdForeground(1.0, 0), DistanceHeightMap())
+    # nucleus centres at x = 4 and x = 29: midpoint 16.5
+    np.testing.assert_array_equal(cells[:, :16], 4)
+    np.testing.assert_array_equal(cells[:, 17:34], 9)
+
+
+def test_propagation_height_map_splits_at_the_intensity_edge():
+    nuclei, serum = strip_of_two_cells()
+    height_map = PropagationHeightMap(regularization=0.01, smoothing_sigma=1.0)
+    cells = segment_cells(nuclei, serum, FixedThresholdForeground(1.0, 0), height_map)
+    np.testing.assert_array_equal(cells[:, :19], 4)
+    np.testing.assert_array_equal(cells[:, 21:34], 9)
+
+
+def test_large_regularization_approaches_the_distance_split():
+    nuclei, serum = strip_of_two_cells()
+    foreground = FixedThresholdForeground(1.0, 0)
+    distance = segment_cells(nuclei, serum, foreground, DistanceHeightMap())
+    propagation = segment_cells(nuclei, serum, foreground, PropagationHeightMap(regularization=100.0))
+    np.testing.assert_array_equal(propagation, distance)
+
+
+def test_mask_component_without_nucleus_stays_background():
+    nuclei = np.zeros((5, 12), dtype=np.int32)
+    nuclei[2, 2] = 1
+    serum = np.zeros((5, 12), dtype=np.float32)
+    serum[:, :5] = 5
+    serum[:, 7:] = 5  # bright, but not connected to any nucleus
+    cells = segment_cells(nuclei, serum, FixedThresholdForeground(1.0, 0))
+    np.testing.assert_array_equal(cells[:, :5], 1)
+    np.testing.assert_array_equal(cells[:, 5:], 0)
+
+
+def test_nuclei_are_forced_into_the_foreground():
+    nuclei = np.zeros((5, 5), dtype=np.int32)
+    nuclei[1:3, 1:3] = 3
+    cells = segment_cells(nuclei, np.zeros((5, 5)), FixedThresholdForeground(1.0, 0))
+    np.testing.assert_array_equal(cells, nuclei)
+
+
+def test_without_nuclei_there_are_no_cells():
+    serum = np.full((6, 6), 10.0)
+    for height_map in HEIGHT_MAPS:
+        cells = segment_cells(np.zeros((6, 6), dtype=int), serum, height_map=height_map)
+        np.testing.assert_array_equal(cells, 0)
+
+
+def test_several_serum_channels_are_averaged():
+    nuclei, serum = strip_of_two_cells()
+    foreground = FixedThresholdForeground(1.0, 0)
+    single = segment_cells(nuclei, serum, foreground)
+    # mean of (2 * serum, 0) == serum
+    double = segment_cells(nuclei, [2 * serum, np.zeros_like(serum)], foreground)
+    np.testing.assert_array_equal(single, double)
+    np.testing.assert_array_equal(mean_serum([serum, 3 * serum]), 2 * serum)
+
+
+def test_otsu_foreground_separates_two_levels():
+    serum = np.full((20, 20), 100.0)
+    serum[5:15, 5:15] = 1000.0
+    for log_scale in (True, False):
+        mask = OtsuForeground(smoothing_sigma=0, log_scale=log_scale).find(serum)
+        expected = np.zeros((20, 20), dtype=bool)
+        expected[5:15, 5:15] = True
+        np.testing.assert_array_equal(mask, expected)
+
+
+def test_otsu_foreground_of_constant_image_is_empty():
+    assert not OtsuForeground().find(np.full((8, 8), 7.0)).any()
+
+
+def test_fixed_threshold_foreground_is_strictly_above():
+    serum = np.array([[1.0, 2.0, 3.0]])
+    mask = FixedThresholdForeground(2.0, smoothing_sigma=0).find(serum)
+    np.testing.assert_array_equal(mask, [[False, False, True]])
+
+
+def test_segment_cells_errors():
+    with pytest.raises(ValueError, match="shape"):
+        segment_cells(np.zeros((4, 4), dtype=int), np.zeros((4, 5)))
+    with pytest.raises(ValueError, match="integer"):
+        segment_cells(np.zeros((4, 4)), np.zeros((4, 4)))
+    with pytest.raises(ValueError, match="one shape"):
+        mean_serum([np.zeros((4, 4)), np.zeros((4, 5))])
+
+
+def test_strategies_are_frozen():
+    with pytest.raises(AttributeError):
+        PropagationHeightMap().regularization = 1.0

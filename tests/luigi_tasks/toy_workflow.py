@@ -1,0 +1,94 @@
+"""A user-written example workflow on the framework: smooth, threshold, count."""
+from pathlib import Path
+
+import luigi
+import numpy as np
+import pandas as pd
+import tifffile
+from scipy import ndimage
+
+from luigi_tasks import BatchJob, BatchJobOnContainer, PlateJob, PlateWorkflow, RawImagePlanner, add_config_parameters, wire
+from luigi_tasks.errors import InvalidInputError
+from luigi_tasks.io import open_file, parse_image_name, read_image, write_image, write_table
+
+SPEC = Path(__file__).parent / "data" / "toy.spec"
+
+
+def _count_run(output_file, job, image):
+    with open(Path(output_file).parent / "runs.log", "a") as handle:
+        handle.write(f"{job} {Path(image).stem}\n")
+
+
+class ToyPlanner(RawImagePlanner):
+    def check_image(self, path):
+        super().check_image(path)
+        try:
+            stack = tifffile.imread(path)
+        except Exception as error:
+            raise InvalidInputError(path, f"unreadable TIFF ({error})", "replace the file") from error
+        return {"shape": stack.shape}
+
+
+class Smooth(BatchJob):
+    outputs = ("raw", "smoothed")
+    smooth_sigma = luigi.FloatParameter(default=1.0, description="Gaussian sigma")
+
+    def run(self, input_files, output_files, smooth_sigma):
+        for input_file, output_file in zip(input_files, output_files):
+            image = tifffile.imread(input_file)[0].astype("float32")
+            with open_file(output_file, "a") as container:
+                write_image(container, "raw", image)
+                write_image(container, "smoothed", ndimage.gaussian_filter(image, smooth_sigma))
+            _count_run(output_file, "Smooth", input_file)
+
+
+class Threshold(BatchJobOnContainer):
+    inputs = ("smoothed",)
+    outputs = ("mask",)
+    threshold_value = luigi.FloatParameter(default=500.0, description="Intensity threshold")
+
+    def run(self, input_files, output_files, threshold_value):
+        for input_file, output_file in zip(input_files, output_files):
+            with open_file(input_file, "r") as container:
+                image = read_image(container, "smoothed")
+            if threshold_value < 0:
+                raise ValueError("negative threshold")
+            if "A02_0002" in str(input_file) and threshold_value == 666:
+                raise RuntimeError("injected failure")
+            with open_file(output_file, "a") as container:
+                write_image(container, "mask", (image > threshold_value).astype("uint8"), is_label=True)
+            _count_run(output_file, "Threshold", input_file)
+
+
+class CountTable(PlateJob):
+    outputs = ("tables/images/default",)
+    count_min_fraction = luigi.FloatParameter(default=0.0, description="Fraction for is_bright")
+
+    def run_plate(self, images, tables_file):
+        rows = []
+        for image in images:
+            with open_file(Path(self.output_dir) / f"{image}.h5") as container:
+                mask = read_image(container, "mask")
+            name = parse_image_name(image)
+            rows.append({"image_name": image, "site_name": name.site_name, "fraction": float(mask.mean())})
+        table = pd.DataFrame(rows)
+        table["is_bright"] = table["fraction"] > self.count_min_fraction
+        with open_file(tables_file, "a") as container:
+            write_table(container, "images/default", table)
+        _count_run(tables_file, "CountTable", self.plate_name)
+
+
+wire(Smooth)
+wire(Threshold, Smooth)
+wire(CountTable, Threshold)
+
+
+class ToyWorkflow(PlateWorkflow):
+    spec_path = SPEC
+    planner = ToyPlanner()
+    final_jobs = (CountTable,)
+
+
+for job in (Smooth, Threshold, CountTable):
+    job.planner = ToyWorkflow.planner
+add_config_parameters(ToyWorkflow, SPEC)
