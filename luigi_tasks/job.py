@@ -198,7 +198,12 @@ class ImageJob(PlateTask):
         failed, done = {}, []
         for number, image in enumerate(todo, 1):
             self.set_status_message(f"{image} ({number}/{len(todo)})")
-            error = self._run_one(image)
+            try:
+                error = self._run_one(image)
+            except Exception as exc:
+                reason = _one_line(exc.__cause__ or exc)
+                update_status(self.output_dir, self.task_family, state="failed", failed={image: reason}, succeeded=done)
+                raise
             failed.update({image: error} if error else {})
             done += [] if error else [image]
             self.set_progress_percentage(int(100 * number / len(todo)))
@@ -366,13 +371,15 @@ class PlateJob(PlateTask):
 
     def run(self):
         """Compute the plate outputs in one transaction of the tables file."""
-        images = self.succeeded_images()
+        images, failed = self.succeeded_images(), self.failed_images()
+        partial = f"{len(failed)} failed image(s) left out: {', '.join(sorted(failed))}" if failed else ""
         with container_transaction(self.tables_path) as tmp:
             self.run_plate(images, tmp)
             with open_file(tmp, "a") as container:
-                stamps = {key: Stamp.now(self.fingerprint()) for key in self.outputs}
+                # a table that leaves images out is complete only for runs that ignore failed outputs
+                stamps = {key: Stamp.now(self.fingerprint(), failed=bool(failed), error=partial) for key in self.outputs}
                 write_stamps(container, stamps, params=self.significant_params())
-        update_status(self.output_dir, self.task_family, state="processed", failed=self.failed_images())
+        update_status(self.output_dir, self.task_family, state="processed", failed=failed, succeeded=images)
 
     def run_plate(self, images, tables_file):
         """Compute the outputs from ``images`` into ``tables_file`` (temporary)."""

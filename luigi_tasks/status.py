@@ -50,7 +50,8 @@ def update_status(output_dir, name, state=None, failed=None, succeeded=(), inval
     Parameters
     ----------
     state : str, optional
-        New state (``running``, ``processed``, ``failed``, ``finished``).
+        New state (``running``, ``processed``, ``failed``, ``finished``); ``processed``
+        reads ``failed`` while any output of the job is recorded as failed.
     failed : dict, optional
         ``{image: reason}`` to add to ``failed_outputs``.
     succeeded : iterable of str
@@ -72,7 +73,7 @@ def update_status(output_dir, name, state=None, failed=None, succeeded=(), inval
         if invalid is not None:
             status["invalid_inputs"] = dict(sorted(invalid.items()))
         if state is not None:
-            status["state"] = state
+            status["state"] = "failed" if state == "processed" and failed_outputs else state
         status.update(fields, updated=_now())
         with atomic_write(path) as tmp:
             Path(tmp).write_text(json.dumps(status, indent=2, default=str))

@@ -44,6 +44,7 @@ def make_raw_plate(folder, wells=("A01", "A02"), sites=2, shape=(64, 64), channe
 def run_local(tasks, workers=1, **kwargs):
     """Run ``tasks`` with the local scheduler; return luigi's run summary."""
     use_local_lock(True)
+    luigi.task_register.Register.clear_instance_cache()
     try:
         return luigi.build(list(tasks), local_scheduler=True, workers=workers, detailed_summary=True, **kwargs)
     finally:

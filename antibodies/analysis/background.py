@@ -29,7 +29,7 @@ MAD is always the unscaled median absolute deviation,
 """
 
 import logging
-from collections.abc import Collection, Iterable, Mapping, Sequence
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -350,7 +350,8 @@ def _check_channels(record, channels):
     found = tuple(record.background)
     if channels is not None and set(found) != set(channels):
         raise ValueError(
-            f"image {record.image_name!r} has channels {sorted(found)}, expected {sorted(channels)}")
+            f"image {record.image_name!r} has channels {sorted(found)}, "
+            f"expected {sorted(channels)}")
     return found if channels is None else channels
 
 
@@ -361,7 +362,8 @@ def _record_spans(record, histograms, channels):
         try:
             counts = _as_counts(histograms[channel])
         except KeyError:
-            raise ValueError(f"image {record.image_name!r} has no histogram for {channel!r}") from None
+            raise ValueError(
+                f"image {record.image_name!r} has no histogram for {channel!r}") from None
         if counts.shape != (N_BINS,):
             raise ValueError(
                 f"histogram of {record.image_name!r}/{channel!r} has shape {counts.shape}, "
@@ -559,6 +561,9 @@ class EmptyWellsBackground:
 
     wells: tuple = ()
 
+    def __post_init__(self):
+        object.__setattr__(self, "wells", tuple(self.wells))
+
     @property
     def total_wells(self):
         """Wells whose all-pixel histograms this strategy needs."""
@@ -573,7 +578,8 @@ class EmptyWellsBackground:
         if missing:
             logger.warning("background wells %s missing; using %s", missing, present)
         totals = histograms.well_total
-        return {ch: _sum_wells(totals, present, ch).stats() for ch in _channels(histograms, channels)}
+        return {ch: _sum_wells(totals, present, ch).stats()
+                for ch in _channels(histograms, channels)}
 
 
 @dataclass(frozen=True)
@@ -669,6 +675,4 @@ def make_background_strategy(name, **options):
     except KeyError:
         raise ValueError(f"unknown background strategy {name!r}; "
                          f"choose from {sorted(BACKGROUND_STRATEGIES)}") from None
-    if "wells" in options:
-        options["wells"] = tuple(options["wells"])
     return cls(**options)

@@ -102,7 +102,8 @@ def classify_infected(marker_table, background, threshold_factor=4.8, quantile=0
     """
     threshold = infection_threshold(background, threshold_factor)
     if np.isnan(threshold):
-        logger.warning("infection threshold is NaN (background %s); no cell is infected", background)
+        logger.warning("infection threshold is NaN (background %s); no cell is infected",
+                       background)
     labels = marker_table["label_id"].to_numpy()
     values = marker_table[quantile_column(quantile)].to_numpy(dtype=float)
     outlier = _outlier_mask(labels, cell_outliers)

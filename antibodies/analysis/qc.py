@@ -184,6 +184,9 @@ class ManualOutlierQC:
 
     names: frozenset = frozenset()
 
+    def __post_init__(self):
+        object.__setattr__(self, "names", frozenset(self.names))
+
     def flag(self, table):
         """Return per-row outlier types of an image table."""
         names = self.names
@@ -290,7 +293,7 @@ def make_qc_rule(name, **options):
         A key of ``QC_RULES``.
     **options
         Passed to the rule, e.g. ``min_cells=20`` or ``names=...`` for
-        ``"manual"`` (a list is turned into a frozenset).
+        ``"manual"`` (any iterable of image names).
 
     Examples
     --------
@@ -301,8 +304,6 @@ def make_qc_rule(name, **options):
         cls = QC_RULES[name]
     except KeyError:
         raise ValueError(f"unknown QC rule {name!r}; choose from {sorted(QC_RULES)}") from None
-    if "names" in options:
-        options["names"] = frozenset(options["names"])
     return cls(**options)
 
 

@@ -20,6 +20,18 @@ are outliers for ``S`` get NaN in the three score columns; the ingredients
 and cell counts are kept for diagnosis.  QC outlier cells (neither infected
 nor control in the infection table) never enter a pool.  Memory grows with
 the number of cells: a well keeps only its valid cells' means and sizes.
+
+How the plate-statistics modules connect, per plate::
+
+    cell_flags = qc.flag_cells(features)                   # per image
+    image_flags = qc.flag_images(table_of_image_name_and_n_cells, image_rules)
+    histograms = background.accumulate_histograms(
+        records, outlier_images, strategy.total_wells)
+    backgrounds = strategy.compute(histograms)
+    calls = infection.classify_infected(
+        marker_features, backgrounds["marker_tophat"], cell_outliers=cell_flags)
+    images, wells = score_plate(image_cells, backgrounds, image_flags=image_flags)
+    wells = call_positive(wells)
 """
 
 import itertools

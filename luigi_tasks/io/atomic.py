@@ -10,6 +10,7 @@ they are written in place and protected by completion stamps written last.
 """
 import contextlib
 import fcntl
+import logging
 import os
 import shutil
 import time
@@ -97,6 +98,21 @@ def _commit(tmp, path):
         os.close(dir_fd)
 
 
+def _quarantine_if_unreadable(path):
+    """Move an unreadable h5 file aside (``.corrupt-<time>``) so it is rebuilt, not trusted or lost."""
+    if not path.exists():
+        return
+    import h5py
+
+    try:
+        with h5py.File(path, "r"):
+            return
+    except OSError:
+        aside = path.with_name(f"{path.stem}.corrupt-{int(time.time())}{path.suffix}")
+        os.replace(path, aside)
+        logging.getLogger("Workflow.io").warning("%s is unreadable; moved to %s and rebuilt", path, aside)
+
+
 @contextlib.contextmanager
 def container_transaction(path, lock_timeout=600.0):
     """Yield a path to write; on success it replaces ``path`` atomically.
@@ -125,6 +141,7 @@ def container_transaction(path, lock_timeout=600.0):
             return
         _remove_stale_temporaries(path)
         tmp = temporary_name(path)
+        _quarantine_if_unreadable(path)
         if path.exists():
             shutil.copyfile(path, tmp)
         try:

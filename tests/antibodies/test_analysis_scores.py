@@ -1,0 +1,293 @@
+import math
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from antibodies.analysis.background import BackgroundStats
+from antibodies.analysis.qc import (
+    ControlCellCountQC, FixedMinInfectedIntensityQC, MinInfectedIntensityQC, NoQC)
+from antibodies.analysis.scores import (
+    CELL_COLUMNS, ImageCells, call_positive, cell_frame, compare_intensities, score_images,
+    score_plate, score_wells, sera_in, split_by_serum, summarize_cells)
+
+NAN = float("nan")
+INF = float("inf")
+SERA = ("serum_IgG", "serum_IgA")
+BACKGROUNDS = {"serum_IgG": BackgroundStats(10.0, 5.0), "serum_IgA": BackgroundStats(5.0, 2.0)}
+
+
+def features(means, sizes):
+    labels = list(range(1, len(means) + 1))
+    return pd.DataFrame({"label_id": labels, "means": means, "sizes": sizes})
+
+
+def infection(infected, control):
+    labels = list(range(1, len(infected) + 1))
+    return pd.DataFrame({"label_id": labels, "is_infected": infected, "is_control": control})
+
+
+def image(name, site, well, igg, iga, sizes, infected, control):
+    tables = {"serum_IgG": features(igg, sizes), "serum_IgA": features(iga, sizes),
+              "marker_tophat": features([0.0] * len(sizes), sizes)}
+    return ImageCells(name, site, well, tables, infection(infected, control))
+
+
+def plate_records():
+    return [
+        # cells 1, 2 infected; 3, 4 control; 5 a QC outlier (neither)
+        image("a1", "A01-0000", "A01", igg=[50, 70, 20, 40, 999], iga=[25, 25, 15, 15, 999],
+              sizes=[300, 400, 500, 600, 100],
+              infected=[True, True, False, False, False],
+              control=[False, False, True, True, False]),
+        image("a2", "A01-0001", "A01", igg=[1000], iga=[1000], sizes=[300],
+              infected=[True], control=[False]),
+        image("b1", "B01-0000", "B01", igg=[30, 20, 20], iga=[5, 15, 25], sizes=[250, 350, 450],
+              infected=[True, False, False], control=[False, True, True]),
+    ]
+
+
+IMAGE_FLAGS = pd.DataFrame({"image_name": ["a2", "b1"], "is_outlier": [True, False],
+                            "outlier_type": ["too few cells (1 < 10)", ""]})
+WELL_RULES = (ControlCellCountQC(min_control_cells=2),)
+SERUM_RULES = (MinInfectedIntensityQC(), FixedMinInfectedIntensityQC({"serum_IgA": 1.0}))
+IGA_LOW = ("median infected intensity too low (0 < 6 = 3 x background MAD 2); "
+           "median infected intensity too low (0 < 1)")
+
+
+def serum_columns(serum):
+    return [f"{serum}_{c}" for c in ("score", "robust_z_score", "ratio_of_means",
+                                     "median_infected", "median_control", "mad_control",
+                                     "is_outlier", "outlier_type")]
+
+
+# -- compare_intensities ------------------------------------------------------
+
+def test_compare_intensities_exact():
+    assert compare_intensities([40.0, 60.0], [10.0, 30.0]) == {
+        "score": 2.5, "robust_z_score": 3.0, "ratio_of_means": 2.5,
+        "median_infected": 50.0, "median_control": 20.0, "mad_control": 10.0}
+
+
+def test_compare_intensities_unscaled_mad_odd_count():
+    stats = compare_intensities([13.0], [1.0, 2.0, 4.0, 8.0, 9.0])
+    # median 4, |deviations| 3, 2, 0, 4, 5 -> MAD 3 (no 1.4826 factor)
+    assert stats["mad_control"] == 3.0 and stats["robust_z_score"] == 3.0
+    assert stats["score"] == 13.0 / 4.0 and stats["ratio_of_means"] == 13.0 / 4.8
+
+
+def test_compare_intensities_empty_and_zero_denominators():
+    empty = compare_intensities([], [1.0, 3.0])
+    assert math.isnan(empty["score"]) and math.isnan(empty["median_infected"])
+    assert empty["mad_control"] == 1.0
+    no_control = compare_intensities([1.0], [])
+    assert all(math.isnan(no_control[k]) for k in ("score", "robust_z_score", "mad_control"))
+    flat = compare_intensities([20.0], [10.0, 10.0])
+    assert flat["robust_z_score"] == INF
+    zero = compare_intensities([5.0], [0.0])
+    assert zero["score"] == INF and math.isnan(compare_intensities([0.0], [0.0])["score"])
+
+
+# -- cell pools ---------------------------------------------------------------
+
+def test_cell_frame_drops_outlier_cells_and_keeps_means():
+    cells = cell_frame(plate_records()[0], SERA)
+    assert cells.index.tolist() == [1, 2, 3, 4]
+    assert cells.columns.tolist() == ["is_infected", "is_control", "sizes", *SERA]
+    assert cells["serum_IgG"].tolist() == [50.0, 70.0, 20.0, 40.0]
+    assert cells["sizes"].tolist() == [300.0, 400.0, 500.0, 600.0]
+
+
+def test_cell_frame_matches_labels_in_any_order():
+    record = plate_records()[2]
+    shuffled = record.tables["serum_IgG"].iloc[::-1]
+    record = ImageCells(record.image_name, record.site_name, record.well_name,
+                        {**record.tables, "serum_IgG": shuffled}, record.infection)
+    assert cell_frame(record, SERA)["serum_IgG"].tolist() == [30.0, 20.0, 20.0]
+
+
+def test_cell_frame_label_mismatch_raises():
+    record = plate_records()[2]
+    record = ImageCells(record.image_name, record.site_name, record.well_name,
+                        {**record.tables, "serum_IgA": features([1.0], [300])}, record.infection)
+    with pytest.raises(ValueError, match="serum_IgA"):
+        cell_frame(record, SERA)
+
+
+def test_summarize_cells_counts_and_sizes():
+    row = summarize_cells(cell_frame(plate_records()[0], SERA), SERA, BACKGROUNDS)
+    assert {k: row[k] for k in CELL_COLUMNS} == {
+        "n_cells": 4, "n_infected": 2, "n_control": 2, "fraction_infected": 0.5,
+        "cell_size_median": 450.0, "cell_size_mean": 450.0,
+        "cell_size_min": 300.0, "cell_size_max": 600.0}
+    # IgG: background 10 -> infected 40, 60; control 10, 30
+    assert row["serum_IgG_score"] == 2.5 and row["serum_IgG_robust_z_score"] == 3.0
+
+
+# -- image and well tables ----------------------------------------------------
+
+def test_image_table_columns_and_values():
+    images = score_plate(plate_records(), BACKGROUNDS, image_flags=IMAGE_FLAGS).images
+    assert images.columns.tolist() == [
+        "image_name", "site_name", "well_name", "is_outlier", "outlier_type", *CELL_COLUMNS,
+        *serum_columns("serum_IgG"), *serum_columns("serum_IgA")]
+    expected = pd.DataFrame({
+        "image_name": ["a1", "a2", "b1"],
+        "site_name": ["A01-0000", "A01-0001", "B01-0000"],
+        "is_outlier": [False, True, False],
+        "outlier_type": ["", "too few cells (1 < 10)", ""],
+        "n_cells": [4, 1, 3],
+        "n_control": [2, 0, 2],
+        "serum_IgG_score": [2.5, NAN, 2.0],
+        "serum_IgG_robust_z_score": [3.0, NAN, INF],
+        "serum_IgG_ratio_of_means": [2.5, NAN, 2.0],
+        "serum_IgG_median_infected": [50.0, 990.0, 20.0],   # kept for outliers
+        "serum_IgG_is_outlier": [False, True, False],
+        "serum_IgG_outlier_type": ["", "too few cells (1 < 10)", ""],
+        "serum_IgA_score": [2.0, NAN, 0.0],
+        "serum_IgA_robust_z_score": [INF, NAN, -3.0],
+        "serum_IgA_mad_control": [0.0, NAN, 5.0],
+    })
+    pd.testing.assert_frame_equal(images[expected.columns], expected, check_dtype=False)
+
+
+def test_well_table_pools_non_outlier_images():
+    wells = score_plate(plate_records(), BACKGROUNDS, image_flags=IMAGE_FLAGS,
+                        well_rules=WELL_RULES, well_serum_rules=SERUM_RULES).wells
+    assert wells.columns.tolist()[:5] == [
+        "well_name", "n_images", "n_outlier_images", "is_outlier", "outlier_type"]
+    expected = pd.DataFrame({
+        "well_name": ["A01", "B01"],
+        "n_images": [2, 1],
+        "n_outlier_images": [1, 0],
+        "is_outlier": [False, False],
+        "outlier_type": ["", ""],
+        "n_cells": [4, 3],           # a2 left out
+        "n_infected": [2, 1],
+        "fraction_infected": [0.5, 1 / 3],
+        "serum_IgG_score": [2.5, 2.0],
+        "serum_IgG_is_outlier": [False, False],
+        "serum_IgA_score": [2.0, NAN],
+        "serum_IgA_robust_z_score": [INF, NAN],
+        "serum_IgA_ratio_of_means": [2.0, NAN],
+        "serum_IgA_median_infected": [20.0, 0.0],
+        "serum_IgA_median_control": [10.0, 15.0],
+        "serum_IgA_is_outlier": [False, True],
+        "serum_IgA_outlier_type": ["", IGA_LOW],
+    })
+    pd.testing.assert_frame_equal(wells[expected.columns], expected, check_dtype=False)
+
+
+def test_well_pooling_over_several_images():
+    records = [
+        image("x1", "A01-0000", "A01", igg=[30, 20], iga=[5, 5], sizes=[300, 300],
+              infected=[True, False], control=[False, True]),
+        image("x2", "A01-0001", "A01", igg=[50, 40], iga=[5, 5], sizes=[300, 300],
+              infected=[True, False], control=[False, True]),
+    ]
+    wells = score_wells(records, BACKGROUNDS, well_rules=(), serum_rules=())
+    # IgG minus 10: infected 20, 40; control 10, 30
+    assert wells.loc[0, "n_images"] == 2 and wells.loc[0, "n_cells"] == 4
+    assert wells.loc[0, "serum_IgG_score"] == 1.5
+    assert wells.loc[0, "serum_IgG_robust_z_score"] == 1.0
+    assert wells.loc[0, "serum_IgG_ratio_of_means"] == 1.5
+
+
+def test_default_well_rules_flag_too_few_control_cells_for_every_serum():
+    wells = score_wells(plate_records(), BACKGROUNDS, image_flags=IMAGE_FLAGS)
+    assert wells.outlier_type.tolist() == ["too few control cells (2 < 100)"] * 2
+    assert wells.serum_IgG_outlier_type.tolist() == [
+        "too few control cells (2 < 100); median infected intensity too low (50 < 301.23)",
+        "too few control cells (2 < 100); median infected intensity too low (20 < 301.23)"]
+    # fixed default minimum for IgG is 301.23; IgA: 392.76 and 3 x MAD 2
+    assert wells.serum_IgA_outlier_type.tolist()[1] == (
+        "too few control cells (2 < 100); "
+        "median infected intensity too low (0 < 6 = 3 x background MAD 2); "
+        "median infected intensity too low (0 < 392.76)")
+    assert wells.serum_IgG_score.isna().all() and wells.serum_IgA_score.isna().all()
+
+
+def test_well_with_only_outlier_images():
+    flags = pd.DataFrame({"image_name": ["b1"], "is_outlier": [True],
+                          "outlier_type": ["manual outlier"]})
+    wells = score_wells(plate_records()[2:], BACKGROUNDS, image_flags=flags,
+                        well_rules=(NoQC(),), serum_rules=())
+    row = wells.iloc[0]
+    assert (row.n_images, row.n_outlier_images, row.n_cells, row.is_outlier) == (1, 1, 0, False)
+    assert math.isnan(row.fraction_infected) and math.isnan(row.serum_IgG_score)
+    flagged = score_wells(plate_records()[2:], BACKGROUNDS, image_flags=flags)
+    assert flagged.outlier_type.tolist() == ["too few control cells (0 < 100)"]
+
+
+def test_image_serum_rules_are_opt_in():
+    images = score_images(plate_records(), BACKGROUNDS, image_flags=IMAGE_FLAGS,
+                          serum_rules=(FixedMinInfectedIntensityQC({"serum_IgA": 1.0}),))
+    assert images.serum_IgA_outlier_type.tolist() == [
+        "", "too few cells (1 < 10)", "median infected intensity too low (0 < 1)"]
+    assert images.is_outlier.tolist() == [False, True, False]
+    assert images.serum_IgG_is_outlier.tolist() == [False, True, False]
+
+
+def test_score_images_and_wells_match_score_plate():
+    both = score_plate(iter(plate_records()), BACKGROUNDS, image_flags=IMAGE_FLAGS)
+    pd.testing.assert_frame_equal(
+        score_images(iter(plate_records()), BACKGROUNDS, image_flags=IMAGE_FLAGS), both.images)
+    pd.testing.assert_frame_equal(
+        score_wells(iter(plate_records()), BACKGROUNDS, image_flags=IMAGE_FLAGS), both.wells)
+
+
+def test_sera_detected_from_first_record_only_present_sera():
+    records = [ImageCells("a1", "A01-0000", "A01",
+                          {"marker_tophat": features([1.0], [300]),
+                           "serum_IgG": features([20.0], [300])},
+                          infection([True], [False]))]
+    images = score_images((r for r in records), BACKGROUNDS)
+    assert sera_in(images) == ["serum_IgG"]
+    assert not any(c.startswith(("serum_IgA", "serum_IgM", "marker")) for c in images.columns)
+
+
+def test_no_records_gives_empty_tables_with_columns():
+    result = score_plate([], BACKGROUNDS, sera=SERA)
+    assert len(result.images) == 0 and len(result.wells) == 0
+    assert result.wells.columns.tolist()[-1] == "serum_IgA_outlier_type"
+
+
+# -- positive call and per-serum tables ---------------------------------------
+
+def test_call_positive_cutoffs_and_na():
+    table = pd.DataFrame({
+        "well_name": ["A01", "B01", "C01"],
+        "serum_IgG_score": [1.3, 1.3001, NAN],
+        "serum_IgG_outlier_type": ["", "", "too few control cells (2 < 100)"],
+        "serum_IgM_score": [1.27, 2.0, 0.5],
+        "serum_IgM_outlier_type": ["", "", ""],
+    })
+    result = call_positive(table)
+    assert result.columns.tolist() == [
+        "well_name", "serum_IgG_score", "serum_IgG_is_positive", "serum_IgG_outlier_type",
+        "serum_IgM_score", "serum_IgM_is_positive", "serum_IgM_outlier_type"]
+    assert result.serum_IgG_is_positive.tolist() == [False, True, pd.NA]
+    assert result.serum_IgM_is_positive.tolist() == [False, True, False]
+    assert str(result.serum_IgG_is_positive.dtype) == "boolean"
+    assert "serum_IgG_is_positive" not in table.columns   # input untouched
+
+
+def test_call_positive_custom_cutoffs_skip_unlisted_sera():
+    table = pd.DataFrame({"serum_IgA_score": [1.5], "serum_IgA_outlier_type": [""]})
+    assert call_positive(table, {"serum_IgA": 1.5}).serum_IgA_is_positive.tolist() == [False]
+    assert "serum_IgA_is_positive" not in call_positive(table, {"serum_IgG": 1.0}).columns
+
+
+def test_split_by_serum():
+    wells = score_wells(plate_records(), BACKGROUNDS, image_flags=IMAGE_FLAGS,
+                        well_rules=WELL_RULES, serum_rules=SERUM_RULES)
+    tables = split_by_serum(wells)
+    assert list(tables) == list(SERA)
+    iga = tables["serum_IgA"]
+    assert iga.columns.tolist() == [
+        "well_name", "n_images", "n_outlier_images", *CELL_COLUMNS, "score", "robust_z_score",
+        "ratio_of_means", "median_infected", "median_control", "mad_control",
+        "is_outlier", "outlier_type"]
+    assert iga.is_outlier.tolist() == [False, True]
+    assert iga.outlier_type.tolist() == ["", IGA_LOW]
+    np.testing.assert_array_equal(iga.score.to_numpy(), [2.0, NAN])

@@ -1,0 +1,203 @@
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import luigi
+import pytest
+from luigi.execution_summary import LuigiStatusCode
+
+from luigi_tasks import ConfigError, get_logger, load_config, read_status
+from luigi_tasks.io import open_file, read_table
+from luigi_tasks.status import RunLock
+from luigi_tasks.testing import make_raw_plate, run_local, running_luigid
+from tests.luigi_tasks.toy_workflow import SPEC
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def table(toy):
+    with open_file(toy.output / "plate_tables.hdf5") as f:
+        return read_table(f, "images/default")
+
+
+def test_end_to_end_writes_outputs_status_and_log(toy):
+    result = run_local([toy.workflow()])
+    assert result.status == LuigiStatusCode.SUCCESS
+    assert toy.runs() == {"Smooth": 4, "Threshold": 4, "CountTable": 1}
+    assert len(toy.containers()) == 4
+    assert list(table(toy)["image_name"]) == sorted(p.stem for p in toy.plate.glob("*.tiff"))
+    assert read_status(toy.output, "ToyWorkflow")["state"] == "finished"
+    assert read_status(toy.output, "Threshold") | {"updated": 0} == {
+        "state": "processed", "invalid_inputs": {}, "failed_outputs": {}, "updated": 0
+    }
+    log = (toy.output / "batchlib" / "ToyWorkflow.log").read_text()
+    assert "4 images to process" in log and "finished" in log
+    assert not (toy.output / "batchlib" / "ToyWorkflow.lock").exists()
+
+
+def test_noop_rerun_computes_nothing(toy):
+    run_local([toy.workflow()])
+    toy.reset_runs()
+    assert run_local([toy.workflow()]).status == LuigiStatusCode.SUCCESS
+    assert toy.runs() == {}
+
+
+def test_new_images_run_alone_and_refresh_plate_table(toy):
+    run_local([toy.workflow()])
+    toy.reset_runs()
+    make_raw_plate(toy.plate, wells=("A03",), sites=2, seed=5)
+    run_local([toy.workflow()])
+    assert toy.runs() == {"Smooth": 2, "Threshold": 2, "CountTable": 1}
+    assert len(table(toy)) == 6
+
+
+def test_force_recompute_reruns_everything(toy):
+    run_local([toy.workflow()])
+    toy.reset_runs()
+    run_local([toy.workflow(force_recompute=True)])
+    assert toy.runs() == {"Smooth": 4, "Threshold": 4, "CountTable": 1}
+
+
+def test_changed_parameter_recomputes_exactly_the_affected_outputs(toy):
+    run_local([toy.workflow()])
+    toy.reset_runs()
+    run_local([toy.workflow(threshold_value="400")])
+    assert toy.runs() == {"Threshold": 4, "CountTable": 1}
+    toy.reset_runs()
+    run_local([toy.workflow(threshold_value="400", count_min_fraction="0.5")])
+    assert toy.runs() == {"CountTable": 1}
+    with open_file(toy.output / "plate_tables.hdf5") as f:
+        params = json.loads(f["tables/images/default"].attrs["batchlib_params"])
+    assert params["threshold_value"] == "400.0" and params["count_min_fraction"] == "0.5"
+
+
+def add_invalid_files(plate):
+    (plate / "WellA09_PointA09_0001_ChannelDAPI,GFP_Seq0099.tiff").write_bytes(b"")
+    (plate / "scan_0001.tiff").write_bytes(b"II*\x00")
+    (plate / "notes.txt").write_text("not an image: ignored silently")
+
+
+def test_invalid_inputs_refuse_to_start_and_list_every_problem(toy):
+    add_invalid_files(toy.plate)
+    result = run_local([toy.workflow()])
+    assert result.status == LuigiStatusCode.SCHEDULING_FAILED
+    assert toy.containers() == []
+    invalid = read_status(toy.output, "ToyWorkflow")["invalid_inputs"]
+    assert set(invalid) == {"WellA09_PointA09_0001_ChannelDAPI,GFP_Seq0099.tiff", "scan_0001.tiff"}
+    assert "empty" in invalid["WellA09_PointA09_0001_ChannelDAPI,GFP_Seq0099.tiff"]
+    assert "naming scheme" in invalid["scan_0001.tiff"]
+
+
+def test_ignore_invalid_inputs_processes_the_valid_ones(toy):
+    add_invalid_files(toy.plate)
+    assert run_local([toy.workflow(ignore_invalid_inputs=True)]).status == LuigiStatusCode.SUCCESS
+    assert len(toy.containers()) == 4 and len(table(toy)) == 4
+    assert len(read_status(toy.output, "ToyWorkflow")["invalid_inputs"]) == 2
+
+
+FAILING = "WellA02_PointA02_0002_ChannelDAPI,GFP_Seq0004"
+
+
+def test_failed_image_stops_the_plate_and_is_named(toy):
+    result = run_local([toy.workflow(threshold_value="666")])
+    assert result.status == LuigiStatusCode.FAILED
+    assert "CountTable" not in toy.runs()
+    assert not (toy.output / "plate_tables.hdf5").exists()
+    status = read_status(toy.output, "Threshold")
+    assert status["state"] == "failed" and FAILING in status["failed_outputs"]
+    assert "injected failure" in status["failed_outputs"][FAILING]
+
+
+def test_ignore_failed_outputs_aggregates_what_succeeded(toy):
+    result = run_local([toy.workflow(threshold_value="666", ignore_failed_outputs=True)])
+    assert result.status == LuigiStatusCode.SUCCESS
+    assert FAILING not in set(table(toy)["image_name"]) and len(table(toy)) == 3
+    assert FAILING in read_status(toy.output, "CountTable")["failed_outputs"]
+    retry = run_local([toy.workflow(threshold_value="666")])  # without the flag the failed image is retried
+    assert retry.status == LuigiStatusCode.FAILED
+
+
+def test_second_local_run_is_refused_while_the_lock_is_held(toy):
+    holder = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+    try:
+        lock = toy.output / "batchlib" / "ToyWorkflow.lock"
+        lock.parent.mkdir(parents=True)
+        lock.write_text(json.dumps({"host": os.uname().nodename, "pid": holder.pid, "started": "earlier"}))
+        assert run_local([toy.workflow()]).status == LuigiStatusCode.SCHEDULING_FAILED
+        assert toy.containers() == [] and lock.exists()
+    finally:
+        holder.kill()
+        holder.wait()
+
+
+def test_stale_lock_of_a_dead_process_is_recovered(toy, caplog):
+    dead = subprocess.Popen([sys.executable, "-c", "pass"])
+    dead.wait()
+    lock = toy.output / "batchlib" / "ToyWorkflow.lock"
+    lock.parent.mkdir(parents=True)
+    lock.write_text(json.dumps({"host": os.uname().nodename, "pid": dead.pid, "started": "earlier"}))
+    assert run_local([toy.workflow()]).status == LuigiStatusCode.SUCCESS
+    assert "recovering stale lock" in (toy.output / "batchlib" / "ToyWorkflow.log").read_text()
+    assert not lock.exists()
+
+
+def test_lock_records_host_pid_and_start(tmp_path):
+    lock = RunLock(tmp_path, "W").acquire()
+    record = json.loads((tmp_path / "batchlib" / "W.lock").read_text())
+    assert record["pid"] == os.getpid() and record["host"] and record["started"]
+    lock.release()
+    assert not (tmp_path / "batchlib" / "W.lock").exists()
+
+
+def test_loglevel_environment(monkeypatch):
+    monkeypatch.setenv("LOGLEVEL", "DEBUG")
+    assert get_logger("Job").getEffectiveLevel() == 10 and get_logger("Job").name == "Workflow.Job"
+    monkeypatch.setenv("LOGLEVEL", "CHATTY")
+    with pytest.raises(ValueError, match="LOGLEVEL"):
+        get_logger()
+
+
+def test_config_validation_names_key_and_allowed_values(tmp_path):
+    config = tmp_path / "bad.conf"
+    config.write_text("[smooth]\nsigma = 50\n[threshold]\nvalue = high\n[extra]\nx = 1\n")
+    with pytest.raises(ConfigError) as error:
+        load_config(config, SPEC)
+    message = str(error.value)
+    assert "[smooth] sigma = '50'" in message and "max=10.0" in message
+    assert "[threshold] value = 'high'" in message and "extra" in message
+
+
+def test_config_defaults_and_overrides(tmp_path):
+    values = load_config(None, SPEC, {"smooth_sigma": "2.5"})
+    assert values == {"smooth_sigma": 2.5, "threshold_value": 500.0, "count_min_fraction": 0.0}
+    with pytest.raises(ConfigError, match="--nope: unknown"):
+        load_config(None, SPEC, {"nope": "1"})
+
+
+def luigi_command(toy, *extra):
+    return [
+        sys.executable, "-m", "luigi", "--module", "tests.luigi_tasks.toy_workflow", "ToyWorkflow",
+        "--plate", str(toy.plate), "--output", str(toy.output), *extra,
+    ]
+
+
+def test_against_a_real_luigid(toy, tmp_path):
+    env = dict(os.environ, PYTHONPATH=str(ROOT))
+    with running_luigid(tmp_path / "luigid") as port:
+        command = luigi_command(toy, "--scheduler-host", "127.0.0.1", "--scheduler-port", str(port), "--workers", "2")
+        done = subprocess.run(command, cwd=ROOT, env=env, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert toy.runs() == {"Smooth": 4, "Threshold": 4, "CountTable": 1}
+    assert read_status(toy.output, "ToyWorkflow")["state"] == "finished"
+
+
+def test_command_line_exit_code_is_nonzero_on_failure(toy):
+    env = dict(os.environ, PYTHONPATH=str(ROOT))
+    done = subprocess.run(
+        luigi_command(toy, "--local-scheduler", "--threshold-value", "666"),
+        cwd=ROOT, env=env, capture_output=True, text=True, timeout=300,
+    )
+    assert done.returncode == 30, done.stderr[-2000:]
+    assert FAILING in done.stderr
