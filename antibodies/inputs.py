@@ -1,0 +1,112 @@
+"""Raw inputs of the antibody assay: the channel mapping and the TIFF files.
+
+A plate folder holds multi-page TIFFs (C, M, N) named by the scheme of
+:mod:`luigi_tasks.io.naming` and a mandatory ``channel_mapping.json`` mapping
+each microscope channel (``DAPI``, ``WF_GFP``, ...) to a role (``nuclei``,
+``marker``, ``serum_IgG``, ``serum_IgA``, ``serum_IgM``) or null.
+"""
+import json
+from collections import Counter
+from pathlib import Path
+
+import tifffile
+
+from luigi_tasks import InvalidInputError, RawImagePlanner
+from luigi_tasks.io import parse_image_name
+
+from .keys import NUCLEI, ROLES
+
+__all__ = ["MAPPING_FILE", "read_channel_mapping", "channel_roles", "AssayPlanner"]
+
+MAPPING_FILE = "channel_mapping.json"
+_MAPPING_FIX = (
+    'write channel_mapping.json like {"DAPI": "nuclei", "WF_GFP": "marker", "TRITC": "serum_IgG", '
+    '"WF_Cy5": null}; roles: ' + ", ".join(ROLES) + " or null"
+)
+
+
+def read_channel_mapping(plate_dir):
+    """Read and check ``channel_mapping.json`` of a plate; return ``{channel: role or None}``.
+
+    Raises
+    ------
+    InvalidInputError
+        Naming the file, what is wrong and how to fix it.
+    """
+    path = Path(plate_dir) / MAPPING_FILE
+    if not path.is_file():
+        raise InvalidInputError(path, "channel mapping is missing", _MAPPING_FIX)
+    try:
+        mapping = json.loads(path.read_text())
+    except (json.JSONDecodeError, UnicodeDecodeError) as error:
+        raise InvalidInputError(path, f"invalid JSON ({error})", _MAPPING_FIX) from error
+    if not isinstance(mapping, dict) or not mapping:
+        raise InvalidInputError(path, "must be a non-empty JSON object", _MAPPING_FIX)
+    unknown = {channel: role for channel, role in mapping.items() if role is not None and role not in ROLES}
+    if unknown:
+        raise InvalidInputError(path, f"unknown role(s) {unknown}", _MAPPING_FIX)
+    doubles = [role for role, count in Counter(r for r in mapping.values() if r).items() if count > 1]
+    if doubles:
+        raise InvalidInputError(path, f"role(s) {doubles} mapped to more than one channel", _MAPPING_FIX)
+    if NUCLEI not in mapping.values():
+        raise InvalidInputError(path, "no channel is mapped to 'nuclei'", _MAPPING_FIX)
+    return mapping
+
+
+def channel_roles(plate_dir):
+    """Return the roles present on the plate, in the order of :data:`~antibodies.keys.ROLES`."""
+    present = set(read_channel_mapping(plate_dir).values())
+    return tuple(role for role in ROLES if role in present)
+
+
+def _tiff_layout(path):
+    try:
+        with tifffile.TiffFile(path) as tiff:
+            pages = list(tiff.pages)
+            shape = tuple(pages[0].shape)
+            end = max(max(offset + size for offset, size in zip(p.dataoffsets, p.databytecounts)) for p in pages)
+    except Exception as error:
+        raise InvalidInputError(path, f"not a readable TIFF ({error})", "copy the image again from the microscope") from error
+    if end > path.stat().st_size:
+        raise InvalidInputError(path, "TIFF is truncated (image data ends past the file end)", "copy the image again")
+    return len(pages), shape
+
+
+class AssayPlanner(RawImagePlanner):
+    """Check every raw image against the channel mapping and the rest of the plate."""
+
+    def check_folder(self, plate_dir):
+        """The folder must exist and carry a valid channel mapping."""
+        super().check_folder(plate_dir)
+        read_channel_mapping(plate_dir)
+
+    def check_image(self, path):
+        """Check readability, truncation, channel count and mapped channels of one TIFF."""
+        super().check_image(path)
+        channels = parse_image_name(path.stem).channels
+        mapping = read_channel_mapping(path.parent)
+        missing = [channel for channel in mapping if channel not in channels]
+        if missing:
+            raise InvalidInputError(
+                path, f"mapped channel(s) {missing} are not in the file name channels {list(channels)}",
+                f"fix {MAPPING_FILE} or the file name",
+            )
+        n_pages, shape = _tiff_layout(path)
+        if n_pages != len(channels):
+            raise InvalidInputError(
+                path, f"has {n_pages} page(s) but its name lists {len(channels)} channels {list(channels)}",
+                "export one page per channel",
+            )
+        return {"shape": shape}
+
+    def check_plate(self, plate_dir, infos):
+        """Images whose shape differs from the most common one on the plate are invalid."""
+        shapes = Counter(info["shape"] for info in infos.values())
+        if len(shapes) < 2:
+            return {}
+        common = shapes.most_common(1)[0][0]
+        return {
+            stem: f"image shape {info['shape']} differs from the plate's {common} (fix: remove or re-export it)"
+            for stem, info in infos.items()
+            if info["shape"] != common
+        }

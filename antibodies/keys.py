@@ -1,0 +1,73 @@
+"""Dataset keys and table names: the single place that names them.
+
+Image containers (``<output>/<image stem>.h5``) hold the channels named by
+their role, the segmentations, per-cell tables and histograms; the plate
+tables file (``<output>/<plate>_tables.hdf5``) holds image and well tables.
+"""
+from luigi_tasks.io import table_key
+
+__all__ = [
+    "NUCLEI", "MARKER", "SERUM_ROLES", "ROLES", "raw_key",
+    "NUCLEUS_SEGMENTATION", "CELL_SEGMENTATION", "MARKER_TOPHAT",
+    "cell_table", "cell_table_key", "INFECTED_CELLS_TABLE", "histogram_key",
+    "IMAGE_TABLE", "WELL_TABLE", "image_table", "well_table",
+    "IMAGE_BACKGROUNDS", "WELL_BACKGROUNDS", "PLATE_BACKGROUNDS", "CELL_QC_TABLE",
+    "EXPORTS_RECORD", "REPORT_RECORD", "CHANNEL_COLORS",
+]
+
+# channels in an image container, named by their role
+NUCLEI = "nuclei"
+MARKER = "marker"
+SERUM_ROLES = ("serum_IgG", "serum_IgA", "serum_IgM")
+ROLES = (NUCLEI, MARKER) + SERUM_ROLES
+CHANNEL_COLORS = {NUCLEI: "Blue", MARKER: "Red", "serum_IgG": "Green", "serum_IgA": "Green", "serum_IgM": "Green"}
+
+
+def raw_key(role):
+    """Key of the uncorrected copy of a flat-field corrected channel."""
+    return f"{role}_raw"
+
+
+# segmentations and derived images
+NUCLEUS_SEGMENTATION = "nucleus_segmentation"
+CELL_SEGMENTATION = "cell_segmentation"
+MARKER_TOPHAT = "marker_tophat"
+
+
+def cell_table(channel):
+    """Table name of per-cell features of ``channel``, e.g. ``cell_segmentation/serum_IgG``."""
+    return f"{CELL_SEGMENTATION}/{channel}"
+
+
+def cell_table_key(channel):
+    """Container key of the per-cell table of ``channel``."""
+    return table_key(cell_table(channel))
+
+
+INFECTED_CELLS_TABLE = f"{CELL_SEGMENTATION}/infected_cells"
+CELL_QC_TABLE = f"{CELL_SEGMENTATION}/cell_qc"
+
+
+def histogram_key(channel, which):
+    """Key of an intensity histogram (``which`` is ``background`` or ``total``)."""
+    return f"histograms/{channel}/{which}"
+
+
+# plate tables file
+IMAGE_TABLE = "images/default"
+WELL_TABLE = "wells/default"
+IMAGE_BACKGROUNDS = "images/backgrounds"
+WELL_BACKGROUNDS = "wells/backgrounds"
+PLATE_BACKGROUNDS = "plate/backgrounds"
+EXPORTS_RECORD = "records/exports"
+REPORT_RECORD = "records/report"
+
+
+def image_table(serum):
+    """Per-serum image table name."""
+    return f"images/{serum}"
+
+
+def well_table(serum):
+    """Per-serum well table name."""
+    return f"wells/{serum}"

@@ -1,0 +1,46 @@
+"""Figures of a plate: heatmaps of well values (matplotlib, no display needed)."""
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+
+from .analysis.layout import ROWS, well_grid  # noqa: E402
+
+__all__ = ["plate_heatmap"]
+
+
+def plate_heatmap(values, title, path, outliers=(), cutoff=None, cmap="viridis"):
+    """Save a plate heatmap of ``{well: value}``; outlier wells are crossed out.
+
+    Parameters
+    ----------
+    values : mapping of str to float
+    title : str
+    path : str or Path
+        PNG file to write.
+    outliers : iterable of str
+        Wells drawn with a cross.
+    cutoff : float, optional
+        Wells above it get a white frame (positive call).
+    """
+    grid = well_grid(values)
+    n_rows, n_cols = grid.shape
+    fig, ax = plt.subplots(figsize=(1.0 + 0.5 * n_cols, 1.0 + 0.45 * n_rows))
+    image = ax.imshow(np.ma.masked_invalid(grid), cmap=cmap)
+    fig.colorbar(image, ax=ax, shrink=0.8)
+    ax.set_xticks(range(n_cols), [str(c + 1) for c in range(n_cols)])
+    ax.set_yticks(range(n_rows), list(ROWS[:n_rows]))
+    for well in outliers:
+        row, col = ROWS.index(well[0]), int(well[1:]) - 1
+        ax.plot([col - 0.4, col + 0.4], [row - 0.4, row + 0.4], color="red", lw=1.5)
+        ax.plot([col - 0.4, col + 0.4], [row + 0.4, row - 0.4], color="red", lw=1.5)
+    if cutoff is not None:
+        for (row, col), value in np.ndenumerate(grid):
+            if value > cutoff:
+                ax.add_patch(plt.Rectangle((col - 0.5, row - 0.5), 1, 1, fill=False, edgecolor="white", lw=2))
+    ax.set_title(title)
+    fig.tight_layout()
+    fig.savefig(path, dpi=80)
+    plt.close(fig)
+    return path

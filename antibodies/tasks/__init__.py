@@ -1,0 +1,21 @@
+"""Thin Luigi tasks of the antibody assay; each reads, calls :mod:`antibodies.analysis`, writes."""
+from .background import PlateBackground
+from .exports import PlateExports
+from .features import CellFeatures
+from .infection import InfectedCells
+from .preprocess import Preprocess
+from .scores import PlateScores
+from .segmentation import CellSegmentation, NucleusSegmentation
+from .tophat import MarkerTophat
+
+__all__ = [
+    "Preprocess",
+    "NucleusSegmentation",
+    "CellSegmentation",
+    "MarkerTophat",
+    "CellFeatures",
+    "PlateBackground",
+    "InfectedCells",
+    "PlateScores",
+    "PlateExports",
+]

@@ -1,0 +1,97 @@
+"""Plate backgrounds from the per-image histograms, over non-outlier images."""
+import luigi
+import pandas as pd
+
+from luigi_tasks import PlateJob
+from luigi_tasks.io import open_file, parse_image_name, read_table, write_table
+
+from ..analysis.background import (
+    BackgroundStats,
+    EmptyWellsBackground,
+    FixedBackground,
+    ImageHistograms,
+    MinWellBackground,
+    PlateMedianBackground,
+    accumulate_histograms,
+    backgrounds_table,
+    image_background_table,
+    well_background_table,
+)
+from ..analysis.qc import CellCountQC, CellSizeQC, flag_cells, flag_images
+from ..inputs import channel_roles
+from ..keys import IMAGE_BACKGROUNDS, MARKER_TOPHAT, PLATE_BACKGROUNDS, WELL_BACKGROUNDS, cell_table, histogram_key
+
+__all__ = ["PlateBackground", "read_backgrounds"]
+
+
+def read_backgrounds(tables_path):
+    """Return ``{channel: BackgroundStats}`` from the plate tables file."""
+    with open_file(tables_path, "r") as container:
+        row = read_table(container, PLATE_BACKGROUNDS).iloc[0]
+    channels = [column.removesuffix("_median") for column in row.index if column.endswith("_median")]
+    return {c: BackgroundStats(float(row[f"{c}_median"]), float(row[f"{c}_mad"])) for c in channels}
+
+
+class PlateBackground(PlateJob):
+    """Per-image, per-well and plate background median/MAD of every measured channel."""
+
+    outputs = tuple(f"tables/{name}" for name in (PLATE_BACKGROUNDS, IMAGE_BACKGROUNDS, WELL_BACKGROUNDS))
+
+    background_method = luigi.ChoiceParameter(choices=["default", "empty_wells", "min", "fixed"], default="default",
+                                              description="How the plate background is estimated")
+    background_wells = luigi.ListParameter(default=(), description="Cell-free wells for 'empty_wells'")
+    background_fixed_marker_tophat = luigi.FloatParameter(default=0.0, description="Fixed marker_tophat background")
+    background_fixed_serum_IgG = luigi.FloatParameter(default=0.0, description="Fixed serum_IgG background")
+    background_fixed_serum_IgA = luigi.FloatParameter(default=0.0, description="Fixed serum_IgA background")
+    background_fixed_serum_IgM = luigi.FloatParameter(default=0.0, description="Fixed serum_IgM background")
+    qc_cell_min_size = luigi.IntParameter(default=250, description="Smaller cells are outliers (px)")
+    qc_cell_max_size = luigi.IntParameter(default=12500, description="Larger cells are outliers (px)")
+    qc_image_min_cells = luigi.IntParameter(default=10, description="Images with fewer cells are outliers")
+    qc_image_max_cells = luigi.IntParameter(default=1000, description="Images with more cells are outliers")
+
+    def channels(self):
+        """Measured channels: sera and the marker top-hat."""
+        return [role for role in channel_roles(self.plate_dir) if role.startswith("serum")] + [MARKER_TOPHAT]
+
+    def strategy(self):
+        """The background strategy chosen by ``background_method``."""
+        if self.background_method == "empty_wells":
+            return EmptyWellsBackground(tuple(self.background_wells))
+        if self.background_method == "min":
+            return MinWellBackground()
+        if self.background_method == "fixed":
+            return FixedBackground({c: getattr(self, f"background_fixed_{c}") for c in self.channels()})
+        return PlateMedianBackground()
+
+    def image_flags(self, images):
+        """Outlier flags of the images from their numbers of valid cells."""
+        serum = self.channels()[0]
+        rows = []
+        for image in images:
+            with open_file(self.container(image), "r") as container:
+                sizes = read_table(container, cell_table(serum))
+            cells = flag_cells(sizes, (CellSizeQC(self.qc_cell_min_size, self.qc_cell_max_size),))
+            rows.append({"image_name": image, "n_cells": int((~cells["is_outlier"]).sum())})
+        rules = (CellCountQC(self.qc_image_min_cells, self.qc_image_max_cells),)
+        return flag_images(pd.DataFrame(rows, columns=["image_name", "n_cells"]), rules)
+
+    def histogram_records(self, images, total_wells):
+        """Yield the histograms of each image, reading one container at a time."""
+        for image in images:
+            well = parse_image_name(image).well
+            with open_file(self.container(image), "r") as container:
+                background = {c: container[histogram_key(c, "background")][:] for c in self.channels()}
+                total = {c: container[histogram_key(c, "total")][:] for c in self.channels()} if well in total_wells else {}
+            yield ImageHistograms(image, well, background, total)
+
+    def run_plate(self, images, tables_file):
+        strategy = self.strategy()
+        flags = self.image_flags(images)
+        outliers = set(flags.loc[flags["is_outlier"], "image_name"])
+        histograms = accumulate_histograms(self.histogram_records(images, strategy.total_wells), outliers,
+                                           strategy.total_wells)
+        backgrounds = strategy.compute(histograms)
+        with open_file(tables_file, "a") as container:
+            write_table(container, PLATE_BACKGROUNDS, backgrounds_table(backgrounds))
+            write_table(container, IMAGE_BACKGROUNDS, image_background_table(histograms))
+            write_table(container, WELL_BACKGROUNDS, well_background_table(histograms))

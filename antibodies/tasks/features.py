@@ -1,0 +1,58 @@
+"""Per-cell features of each serum channel and of the marker top-hat, plus intensity histograms."""
+import luigi
+import numpy as np
+
+from luigi_tasks.io import open_file, write_table
+
+from ..analysis.background import intensity_histogram
+from ..analysis.features import cell_features
+from ..keys import CELL_SEGMENTATION, MARKER_TOPHAT, NUCLEUS_SEGMENTATION, cell_table, cell_table_key, histogram_key
+from .base import AssayImageJob, read_images
+
+__all__ = ["CellFeatures"]
+
+
+class CellFeatures(AssayImageJob):
+    """Tables ``cell_segmentation/<channel>`` and histograms ``histograms/<channel>/{background,total}``.
+
+    ``features_exclude_nuclei`` leaves nucleus pixels out of the serum statistics;
+    the marker top-hat is always measured over whole cells (its signal is perinuclear).
+    """
+
+    features_exclude_nuclei = luigi.BoolParameter(default=False, description="Leave nucleus pixels out of serum stats")
+    infection_quantile = luigi.FloatParameter(default=0.95, description="Marker quantile used to call infection")
+
+    def channels(self):
+        """Channels measured: the sera and the marker top-hat."""
+        return self.sera() + [MARKER_TOPHAT]
+
+    @property
+    def inputs(self):
+        return [CELL_SEGMENTATION, NUCLEUS_SEGMENTATION] + self.channels()
+
+    def output_keys(self):
+        """One table and two histograms per channel."""
+        keys = [cell_table_key(channel) for channel in self.channels()]
+        return keys + [histogram_key(c, which) for c in self.channels() for which in ("background", "total")]
+
+    def run(self, input_files, output_files, features_exclude_nuclei, infection_quantile):
+        quantiles = sorted({0.95, infection_quantile})
+        for input_file, output_file in zip(input_files, output_files):
+            images = read_images(input_file, self.inputs)
+            cells, nuclei = images[CELL_SEGMENTATION], images[NUCLEUS_SEGMENTATION]
+            with open_file(output_file, "a") as container:
+                for channel in self.channels():
+                    exclude = features_exclude_nuclei and channel != MARKER_TOPHAT
+                    table = cell_features(cells, images[channel], nuclei, exclude_nuclei=exclude, quantiles=quantiles)
+                    write_table(container, cell_table(channel), table)
+                    self.write_histograms(container, channel, images[channel], cells == 0)
+
+    @staticmethod
+    def write_histograms(container, channel, image, background):
+        """Store the background-pixel and all-pixel histograms of one channel."""
+        for which, mask in (("background", background), ("total", None)):
+            key = histogram_key(channel, which)
+            if key in container:
+                del container[key]
+            counts = intensity_histogram(image, mask).astype(np.int64)
+            container.create_dataset(key, data=counts, compression="gzip", chunks=(8192,))

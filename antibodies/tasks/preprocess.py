@@ -1,0 +1,64 @@
+"""Preprocess: raw TIFF -> one pyramid per channel role, optionally flat-field corrected."""
+import luigi
+import numpy as np
+import tifffile
+
+from luigi_tasks import BatchJob
+from luigi_tasks.io import open_file, parse_image_name, write_image
+
+from ..analysis.preprocess import correct_flatfield, split_channels
+from ..inputs import channel_roles, read_channel_mapping
+from ..keys import CHANNEL_COLORS, raw_key
+
+__all__ = ["Preprocess", "read_corrector"]
+
+
+def read_corrector(path):
+    """Read a flat-field corrector file (h5 with datasets ``offset`` and ``divisor``)."""
+    with open_file(path, "r") as container:
+        return container["offset"][()], container["divisor"][:]
+
+
+class Preprocess(BatchJob):
+    """Split the channels of each raw image into its container."""
+
+    preprocess_barrel_corrector_1024x1024 = luigi.Parameter(
+        default="", description="Flat-field corrector (h5: offset, divisor) for 1024x1024 images"
+    )
+    preprocess_barrel_corrector_930x1024 = luigi.Parameter(
+        default="", description="Flat-field corrector (h5: offset, divisor) for 930x1024 images"
+    )
+
+    def output_keys(self):
+        """One key per mapped channel role."""
+        return list(channel_roles(self.plate_dir))
+
+    def corrector_for(self, shape):
+        """Return the corrector file configured for images of ``shape`` ('' if none)."""
+        return getattr(self, f"preprocess_barrel_corrector_{shape[0]}x{shape[1]}", "")
+
+    def run(self, input_files, output_files, **correctors):
+        mapping = {name: role for name, role in read_channel_mapping(self.plate_dir).items() if role}
+        for input_file, output_file in zip(input_files, output_files):
+            stack = tifffile.imread(input_file)
+            names = parse_image_name(_stem(input_file)).channels
+            channels = split_channels(stack, names)
+            corrector = self.corrector_for(stack.shape[-2:])
+            with open_file(output_file, "a") as container:
+                for name, role in mapping.items():
+                    self.write_channel(container, role, channels[name], corrector)
+
+    def write_channel(self, container, role, image, corrector):
+        """Write one channel; a corrected channel keeps its raw copy as ``<role>_raw``."""
+        color = CHANNEL_COLORS.get(role, "Gray")
+        if corrector:
+            write_image(container, raw_key(role), image, color=color, visible=False)
+            offset, divisor = read_corrector(corrector)
+            image = correct_flatfield(image, offset, divisor).astype(np.float32)
+        write_image(container, role, image, color=color)
+
+
+def _stem(path):
+    from pathlib import Path
+
+    return Path(path).stem

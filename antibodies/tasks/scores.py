@@ -1,0 +1,106 @@
+"""Plate tables: QC and scores per image and per well, all sera merged in ``default``."""
+import hashlib
+from pathlib import Path
+
+import luigi
+import pandas as pd
+
+from luigi_tasks import InvalidInputError, PlateJob
+from luigi_tasks.io import open_file, parse_image_name, write_table
+
+from ..analysis.qc import (
+    CellCountQC,
+    ControlCellCountQC,
+    FixedMinInfectedIntensityQC,
+    ManualOutlierQC,
+    MinInfectedIntensityQC,
+    flag_images,
+    manual_outlier_names,
+)
+from ..analysis.scores import ImageCells, call_positive, score_plate, split_by_serum
+from ..inputs import channel_roles
+from ..keys import CELL_QC_TABLE, IMAGE_TABLE, INFECTED_CELLS_TABLE, WELL_TABLE, cell_table, image_table, well_table
+from .background import read_backgrounds
+from .base import read_tables
+
+__all__ = ["PlateScores", "read_manual_outliers"]
+
+
+def read_manual_outliers(path):
+    """Read a manual outlier CSV (``filename,label``; label 1 = outlier)."""
+    try:
+        table = pd.read_csv(path)
+    except (OSError, pd.errors.ParserError) as error:
+        raise InvalidInputError(path, f"manual outlier table unreadable ({error})", "give a CSV with filename,label") from error
+    if not {"filename", "label"} <= set(table.columns):
+        raise InvalidInputError(path, f"columns {list(table.columns)} lack filename,label", "add a header filename,label")
+    return table
+
+
+class PlateScores(PlateJob):
+    """Tables ``images/default``, ``wells/default`` and one image and well table per serum."""
+
+    qc_well_min_control_cells = luigi.IntParameter(default=100, description="Wells with fewer control cells are outliers")
+    qc_well_min_infected_intensity_factor = luigi.FloatParameter(default=3.0, description="x background MAD")
+    qc_well_min_infected_intensity_IgG = luigi.FloatParameter(default=301.23, description="Fixed IgG minimum")
+    qc_well_min_infected_intensity_IgA = luigi.FloatParameter(default=392.76, description="Fixed IgA minimum")
+    qc_manual_outliers = luigi.Parameter(default="", description="CSV filename,label (1 = outlier image)")
+    scores_positive_cutoff_IgG = luigi.FloatParameter(default=1.3, description="IgG score above which a well is positive")
+    scores_positive_cutoff_IgA = luigi.FloatParameter(default=1.39, description="IgA positive cut-off")
+    scores_positive_cutoff_IgM = luigi.FloatParameter(default=1.27, description="IgM positive cut-off")
+
+    def sera(self):
+        """Serum roles present on the plate."""
+        return [role for role in channel_roles(self.plate_dir) if role.startswith("serum")]
+
+    @property
+    def outputs(self):
+        names = [IMAGE_TABLE, WELL_TABLE] + [n for s in self.sera() for n in (image_table(s), well_table(s))]
+        return tuple(f"tables/{name}" for name in names)
+
+    def fingerprint_payload(self):
+        """The manual outlier table's content counts, not only its path."""
+        payload = super().fingerprint_payload()
+        if self.qc_manual_outliers:
+            payload["manual_outliers"] = hashlib.sha256(Path(self.qc_manual_outliers).read_bytes()).hexdigest()
+        return payload
+
+    def image_rules(self):
+        """Image QC rules: number of valid cells, manual outliers."""
+        rules = [CellCountQC(self.qc_image_min_cells, self.qc_image_max_cells)]
+        if self.qc_manual_outliers:
+            rules.append(ManualOutlierQC(manual_outlier_names(read_manual_outliers(self.qc_manual_outliers))))
+        return tuple(rules)
+
+    def well_serum_rules(self):
+        """Per-serum well QC: infected intensity against background MAD and fixed minima."""
+        minima = {"serum_IgG": self.qc_well_min_infected_intensity_IgG, "serum_IgA": self.qc_well_min_infected_intensity_IgA}
+        return (MinInfectedIntensityQC(self.qc_well_min_infected_intensity_factor), FixedMinInfectedIntensityQC(minima))
+
+    def records(self, images):
+        """Yield the per-cell tables of each image, one container at a time."""
+        names = [cell_table(s) for s in self.sera()] + [INFECTED_CELLS_TABLE, CELL_QC_TABLE]
+        for image in images:
+            tables = read_tables(self.container(image), names)
+            name = parse_image_name(image)
+            sera = {s: tables[cell_table(s)] for s in self.sera()}
+            n_valid = int((~tables[CELL_QC_TABLE]["is_outlier"]).sum())
+            yield ImageCells(image, name.site_name, name.well_name, sera, tables[INFECTED_CELLS_TABLE]), n_valid
+
+    def run_plate(self, images, tables_file):
+        pairs = list(self.records(images))
+        counts = pd.DataFrame({"image_name": images, "n_cells": [n for _, n in pairs]}, columns=["image_name", "n_cells"])
+        flags = flag_images(counts, self.image_rules())
+        backgrounds = read_backgrounds(self.tables_path)
+        scores = score_plate((record for record, _ in pairs), backgrounds, self.sera(), flags,
+                             well_rules=(ControlCellCountQC(self.qc_well_min_control_cells),),
+                             well_serum_rules=self.well_serum_rules())
+        cutoffs = {f"serum_{ig}": getattr(self, f"scores_positive_cutoff_{ig}") for ig in ("IgG", "IgA", "IgM")}
+        images_table, wells_table = call_positive(scores.images, cutoffs), call_positive(scores.wells, cutoffs)
+        with open_file(tables_file, "a") as container:
+            write_table(container, IMAGE_TABLE, images_table)
+            write_table(container, WELL_TABLE, wells_table)
+            for serum, table in split_by_serum(images_table).items():
+                write_table(container, image_table(serum), table)
+            for serum, table in split_by_serum(wells_table).items():
+                write_table(container, well_table(serum), table)

@@ -1,0 +1,22 @@
+"""Marker top-hat: the granular virus signal without its smooth background."""
+import luigi
+
+from ..analysis.tophat import white_tophat
+from ..keys import MARKER, MARKER_TOPHAT
+from .base import AssayImageJob, read_images, write_intensity_image
+
+__all__ = ["MarkerTophat"]
+
+
+class MarkerTophat(AssayImageJob):
+    """White top-hat of the marker channel with a disk of ``infection_tophat_radius``."""
+
+    inputs = (MARKER,)
+    outputs = (MARKER_TOPHAT,)
+
+    infection_tophat_radius = luigi.IntParameter(default=20, description="Top-hat disk radius (px)")
+
+    def run(self, input_files, output_files, infection_tophat_radius):
+        for input_file, output_file in zip(input_files, output_files):
+            marker = read_images(input_file, [MARKER])[MARKER]
+            write_intensity_image(output_file, MARKER_TOPHAT, white_tophat(marker, infection_tophat_radius))
