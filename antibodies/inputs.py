@@ -62,14 +62,13 @@ def channel_roles(plate_dir):
 def _tiff_layout(path):
     try:
         with tifffile.TiffFile(path) as tiff:
-            pages = list(tiff.pages)
-            shape = tuple(pages[0].shape)
-            end = max(max(offset + size for offset, size in zip(p.dataoffsets, p.databytecounts)) for p in pages)
+            shape = tuple(tiff.series[0].shape)
+            end = max(o + n for page in tiff.pages for o, n in zip(page.dataoffsets, page.databytecounts))
     except Exception as error:
         raise InvalidInputError(path, f"not a readable TIFF ({error})", "copy the image again from the microscope") from error
     if end > path.stat().st_size:
         raise InvalidInputError(path, "TIFF is truncated (image data ends past the file end)", "copy the image again")
-    return len(pages), shape
+    return (shape[0] if len(shape) == 3 else 1), shape[-2:]
 
 
 class AssayPlanner(RawImagePlanner):
@@ -91,10 +90,10 @@ class AssayPlanner(RawImagePlanner):
                 path, f"mapped channel(s) {missing} are not in the file name channels {list(channels)}",
                 f"fix {MAPPING_FILE} or the file name",
             )
-        n_pages, shape = _tiff_layout(path)
-        if n_pages != len(channels):
+        n_channels, shape = _tiff_layout(path)
+        if n_channels != len(channels):
             raise InvalidInputError(
-                path, f"has {n_pages} page(s) but its name lists {len(channels)} channels {list(channels)}",
+                path, f"has {n_channels} channel page(s) but its name lists {len(channels)} channels {list(channels)}",
                 "export one page per channel",
             )
         return {"shape": shape}

@@ -106,7 +106,6 @@ class PlateWorkflow(luigi.WrapperTask):
 
     def _plan_run(self):
         values = self.config_values()
-        self.check_config(values)
         plan = self.planner.plan(self.plate)
         output_dir = self.output_dir.resolve()
         if Path(self.plate).resolve() in (output_dir, *output_dir.parents):
@@ -117,6 +116,7 @@ class PlateWorkflow(luigi.WrapperTask):
         self._take_lock(output_dir, logger)
         update_status(output_dir, self.task_family, state="running", invalid=plan.invalid, n_images=len(plan.images))
         plan.require_valid(self.ignore_invalid_inputs)
+        self.check_config(values)
         logger.info("%s: %d images to process, %d invalid", self.plate, len(plan.images), len(plan.invalid))
         common = dict(
             plate_dir=str(Path(self.plate).resolve()),
@@ -126,7 +126,11 @@ class PlateWorkflow(luigi.WrapperTask):
             ignore_failed_outputs=self.ignore_failed_outputs,
             recompute_before=time.time() if self.force_recompute else 0.0,
         )
-        return [job(**common, **self.params_for(job, values)) for job in self.final_jobs]
+        return [job(**common, **self.params_for(job, values)) for job in self.jobs_to_run(values)]
+
+    def jobs_to_run(self, values):
+        """Return the final jobs for this configuration (default: ``final_jobs``)."""
+        return self.final_jobs
 
     def check_config(self, values):
         """Check resources named by the configuration (files, models); raise with the fix."""
