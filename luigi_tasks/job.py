@@ -14,6 +14,7 @@ and write tables to ``<output>/<plate>_tables.hdf5`` the same way.
 """
 import logging
 import os
+import time
 from pathlib import Path
 
 import luigi
@@ -23,7 +24,7 @@ from .io.atomic import container_transaction
 from .io.files import open_file
 from .plan import RawImagePlanner
 from .provenance import Stamp, fingerprint, write_stamps
-from .status import update_status
+from .status import record_timing, update_status
 from .targets import DatasetTarget
 
 __all__ = [
@@ -199,6 +200,7 @@ class ImageJob(PlateTask):
     def run_images(self):
         """Process the images of this task one by one, committing each."""
         self._select_device()
+        started = time.perf_counter()
         todo = [image for image in self.image_names if not self.image_complete(image)]
         failed, done = {}, []
         for number, image in enumerate(todo, 1):
@@ -214,6 +216,7 @@ class ImageJob(PlateTask):
             self.set_progress_percentage(int(100 * number / len(todo)))
         state = "failed" if failed else "processed"
         update_status(self.output_dir, self.task_family, state=state, failed=failed, succeeded=done)
+        record_timing(self.output_dir, self.task_family, time.perf_counter() - started, len(todo))
 
     def _select_device(self):
         if self.uses_gpu and not self.gpu:
@@ -371,6 +374,7 @@ class PlateJob(PlateTask):
 
     def run(self):
         """Compute the plate outputs in one transaction of the tables file."""
+        started = time.perf_counter()
         images, failed = self.succeeded_images(), self.failed_images()
         partial = f"{len(failed)} failed image(s) left out: {', '.join(sorted(failed))}" if failed else ""
         with container_transaction(self.tables_path) as tmp:
@@ -380,6 +384,7 @@ class PlateJob(PlateTask):
                 stamps = {key: Stamp.now(self.fingerprint(), failed=bool(failed), error=partial) for key in self.outputs}
                 write_stamps(container, stamps, params=self.significant_params())
         update_status(self.output_dir, self.task_family, state="processed", failed=failed, succeeded=images)
+        record_timing(self.output_dir, self.task_family, time.perf_counter() - started, len(images))
 
     def run_plate(self, images, tables_file):
         """Compute the outputs from ``images`` into ``tables_file`` (temporary)."""

@@ -17,7 +17,7 @@ from pathlib import Path
 from .errors import WorkflowLockedError
 from .io.atomic import atomic_write, file_lock
 
-__all__ = ["status_dir", "status_path", "read_status", "update_status", "RunLock"]
+__all__ = ["status_dir", "status_path", "read_status", "update_status", "record_timing", "RunLock"]
 
 STATUS_DIR = "batchlib"
 
@@ -78,6 +78,17 @@ def update_status(output_dir, name, state=None, failed=None, succeeded=(), inval
         with atomic_write(path) as tmp:
             Path(tmp).write_text(json.dumps(status, indent=2, default=str))
     return status
+
+
+def record_timing(output_dir, name, seconds, n_images):
+    """Add ``seconds`` of job code time spent on ``n_images`` images to the status of ``name``."""
+    path = status_path(output_dir, name)
+    with file_lock(path):
+        status = read_status(output_dir, name)
+        status["seconds"] = round(status.get("seconds", 0.0) + seconds, 3)
+        status["images_processed"] = status.get("images_processed", 0) + n_images
+        with atomic_write(path) as tmp:
+            Path(tmp).write_text(json.dumps(status, indent=2, default=str))
 
 
 def _pid_alive(pid):

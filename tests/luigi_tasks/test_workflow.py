@@ -29,9 +29,12 @@ def test_end_to_end_writes_outputs_status_and_log(toy):
     assert len(toy.containers()) == 4
     assert list(table(toy)["image_name"]) == sorted(p.stem for p in toy.plate.glob("*.tiff"))
     assert read_status(toy.output, "ToyWorkflow")["state"] == "finished"
-    assert read_status(toy.output, "Threshold") | {"updated": 0} == {
-        "state": "processed", "invalid_inputs": {}, "failed_outputs": {}, "updated": 0
+    status = read_status(toy.output, "Threshold")
+    assert status | {"updated": 0, "seconds": 0} == {
+        "state": "processed", "invalid_inputs": {}, "failed_outputs": {}, "updated": 0, "seconds": 0,
+        "images_processed": 4,
     }
+    assert 0 < status["seconds"] < 60
     log = (toy.output / "batchlib" / "ToyWorkflow.log").read_text()
     assert "4 images to process" in log and "finished" in log
     assert not (toy.output / "batchlib" / "ToyWorkflow.lock").exists()

@@ -1,0 +1,118 @@
+"""CellAnalysis end to end on small synthetic plates, checked against their ground truth."""
+import hashlib
+import json
+
+import h5py
+import pandas as pd
+import pytest
+
+from antibodies import keys
+from antibodies.evaluation import evaluate_plate
+from luigi_tasks.io import list_tables, open_file, read_table
+from luigi_tasks.targets import container_index
+from luigi_tasks.testing import run_local
+
+from .conftest import cell_analysis, render_small_plate
+
+pytestmark = pytest.mark.slow
+
+
+def stamps(container):
+    return {key: stamp.created for key, stamp in container_index(container).items()}
+
+
+def test_image_containers_have_every_output(processed_plate):
+    containers = sorted(processed_plate["output"].glob("*.h5"))
+    assert len(containers) == 8
+    with open_file(containers[0]) as f:
+        for key in ("nuclei", "marker", "serum_IgG", "nucleus_segmentation", "cell_segmentation", "marker_tophat"):
+            assert f"{key}/s0" in f and f"{key}/s1" in f, key
+        tables = list_tables(f)
+        assert {"cell_segmentation/serum_IgG", "cell_segmentation/marker_tophat", "cell_segmentation/infected_cells"} <= set(tables)
+        infected = read_table(f, "cell_segmentation/infected_cells")
+        assert list(infected.columns) == ["label_id", "is_infected", "is_control"]
+        serum = read_table(f, "cell_segmentation/serum_IgG")
+        assert serum.columns[0] == "label_id" and {"sums", "means", "medians", "mads", "sizes", "top10", "top30",
+                                                   "top50", "quantile0.95"} <= set(serum.columns)
+        cells, nuclei = f["cell_segmentation/s0"][:], f["nucleus_segmentation/s0"][:]
+    assert set(pd.unique(cells.ravel())) == set(pd.unique(nuclei.ravel()))  # one cell per nucleus, same id
+
+
+def test_plate_tables_and_exports(processed_plate):
+    out, name = processed_plate["output"], processed_plate["name"]
+    with open_file(out / f"{name}_tables.hdf5") as f:
+        images, wells = read_table(f, "images/default"), read_table(f, "wells/default")
+        assert "images/serum_IgG" in list_tables(f, "images") and "wells/serum_IgG" in list_tables(f, "wells")
+    assert list(images.columns[:2]) == ["image_name", "site_name"] and len(images) == 8
+    assert wells.columns[0] == "well_name" and list(wells["well_name"]) == ["A01", "A02", "B01", "B02"]
+    for column in ("serum_IgG_score", "serum_IgG_robust_z_score", "serum_IgG_is_outlier", "serum_IgG_outlier_type",
+                   "n_cells", "n_infected", "n_control", "fraction_infected", "is_outlier"):
+        assert column in wells.columns, column
+    for suffix in ("images.csv", "images.xlsx", "wells.csv", "wells.xlsx"):
+        assert (out / f"{name}_{suffix}").stat().st_size > 0
+    assert (out / "heatmaps" / "serum_IgG_score.png").stat().st_size > 0
+
+
+def test_results_match_the_truth(processed_plate):
+    _, figures = evaluate_plate(processed_plate["output"], processed_plate["truth"], processed_plate["name"])
+    assert figures["nuclei_f1"] >= 0.9, figures
+    assert figures["cells_f1"] >= 0.85, figures
+    assert figures["infected_accuracy"] >= 0.9, figures
+    assert figures["serum_IgG_separation"] > 0, figures  # every positive well scores above every negative one
+
+
+def test_noop_rerun_changes_nothing(plate_copy):
+    before = {c.name: stamps(c) for c in plate_copy["output"].glob("*.h5")}
+    assert run_local([cell_analysis(plate_copy["plate"], plate_copy["output"])]).status.name == "SUCCESS"
+    assert {c.name: stamps(c) for c in plate_copy["output"].glob("*.h5")} == before
+
+
+def test_changed_threshold_recomputes_only_infection_and_plate_tables(plate_copy):
+    container = next(plate_copy["output"].glob("*.h5"))
+    before = stamps(container)
+    run_local([cell_analysis(plate_copy["plate"], plate_copy["output"], infection_threshold_factor="6.0")])
+    after = stamps(container)
+    changed = {key for key in after if after[key] != before[key]}
+    assert changed == {"tables/cell_segmentation/infected_cells", "tables/cell_segmentation/cell_qc"}
+    tables = plate_copy["output"] / "plate_tables.hdf5"
+    with h5py.File(tables) as f:
+        params = json.loads(f["tables/wells/default"].attrs["batchlib_params"])
+    assert params["infection_threshold_factor"] == "6.0"
+
+
+def test_new_images_are_processed_alone_and_refresh_the_plate(plate_copy, tmp_path):
+    from antibodies.synthetic.plate import render_plate
+
+    extra = tmp_path / "extra"
+    render_plate(extra / "plate", extra / "truth", scheme="scheme1", wells=("C01",), sites_per_well=1,
+                 shape=(512, 512), seed=9)
+    new = next((extra / "plate").glob("*.tiff"))
+    (plate_copy["plate"] / new.name.replace("Seq0000", "Seq0100")).write_bytes(new.read_bytes())
+    old = {c.name: stamps(c) for c in plate_copy["output"].glob("*.h5")}
+    run_local([cell_analysis(plate_copy["plate"], plate_copy["output"])])
+    now = {c.name: stamps(c) for c in plate_copy["output"].glob("*.h5")}
+    assert len(now) == 9
+    segmentation_unchanged = [now[n]["nucleus_segmentation"] == old[n]["nucleus_segmentation"] for n in old]
+    assert all(segmentation_unchanged)
+    with open_file(plate_copy["output"] / "plate_tables.hdf5") as f:
+        assert "C01" in set(read_table(f, "wells/default")["well_name"])
+
+
+def folder_digest(folder):
+    return {p.name: hashlib.sha256(p.read_bytes()).hexdigest() for p in sorted(folder.iterdir())}
+
+
+@pytest.mark.parametrize("scheme, shape", [("scheme2", (256, 256)), ("scheme3", (256, 256)),
+                                           ("scheme4", (232, 256)), ("scheme5", (256, 256))])
+def test_every_channel_scheme_runs_and_leaves_raw_data_untouched(tmp_path, scheme, shape):
+    plate, _ = render_small_plate(tmp_path, scheme=scheme, wells=("A01",), sites_per_well=1, shape=shape,
+                                  well_ratios=None)
+    digest = folder_digest(plate)
+    assert run_local([cell_analysis(plate, tmp_path / "out")]).status.name == "SUCCESS"
+    assert folder_digest(plate) == digest
+    mapping = json.loads((plate / "channel_mapping.json").read_text())
+    sera = sorted(role for role in mapping.values() if role and role.startswith("serum"))
+    with open_file(tmp_path / "out" / "plate_tables.hdf5") as f:
+        wells = read_table(f, "wells/default")
+    assert sorted(c.removesuffix("_score") for c in wells.columns if c.endswith("_score") and "z_score" not in c) == sera
+    assert set(keys.SERUM_ROLES) >= set(sera)
