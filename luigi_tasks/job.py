@@ -39,6 +39,7 @@ __all__ = [
 ]
 
 IMAGE_SEPARATOR = ";"
+STEP_PRIORITY = 100
 LOCATION_PARAMS = ("plate_dir", "output_dir", "image_name")
 
 
@@ -163,11 +164,12 @@ class ImageJob(PlateTask):
 
     @property
     def resources(self):
-        """Scheduler resources: the container of a single image, and a GPU if used."""
-        resources = {f"container:{self.container(name)}": 1 for name in self.image_names[:1]}
-        if self.gpu and self.uses_gpu:
-            resources["gpu"] = 1
-        return resources
+        """Scheduler resources: ``gpu`` for GPU jobs run with ``--gpu``.
+
+        Containers are protected by file locks (:func:`~luigi_tasks.io.container_transaction`),
+        not by per-file resources: Luigi batches only tasks with equal resources.
+        """
+        return {"gpu": 1} if self.gpu and self.uses_gpu else {}
 
     def output_keys(self):
         """Return the keys this job writes into each container."""
@@ -395,7 +397,9 @@ def wire(job, *upstream):
     """Make ``job`` require ``upstream`` jobs and inherit their parameters.
 
     This is the only place where steps learn about each other; a workflow
-    module calls it once per step.
+    module calls it once per step. A step gets a lower scheduler priority than
+    its upstream steps, so Luigi finishes a step on all ready images before the
+    next one and can batch them (one model load per batch, few scheduler calls).
     """
     for cls in upstream:
         for name, param in cls.get_params():
@@ -403,4 +407,5 @@ def wire(job, *upstream):
             if not hasattr(job, name) and not per_image:
                 setattr(job, name, param)
     job.upstream = tuple(upstream)
+    job.priority = min((cls.priority for cls in upstream), default=STEP_PRIORITY) - 1
     return job
