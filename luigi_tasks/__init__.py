@@ -20,7 +20,7 @@ from .log import add_file_handler, get_logger
 from .plan import PlatePlan, RawImagePlanner
 from .settings import use_project_luigi_config
 from .status import RunLock, read_status, update_status
-from .targets import DatasetTarget
+from .targets import DatasetTarget, H5DatasetTarget, N5DatasetTarget
 from .workflow import PlateWorkflow, add_config_parameters, release_locks, use_local_lock
 
 __all__ = [
@@ -48,6 +48,8 @@ __all__ = [
     "read_status",
     "update_status",
     "DatasetTarget",
+    "H5DatasetTarget",
+    "N5DatasetTarget",
     "PlateWorkflow",
     "add_config_parameters",
     "release_locks",

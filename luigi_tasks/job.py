@@ -24,8 +24,9 @@ from .io.atomic import container_transaction
 from .io.files import open_file
 from .plan import RawImagePlanner
 from .provenance import Stamp, fingerprint, write_stamps
+from .settings import batchlib
 from .status import record_timing, update_status
-from .targets import DatasetTarget
+from .targets import dataset_target
 
 __all__ = [
     "IMAGE_SEPARATOR",
@@ -35,6 +36,7 @@ __all__ = [
     "BatchJob",
     "BatchJobOnContainer",
     "PlateJob",
+    "record_killed_task",
     "wire",
 ]
 
@@ -53,6 +55,13 @@ def join_image_names(names):
     """
     parts = [part for name in names for part in name.split(IMAGE_SEPARATOR)]
     return IMAGE_SEPARATOR.join(sorted(dict.fromkeys(parts)))
+
+
+def report_progress(task, force=False):
+    """Report the plate progress (see :func:`luigi_tasks.progress.report_progress`)."""
+    from .progress import report_progress as report  # imported late: ``python -m luigi_tasks.progress`` runs it
+
+    return report(task, force)
 
 
 def _one_line(error):
@@ -123,9 +132,10 @@ class PlateTask(luigi.Task):
         return self._fingerprint
 
     def target(self, path, key):
-        """Return a :class:`DatasetTarget` for ``key`` with this task's provenance rules."""
-        return DatasetTarget(
-            path, key, self.fingerprint(), accept_failed=self.ignore_failed_outputs, not_before=self.recompute_before
+        """Return the dataset target of ``key`` in ``path`` with this task's provenance rules."""
+        return dataset_target(
+            path, key, fingerprint=self.fingerprint(), accept_failed=self.ignore_failed_outputs,
+            not_before=self.recompute_before,
         )
 
     def upstream_tasks(self, cls):
@@ -156,6 +166,12 @@ class ImageJob(PlateTask):
     max_batch_size = 32
     outputs = ()
     uses_gpu = False
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        size = batchlib().max_batch_sizes.get(self.task_family)
+        if size:
+            self.max_batch_size = int(size)
 
     @property
     def image_names(self):
@@ -202,7 +218,7 @@ class ImageJob(PlateTask):
     def run_images(self):
         """Process the images of this task one by one, committing each."""
         self._select_device()
-        started = time.perf_counter()
+        started, self._job_seconds = time.perf_counter(), 0.0
         todo = [image for image in self.image_names if not self.image_complete(image)]
         failed, done = {}, []
         for number, image in enumerate(todo, 1):
@@ -216,9 +232,10 @@ class ImageJob(PlateTask):
             failed.update({image: error} if error else {})
             done += [] if error else [image]
             self.set_progress_percentage(int(100 * number / len(todo)))
+            report_progress(self)
         state = "failed" if failed else "processed"
         update_status(self.output_dir, self.task_family, state=state, failed=failed, succeeded=done)
-        record_timing(self.output_dir, self.task_family, time.perf_counter() - started, len(todo))
+        record_timing(self.output_dir, self.task_family, time.perf_counter() - started, len(todo), self._job_seconds)
 
     def _select_device(self):
         if self.uses_gpu and not self.gpu:
@@ -230,8 +247,10 @@ class ImageJob(PlateTask):
             if failed_inputs:
                 self._record_failure(tmp, "upstream failed: " + "; ".join(failed_inputs))
                 return failed_inputs[0]
+            start = time.perf_counter()
             try:
                 self.process_image(image, tmp)
+                self._job_seconds += time.perf_counter() - start
                 self._check_outputs(image, tmp)
             except Exception as error:
                 if not self.ignore_failed_outputs:
@@ -379,18 +398,35 @@ class PlateJob(PlateTask):
         started = time.perf_counter()
         images, failed = self.succeeded_images(), self.failed_images()
         partial = f"{len(failed)} failed image(s) left out: {', '.join(sorted(failed))}" if failed else ""
+        report_progress(self, force=True)
         with container_transaction(self.tables_path) as tmp:
+            job_started = time.perf_counter()
             self.run_plate(images, tmp)
+            job_seconds = time.perf_counter() - job_started
             with open_file(tmp, "a") as container:
                 # a table that leaves images out is complete only for runs that ignore failed outputs
                 stamps = {key: Stamp.now(self.fingerprint(), failed=bool(failed), error=partial) for key in self.outputs}
                 write_stamps(container, stamps, params=self.significant_params())
         update_status(self.output_dir, self.task_family, state="processed", failed=failed, succeeded=images)
-        record_timing(self.output_dir, self.task_family, time.perf_counter() - started, len(images))
+        record_timing(self.output_dir, self.task_family, time.perf_counter() - started, len(images), job_seconds)
 
     def run_plate(self, images, tables_file):
         """Compute the outputs from ``images`` into ``tables_file`` (temporary)."""
         raise NotImplementedError
+
+
+@PlateTask.event_handler(luigi.Event.TIMEOUT)
+@PlateTask.event_handler(luigi.Event.PROCESS_FAILURE)
+def record_killed_task(task, error_message):
+    """Record in the job's status that the worker killed it (timeout) or its process died.
+
+    Luigi calls this in the worker process that started the task; the
+    scheduler gets the same message as the task's failure reason.
+    """
+    images = [name for name in getattr(task, "image_names", ()) if not task.image_complete(name)]
+    task.logger.error("%s", error_message)
+    update_status(task.output_dir, task.task_family, state="failed", failed={name: error_message for name in images},
+                  last_error=error_message)
 
 
 def wire(job, *upstream):

@@ -39,7 +39,8 @@ def get_logger(name=None):
 def add_file_handler(logger, work_dir, workflow_name):
     """Write ``logger``'s records to ``<work_dir>/batchlib/<workflow_name>.log``.
 
-    Adding the same file twice is a no-op. Returns the log file path.
+    Records of level ``LOGLEVEL`` and above are written; adding the same file
+    twice is a no-op. Returns the log file path.
     """
     path = Path(work_dir) / "batchlib" / f"{workflow_name}.log"
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -48,6 +49,6 @@ def add_file_handler(logger, work_dir, workflow_name):
             return path
     handler = logging.FileHandler(path)
     handler.setFormatter(logging.Formatter(_FORMAT))
-    handler.setLevel(logging.DEBUG)
+    handler.setLevel(log_level())
     logger.addHandler(handler)
     return path

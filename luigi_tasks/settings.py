@@ -1,10 +1,11 @@
-"""Find the project's ``luigi.cfg`` when the user runs ``luigi`` from elsewhere."""
+"""Find the project's ``luigi.cfg`` and read the framework's own ``[batchlib]`` settings."""
 import os
 from pathlib import Path
 
+import luigi
 import luigi.configuration
 
-__all__ = ["PROJECT_LUIGI_CFG", "use_project_luigi_config"]
+__all__ = ["PROJECT_LUIGI_CFG", "use_project_luigi_config", "batchlib"]
 
 PROJECT_LUIGI_CFG = Path(__file__).resolve().parents[1] / "luigi.cfg"
 
@@ -20,3 +21,17 @@ def use_project_luigi_config():
         return False
     luigi.configuration.add_config_path(str(PROJECT_LUIGI_CFG))
     return True
+
+
+class batchlib(luigi.Config):  # noqa: N801 - the class name is the luigi.cfg section name
+    """``[batchlib]`` in luigi.cfg, or ``--batchlib-<name>`` on the command line."""
+
+    progress_interval = luigi.FloatParameter(
+        default=30.0,
+        description="Seconds between plate progress reports of image jobs (read from disk, sent to the scheduler)",
+    )
+    max_batch_sizes = luigi.DictParameter(
+        default={},
+        description='Images per Luigi batch task by job, e.g. {"NucleusSegmentation": 16}; '
+        "default: the job's max_batch_size",
+    )

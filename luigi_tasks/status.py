@@ -80,12 +80,19 @@ def update_status(output_dir, name, state=None, failed=None, succeeded=(), inval
     return status
 
 
-def record_timing(output_dir, name, seconds, n_images):
-    """Add ``seconds`` of job code time spent on ``n_images`` images to the status of ``name``."""
+def record_timing(output_dir, name, seconds, n_images, job_seconds=None):
+    """Add ``seconds`` of job code time spent on ``n_images`` images to the status of ``name``.
+
+    ``seconds`` is the time of the task's run (job code, container copies,
+    commits and stamps); ``job_seconds``, if given, the part spent inside the
+    job's own ``run``/``run_plate`` (the rest is framework overhead).
+    """
     path = status_path(output_dir, name)
     with file_lock(path):
         status = read_status(output_dir, name)
         status["seconds"] = round(status.get("seconds", 0.0) + seconds, 3)
+        if job_seconds is not None:
+            status["job_seconds"] = round(status.get("job_seconds", 0.0) + job_seconds, 3)
         status["images_processed"] = status.get("images_processed", 0) + n_images
         with atomic_write(path) as tmp:
             Path(tmp).write_text(json.dumps(status, indent=2, default=str))

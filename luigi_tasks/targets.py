@@ -12,17 +12,18 @@ from pathlib import Path
 
 import luigi
 
-from .io.files import is_n5, open_file
+from .io.files import is_h5, is_n5, open_file
 from .provenance import read_index, software_version
 
-__all__ = ["DatasetTarget", "container_index", "clear_index_cache"]
+__all__ = ["DatasetTarget", "container_index", "container_signature", "clear_index_cache"]
 
 logger = logging.getLogger("Workflow.targets")
 _INDEX_CACHE = {}
 _REPORTED_VERSIONS = set()
 
 
-def _signature(path):
+def container_signature(path):
+    """Return ``(inode, mtime_ns, size)`` of a container (its ``attributes.json`` for n5), or None."""
     probe = Path(path) / "attributes.json" if is_n5(path) else Path(path)
     try:
         stat = os.stat(probe)
@@ -34,7 +35,7 @@ def _signature(path):
 def container_index(path):
     """Return ``{key: Stamp}`` of the container at ``path`` (empty if missing or unreadable)."""
     path = str(path)
-    signature = _signature(path)
+    signature = container_signature(path)
     if signature is None:
         return {}
     cached = _INDEX_CACHE.get(path)
@@ -108,3 +109,26 @@ class DatasetTarget(luigi.Target):
         if version != software_version() and version not in _REPORTED_VERSIONS:
             _REPORTED_VERSIONS.add(version)
             logger.info("reusing outputs made by version %s (now %s)", version, software_version())
+
+
+class H5DatasetTarget(DatasetTarget):
+    """A :class:`DatasetTarget` in an HDF5 container (``.h5``, ``.hdf5``)."""
+
+    def __init__(self, path, key, **kwargs):
+        if not is_h5(path):
+            raise ValueError(f"{path}: not an h5 container")
+        super().__init__(path, key, **kwargs)
+
+
+class N5DatasetTarget(DatasetTarget):
+    """A :class:`DatasetTarget` in an N5 container (``.n5``)."""
+
+    def __init__(self, path, key, **kwargs):
+        if not is_n5(path):
+            raise ValueError(f"{path}: not an n5 container")
+        super().__init__(path, key, **kwargs)
+
+
+def dataset_target(path, key, **kwargs):
+    """Return the h5 or n5 dataset target for ``path``."""
+    return (N5DatasetTarget if is_n5(path) else H5DatasetTarget)(path, key, **kwargs)

@@ -7,6 +7,7 @@ down as task parameters. Subclasses set ``spec_path``, ``planner`` and
 ``final_jobs``.
 """
 import atexit
+import logging
 import os
 import time
 from pathlib import Path
@@ -15,6 +16,7 @@ import luigi
 
 from .config import load_config, spec_entries, flat_name
 from .errors import OutputFolderError
+from .job import report_progress
 from .log import add_file_handler, get_logger
 from .status import RunLock, update_status
 
@@ -112,7 +114,7 @@ class PlateWorkflow(luigi.WrapperTask):
             raise OutputFolderError(f"{output_dir}: output must not be inside the raw plate folder {self.plate}")
         _check_writable(output_dir)
         logger = get_logger()
-        add_file_handler(logger, output_dir, self.task_family)
+        add_file_handler(logging.getLogger(), output_dir, self.task_family)  # everything logged, luigi's too
         self._take_lock(output_dir, logger)
         update_status(output_dir, self.task_family, state="running", invalid=plan.invalid, n_images=len(plan.images))
         plan.require_valid(self.ignore_invalid_inputs)
@@ -126,7 +128,11 @@ class PlateWorkflow(luigi.WrapperTask):
             ignore_failed_outputs=self.ignore_failed_outputs,
             recompute_before=time.time() if self.force_recompute else 0.0,
         )
-        return [job(**common, **self.params_for(job, values)) for job in self.jobs_to_run(values)]
+        tasks = [job(**common, **self.params_for(job, values)) for job in self.jobs_to_run(values)]
+        from .progress import describe_plan, write_plan  # late: ``python -m luigi_tasks.progress`` runs it
+
+        write_plan(output_dir, describe_plan(self.task_id, common["plate_dir"], tasks, plan.image_names))
+        return tasks
 
     def jobs_to_run(self, values):
         """Return the final jobs for this configuration (default: ``final_jobs``)."""
@@ -150,7 +156,10 @@ class PlateWorkflow(luigi.WrapperTask):
 
     def run(self):
         """Record that the plate is finished."""
+        progress = report_progress(self, force=True)
         update_status(self.output_dir, self.task_family, state="finished")
+        if progress is not None:
+            self.set_status_message(progress.message())
         get_logger().info("%s finished; results in %s", self.plate, self.output_dir)
 
 

@@ -99,6 +99,8 @@ def _read_columns(group):
 def _typed(values, dtype):
     if dtype == "bool":
         return values == "True"
+    if dtype == "boolean":  # nullable: "<NA>" (and "nan") read back as missing
+        return values.map({"True": True, "False": False}).astype("boolean")
     if dtype.startswith(("int", "uint")):
         return pd.to_numeric(values).astype(dtype)
     if dtype.startswith("float"):

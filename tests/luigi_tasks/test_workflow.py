@@ -30,14 +30,27 @@ def test_end_to_end_writes_outputs_status_and_log(toy):
     assert list(table(toy)["image_name"]) == sorted(p.stem for p in toy.plate.glob("*.tiff"))
     assert read_status(toy.output, "ToyWorkflow")["state"] == "finished"
     status = read_status(toy.output, "Threshold")
-    assert status | {"updated": 0, "seconds": 0} == {
-        "state": "processed", "invalid_inputs": {}, "failed_outputs": {}, "updated": 0, "seconds": 0,
+    assert status | {"updated": 0, "seconds": 0, "job_seconds": 0} == {
+        "state": "processed", "invalid_inputs": {}, "failed_outputs": {}, "updated": 0, "seconds": 0, "job_seconds": 0,
         "images_processed": 4,
     }
     assert 0 < status["seconds"] < 60
     log = (toy.output / "batchlib" / "ToyWorkflow.log").read_text()
     assert "4 images to process" in log and "finished" in log
     assert not (toy.output / "batchlib" / "ToyWorkflow.lock").exists()
+
+
+def test_n5_containers_through_the_same_api(toy, monkeypatch):
+    from tests.luigi_tasks.toy_workflow import CountTable, Smooth, Threshold
+
+    for job in (Smooth, Threshold, CountTable):
+        monkeypatch.setattr(job, "container_extension", ".n5")
+    assert run_local([toy.workflow()]).status == LuigiStatusCode.SUCCESS
+    assert len(list(toy.output.glob("*.n5"))) == 4 and toy.containers() == []
+    assert len(table(toy)) == 4
+    toy.reset_runs()
+    run_local([toy.workflow()])
+    assert toy.runs() == {}
 
 
 def test_noop_rerun_computes_nothing(toy):

@@ -1,4 +1,12 @@
-"""A user-written example workflow on the framework: smooth, threshold, count."""
+"""A user-written example workflow on the framework: smooth, threshold, count.
+
+``TOY_WRITE_MB`` in the environment (default 0) makes Smooth and Threshold also
+write that many MB of incompressible padding into each container, so writes
+and container copies take measurable time (fault-injection tests kill runs
+during them). It changes no output key and no fingerprint.
+"""
+import os
+import zlib
 from pathlib import Path
 
 import luigi
@@ -19,6 +27,16 @@ def _count_run(output_file, job, image):
         handle.write(f"{job} {Path(image).stem}\n")
 
 
+def _write_padding(container, job, image):
+    megabytes = float(os.environ.get("TOY_WRITE_MB", "0") or 0)
+    if megabytes > 0:
+        rng = np.random.default_rng(zlib.crc32(f"{job} {Path(image).stem}".encode()))
+        padding = rng.integers(0, 2**63, size=int(megabytes * 2**17), dtype="int64")
+        if f"padding/{job}" in container:
+            del container[f"padding/{job}"]
+        container.create_dataset(f"padding/{job}", data=padding)
+
+
 class ToyPlanner(RawImagePlanner):
     def check_image(self, path):
         super().check_image(path)
@@ -37,6 +55,7 @@ class Smooth(BatchJob):
         for input_file, output_file in zip(input_files, output_files):
             image = tifffile.imread(input_file)[0].astype("float32")
             with open_file(output_file, "a") as container:
+                _write_padding(container, "Smooth", input_file)
                 write_image(container, "raw", image)
                 write_image(container, "smoothed", ndimage.gaussian_filter(image, smooth_sigma))
             _count_run(output_file, "Smooth", input_file)
@@ -56,6 +75,7 @@ class Threshold(BatchJobOnContainer):
             if "A02_0002" in str(input_file) and threshold_value == 666:
                 raise RuntimeError("injected failure")
             with open_file(output_file, "a") as container:
+                _write_padding(container, "Threshold", input_file)
                 write_image(container, "mask", (image > threshold_value).astype("uint8"), is_label=True)
             _count_run(output_file, "Threshold", input_file)
 
@@ -67,7 +87,7 @@ class CountTable(PlateJob):
     def run_plate(self, images, tables_file):
         rows = []
         for image in images:
-            with open_file(Path(self.output_dir) / f"{image}.h5") as container:
+            with open_file(self.container(image)) as container:
                 mask = read_image(container, "mask")
             name = parse_image_name(image)
             rows.append({"image_name": image, "site_name": name.site_name, "fraction": float(mask.mean())})
