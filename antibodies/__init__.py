@@ -1,11 +1,14 @@
 """antibodies: cell analysis of the SARS-CoV-2 immunofluorescence antibody assay.
 
-Run a plate with ``luigi --module antibodies CellAnalysis --plate DIR``.
+Run a plate with ``luigi --module antibodies CellAnalysis --plate DIR``; export it as OME-Zarr with
+``luigi --module antibodies OmeZarrExport --plate DIR``; process every new or changed plate below a
+folder and update the results database with ``luigi --module antibodies Nightly --root RAW --output-root OUT``.
 """
 from luigi_tasks.settings import use_project_luigi_config
 
 use_project_luigi_config()
 
-from .workflow import CellAnalysis  # noqa: E402
+from .nightly import Nightly  # noqa: E402
+from .workflow import CellAnalysis, OmeZarrExport  # noqa: E402
 
-__all__ = ["CellAnalysis"]
+__all__ = ["CellAnalysis", "OmeZarrExport", "Nightly"]

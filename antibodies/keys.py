@@ -12,7 +12,7 @@ __all__ = [
     "cell_table", "cell_table_key", "INFECTED_CELLS_TABLE", "histogram_key",
     "IMAGE_TABLE", "WELL_TABLE", "image_table", "well_table",
     "IMAGE_BACKGROUNDS", "WELL_BACKGROUNDS", "PLATE_BACKGROUNDS", "CELL_QC_TABLE",
-    "EXPORTS_RECORD", "REPORT_RECORD", "CHANNEL_COLORS",
+    "EXPORTS_RECORD", "REPORT_RECORD", "OME_ZARR_RECORD", "CHANNEL_COLORS",
 ]
 
 # channels in an image container, named by their role
@@ -61,6 +61,7 @@ WELL_BACKGROUNDS = "wells/backgrounds"
 PLATE_BACKGROUNDS = "plate/backgrounds"
 EXPORTS_RECORD = "records/exports"
 REPORT_RECORD = "records/report"
+OME_ZARR_RECORD = "records/ome_zarr"
 
 
 def image_table(serum):

@@ -4,13 +4,23 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
+from matplotlib.colors import TwoSlopeNorm  # noqa: E402
 
 from .analysis.layout import ROWS, well_grid  # noqa: E402
 
 __all__ = ["plate_heatmap"]
 
 
-def plate_heatmap(values, title, path, outliers=(), cutoff=None, cmap="viridis"):
+def _norm(grid, cutoff):
+    """A colour scale centred on ``cutoff`` that holds every finite value."""
+    finite = grid[np.isfinite(grid)]
+    low = min(finite.min(), cutoff) if finite.size else cutoff
+    high = max(finite.max(), cutoff) if finite.size else cutoff
+    span = max(high - low, 1e-6)
+    return TwoSlopeNorm(vcenter=cutoff, vmin=min(low, cutoff - span / 20), vmax=max(high, cutoff + span / 20))
+
+
+def plate_heatmap(values, title, path, outliers=(), cutoff=None, cmap="viridis", center=False, label=None):
     """Save a plate heatmap of ``{well: value}``; outlier wells are crossed out.
 
     Parameters
@@ -22,13 +32,26 @@ def plate_heatmap(values, title, path, outliers=(), cutoff=None, cmap="viridis")
     outliers : iterable of str
         Wells drawn with a cross.
     cutoff : float, optional
-        Wells above it get a white frame (positive call).
+        Wells above it get a white frame (positive call); the colour bar marks it with a line.
+    cmap : str
+        Matplotlib colour map.
+    center : bool
+        Centre a diverging ``cmap`` on ``cutoff`` (negatives on one side, positives on the other).
+    label : str, optional
+        Colour bar label.
+
+    Returns
+    -------
+    path
+        ``path`` as given (a file name or a binary file object).
     """
     grid = well_grid(values)
     n_rows, n_cols = grid.shape
     fig, ax = plt.subplots(figsize=(1.0 + 0.5 * n_cols, 1.0 + 0.45 * n_rows))
-    image = ax.imshow(np.ma.masked_invalid(grid), cmap=cmap)
-    fig.colorbar(image, ax=ax, shrink=0.8)
+    image = ax.imshow(np.ma.masked_invalid(grid), cmap=cmap, norm=_norm(grid, cutoff) if center else None)
+    bar = fig.colorbar(image, ax=ax, shrink=0.8, label=label)
+    if cutoff is not None:
+        bar.ax.axhline(cutoff, color="black", lw=2)
     ax.set_xticks(range(n_cols), [str(c + 1) for c in range(n_cols)])
     ax.set_yticks(range(n_rows), list(ROWS[:n_rows]))
     for well in outliers:

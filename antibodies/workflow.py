@@ -7,6 +7,8 @@
     CellFeatures (all images) -> PlateBackground
     CellFeatures + PlateBackground -> InfectedCells
     InfectedCells (all images) -> PlateScores -> PlateExports
+                                  PlateScores -> PlateReport    (report/index.html)
+                                  PlateScores -> OmeZarrPlate   (<plate>.ome.zarr; [export] ome_zarr or OmeZarrExport)
 """
 from pathlib import Path
 
@@ -20,13 +22,15 @@ from .tasks import (
     InfectedCells,
     MarkerTophat,
     NucleusSegmentation,
+    OmeZarrPlate,
     PlateBackground,
     PlateExports,
+    PlateReport,
     PlateScores,
     Preprocess,
 )
 
-__all__ = ["CellAnalysis", "SPEC_PATH", "STEPS"]
+__all__ = ["CellAnalysis", "OmeZarrExport", "SPEC_PATH", "STEPS"]
 
 SPEC_PATH = Path(__file__).with_name("configspec.ini")
 PLANNER = AssayPlanner()
@@ -41,6 +45,9 @@ STEPS = (
     (InfectedCells, CellFeatures, PlateBackground),
     (PlateScores, InfectedCells),
     (PlateExports, PlateScores),
+    # plate jobs reading image containers also wire InfectedCells, so failed images are left out
+    (PlateReport, PlateScores, InfectedCells),
+    (OmeZarrPlate, PlateScores, InfectedCells),
 )
 
 for job, *upstream in STEPS:
@@ -56,11 +63,28 @@ class CellAnalysis(PlateWorkflow):
 
     spec_path = SPEC_PATH
     planner = PLANNER
-    final_jobs = (PlateExports,)
+    final_jobs = (PlateExports, PlateReport)
 
     def check_config(self, values):
         """Fail before any work if the nucleus model cannot be found."""
         resolve_model_folder(values["nuclei_model"])
 
+    def jobs_to_run(self, values):
+        """The final jobs, plus the OME-Zarr export when ``[export] ome_zarr`` is on."""
+        return self.final_jobs + ((OmeZarrPlate,) if values["export_ome_zarr"] else ())
+
 
 add_config_parameters(CellAnalysis, SPEC_PATH)
+
+
+class OmeZarrExport(CellAnalysis):
+    """Process what is missing and export the plate as OME-Zarr (``<output>/<plate>.ome.zarr``).
+
+    ``luigi --module antibodies OmeZarrExport --plate DIR [--output OUT] [--config FILE]``
+    """
+
+    final_jobs = (OmeZarrPlate,)
+
+    def jobs_to_run(self, values):
+        """Only the export (and whatever it needs)."""
+        return self.final_jobs

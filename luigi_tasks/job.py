@@ -231,6 +231,7 @@ class ImageJob(PlateTask):
                 raise
             failed.update({image: error} if error else {})
             done += [] if error else [image]
+            self.logger.info("%s %s: %s", self.task_family, "failed" if error else "done", image)
             self.set_progress_percentage(int(100 * number / len(todo)))
             report_progress(self)
         state = "failed" if failed else "processed"
@@ -244,6 +245,10 @@ class ImageJob(PlateTask):
     def _run_one(self, image):
         failed_inputs = self.failed_inputs(image)
         with container_transaction(self.container(image)) as tmp:
+            if self.image_complete(image):  # committed by another process while we waited for the lock
+                Path(tmp).unlink(missing_ok=True)  # nothing to commit
+                self.logger.info("%s: %s was completed by another process", self.task_family, image)
+                return None
             if failed_inputs:
                 self._record_failure(tmp, "upstream failed: " + "; ".join(failed_inputs))
                 return failed_inputs[0]
@@ -400,6 +405,10 @@ class PlateJob(PlateTask):
         partial = f"{len(failed)} failed image(s) left out: {', '.join(sorted(failed))}" if failed else ""
         report_progress(self, force=True)
         with container_transaction(self.tables_path) as tmp:
+            if self.complete():  # committed by another process while we waited for the lock
+                Path(tmp).unlink(missing_ok=True)
+                self.logger.info("%s was completed by another process", self.task_family)
+                return
             job_started = time.perf_counter()
             self.run_plate(images, tmp)
             job_seconds = time.perf_counter() - job_started

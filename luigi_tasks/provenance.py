@@ -56,11 +56,20 @@ class Stamp:
 
 
 def read_index(container):
-    """Return ``{key: Stamp}`` of an open container (empty if it has none)."""
+    """Return ``{key: Stamp}`` of an open container (empty if it has none).
+
+    Raises
+    ------
+    ValueError
+        If the index is not JSON of ``{key: stamp fields}`` (damaged, or written by an unknown version).
+    """
     raw = container.attrs.get(INDEX_ATTR)
     if raw is None:
         return {}
-    return {key: Stamp(**value) for key, value in json.loads(raw).items()}
+    try:
+        return {key: Stamp(**value) for key, value in json.loads(raw).items()}
+    except (TypeError, AttributeError) as error:
+        raise ValueError(f"malformed {INDEX_ATTR} ({error})") from error
 
 
 def write_stamps(container, stamps, params=None):
@@ -70,6 +79,9 @@ def write_stamps(container, stamps, params=None):
         for key in stamps:
             if key in container:
                 container[key].attrs[PARAMS_ATTR] = text
-    index = {key: asdict(stamp) for key, stamp in read_index(container).items()}
+    try:
+        index = {key: asdict(stamp) for key, stamp in read_index(container).items()}
+    except ValueError:  # a damaged index is replaced: the keys it listed are not trusted anyway
+        index = {}
     index.update({key: asdict(stamp) for key, stamp in stamps.items()})
     container.attrs[INDEX_ATTR] = json.dumps(index, sort_keys=True)

@@ -143,15 +143,23 @@ class RunLock:
         return True
 
     def acquire(self, wait=False, poll=2.0, logger=None):
-        """Take the lock; wait for it if ``wait``, else raise :class:`WorkflowLockedError`."""
-        while not self._try_acquire():
-            holder = self.holder()
-            if self._is_stale(holder):
-                if logger is not None:
-                    logger.warning("recovering stale lock %s left by %s", self.path, holder)
-                with contextlib.suppress(FileNotFoundError):
-                    self.path.unlink()
-                continue
+        """Take the lock; wait for it if ``wait``, else raise :class:`WorkflowLockedError`.
+
+        The lock is created, and a stale one recovered, under a file lock
+        (``.<name>.lock.lock``): two runs that find the same stale lock cannot
+        both remove it and take it, and no run reads a lock being written.
+        """
+        while True:
+            with file_lock(self.path):
+                if self._try_acquire():
+                    return self
+                holder = self.holder()
+                if self._is_stale(holder):
+                    if logger is not None:
+                        logger.warning("recovering stale lock %s left by %s", self.path, holder)
+                    with contextlib.suppress(FileNotFoundError):
+                        self.path.unlink()
+                    continue
             if not wait:
                 raise WorkflowLockedError(
                     f"{self.path}: another run (host {holder['host']}, pid {holder['pid']}, "
@@ -160,7 +168,6 @@ class RunLock:
                     "several runs share the work. If that run is dead on another host, delete the lock file."
                 )
             time.sleep(poll)
-        return self
 
     def release(self):
         """Remove the lock if this process holds it."""

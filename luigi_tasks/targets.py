@@ -44,9 +44,13 @@ def container_index(path):
     try:
         with open_file(path, "r") as container:
             index = read_index(container)
+            missing = sorted(key for key, stamp in index.items() if not stamp.failed and key not in container)
     except (OSError, ValueError, KeyError) as error:
         logger.warning("%s is unreadable (%s); its outputs will be recomputed", path, error)
-        index = {}
+        index, missing = {}, []
+    if missing:  # listed as complete but gone (deleted by hand, or an older version's bug): not trusted
+        logger.warning("%s lacks %s listed in its index; they will be recomputed", path, ", ".join(missing))
+        index = {key: stamp for key, stamp in index.items() if key not in missing}
     _INDEX_CACHE[path] = (signature, index)
     return index
 

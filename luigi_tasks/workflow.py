@@ -16,7 +16,7 @@ import luigi
 
 from .config import load_config, spec_entries, flat_name
 from .errors import OutputFolderError
-from .job import report_progress
+from .job import ImageJob, report_progress
 from .log import add_file_handler, get_logger
 from .status import RunLock, update_status
 
@@ -101,10 +101,16 @@ class PlateWorkflow(luigi.WrapperTask):
         return load_config(self.config, self.spec_path, overrides)
 
     def requires(self):
-        """Plan the run once per process and return the final jobs."""
+        """Plan the run once per process; return the final jobs and every image job below them.
+
+        Image jobs are required directly so that a rerun repairs an image output
+        that was damaged or deleted while the plate tables made from it are
+        still complete: Luigi never looks at the requirements of a complete task.
+        """
         if "_final_tasks" not in self.__dict__:
             self._final_tasks = self._plan_run()
-        return self._final_tasks
+            self._image_tasks = _image_tasks_below(self._final_tasks)
+        return self._final_tasks + self._image_tasks
 
     def _plan_run(self):
         values = self.config_values()
@@ -154,6 +160,18 @@ class PlateWorkflow(luigi.WrapperTask):
         _HELD_LOCKS[key] = lock
         atexit.register(lock.release)
 
+    def complete(self):
+        """Complete when every final job is; then the status reads ``finished``.
+
+        A rerun that finds everything done (e.g. after a run killed between its
+        last commit and :meth:`run`) never calls :meth:`run`; without this its
+        planning would leave the status at ``running``.
+        """
+        done = super().complete()
+        if done and self.__dict__.get("_final_tasks") is not None:
+            update_status(self.output_dir, self.task_family, state="finished")
+        return done
+
     def run(self):
         """Record that the plate is finished."""
         progress = report_progress(self, force=True)
@@ -161,6 +179,18 @@ class PlateWorkflow(luigi.WrapperTask):
         if progress is not None:
             self.set_status_message(progress.message())
         get_logger().info("%s finished; results in %s", self.plate, self.output_dir)
+
+
+def _image_tasks_below(tasks):
+    """Return every :class:`~luigi_tasks.job.ImageJob` task in the graph below ``tasks``, each once."""
+    found, todo, seen = [], list(tasks), set()
+    while todo:
+        task = todo.pop()
+        if task.task_id not in seen:
+            seen.add(task.task_id)
+            found += [task] if isinstance(task, ImageJob) else []
+            todo += luigi.task.flatten(task.requires())
+    return found
 
 
 def release_locks():

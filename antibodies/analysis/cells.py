@@ -272,7 +272,11 @@ class PropagationHeightMap:
         return gradient + distance
 
 
+#: Log-scale Otsu: on synthetic plates its mask IoU with the true cells was
+#: ~0.99, the linear scale ~0.82-0.98 (bright infected cells pull it up).
 DEFAULT_FOREGROUND = OtsuForeground()
+#: Distance split: best F1 on synthetic plates (``bench/cell_segmentation.py``),
+#: tied with Propagation at regularization >= 0.1, and the fastest.
 DEFAULT_HEIGHT_MAP = DistanceHeightMap()
 
 

@@ -108,7 +108,7 @@ def nucleus_footprint(semi_major, semi_minor, angle, irregularity, rng, offset=(
 
 
 def paint_nuclei(labels, rho_image, centers, semi_axes, angles, irregularities, rng,
-                 ids=None, region=None, min_kept=0.7, min_area=12):
+                 ids=None, region=None, min_kept=0.7, min_area=12, halo=1.0, owners=None):
     """Paint irregular elliptic nuclei into a label image, never overlapping.
 
     Parameters
@@ -116,8 +116,9 @@ def paint_nuclei(labels, rho_image, centers, semi_axes, angles, irregularities, 
     labels : numpy.ndarray
         (M, N) int32 label image, modified in place; 0 is free.
     rho_image : numpy.ndarray
-        (M, N) float32 image receiving the normalised radial coordinate of
-        each painted pixel (used for shading), modified in place.
+        (M, N) float32 image receiving the normalised radial coordinate
+        ``rho`` (< 1 in the label, up to ``halo`` in the stained halo) of each
+        painted pixel, modified in place (used for shading).
     centers : numpy.ndarray
         (K, 2) float centres (row, column).
     semi_axes : numpy.ndarray
@@ -136,6 +137,16 @@ def paint_nuclei(labels, rho_image, centers, semi_axes, angles, irregularities, 
         to already painted nuclei (or its region border) is skipped.
     min_area : int
         Nuclei with fewer pixels are skipped.
+    halo : float or numpy.ndarray
+        Scalar or (K,) ratio (>= 1) of the stained footprint to the labelled
+        footprint.  The stain of a real nucleus fades out over a few pixels
+        and annotators draw the boundary where it is still clearly bright;
+        with ``halo > 1`` the intensity continues beyond the label boundary
+        (before blur), so the label sits at the visible edge.
+    owners : numpy.ndarray, optional
+        (M, N) int32 image receiving the nucleus id of every stained pixel
+        (label and halo); required for ``halo > 1`` to have an effect.  Pass
+        it to :func:`shade_nuclei` instead of the labels.
 
     Returns
     -------
@@ -146,31 +157,39 @@ def paint_nuclei(labels, rho_image, centers, semi_axes, angles, irregularities, 
     if ids is None:
         first = int(labels.max()) + 1
         ids = np.arange(first, first + len(centers))
+    halos = np.broadcast_to(np.asarray(halo, dtype=np.float32), (len(centers),))
     painted = []
-    for center, (major, minor), angle, irregularity, label_id in zip(
-            centers, semi_axes, angles, irregularities, ids):
+    for center, (major, minor), angle, irregularity, label_id, grow in zip(
+            centers, semi_axes, angles, irregularities, ids, halos):
         row, col = int(round(center[0])), int(round(center[1]))
         offset = (center[0] - row, center[1] - col)
-        rho, half = nucleus_footprint(major, minor, angle, irregularity, rng, offset)
+        rho, half = nucleus_footprint(grow * major, grow * minor, angle, irregularity, rng, offset)
+        rho *= grow  # rho < 1: labelled nucleus, 1 <= rho < grow: stained halo
         r0, c0 = row - half, col - half
         r1, c1 = r0 + rho.shape[0], c0 + rho.shape[1]
         rr0, cc0, rr1, cc1 = max(r0, 0), max(c0, 0), min(r1, height), min(c1, width)
         if rr0 >= rr1 or cc0 >= cc1:
             continue
+        window = (slice(rr0, rr1), slice(cc0, cc1))
         rho_box = rho[rr0 - r0:rr1 - r0, cc0 - c0:cc1 - c0]
         inside = rho_box < 1.0
         wanted = int(inside.sum())
         if wanted < min_area:
             continue
-        kept = inside & (labels[rr0:rr1, cc0:cc1] == 0)
+        kept = inside & (labels[window] == 0)
         if region is not None:
-            kept &= region[rr0:rr1, cc0:cc1] == label_id
+            kept &= region[window] == label_id
         n_kept = int(kept.sum())
         if n_kept < min_area or n_kept < min_kept * wanted:
             continue
         kept = _largest_component(kept)
-        labels[rr0:rr1, cc0:cc1][kept] = label_id
-        rho_image[rr0:rr1, cc0:cc1][kept] = rho_box[kept]
+        labels[window][kept] = label_id
+        if owners is not None:
+            stained = kept | ((rho_box < grow) & (owners[window] == 0) & (labels[window] == 0))
+            owners[window][stained] = label_id
+        else:
+            stained = kept
+        rho_image[window][stained] = rho_box[stained]
         painted.append(label_id)
     return np.asarray(painted, dtype=np.int64)
 
@@ -185,47 +204,59 @@ def _largest_component(mask):
     return components == int(np.argmax(sizes))
 
 
-def shade_nuclei(labels, rho_image, brightness, rng, profile_gamma=0.3, texture=0.25,
-                 texture_scale=2.0, texture_fields=None):
+def shade_nuclei(owners, rho_image, brightness, rng, profile_gamma=0.3, texture=0.25,
+                 texture_scale=2.0, texture_fields=None, halo=None):
     """Turn painted nuclei into a noise-free DAPI-like intensity image.
+
+    Inside the label (``rho < 1``) the intensity follows the dome
+    ``(1 - 0.5 rho**2) ** gamma``, so the label boundary sits where the
+    stain is still 57-97 % of the centre value (the visible edge); in the
+    halo (``1 <= rho < halo``) it fades linearly to zero.
 
     Parameters
     ----------
-    labels : numpy.ndarray
-        (M, N) int nucleus labels.
+    owners : numpy.ndarray
+        (M, N) int id of the nucleus staining each pixel (the labels, or the
+        ``owners`` image of :func:`paint_nuclei` when a halo was painted).
     rho_image : numpy.ndarray
         (M, N) normalised radial coordinate from :func:`paint_nuclei`.
     brightness : numpy.ndarray
-        Brightness per label id, indexed by id (length ``labels.max() + 1``).
+        Brightness per nucleus id, indexed by id (length ``owners.max() + 1``).
     rng : numpy.random.Generator
         Random source for the chromatin texture.
     profile_gamma : float
-        Exponent of the dome profile ``(1 - rho**2) ** gamma``; small values
-        give flat nuclei with sharp edges, larger ones dome-shaped nuclei.
+        Exponent of the dome; small values give flat nuclei with sharp
+        edges, larger ones dome-shaped nuclei.
     texture : float
         Relative amplitude of the chromatin texture.
     texture_scale : float
         Correlation length of the fine texture in pixels.
     texture_fields : tuple of numpy.ndarray, optional
         Pre-computed (fine, coarse) noise fields of shape (M, N).
+    halo : numpy.ndarray, optional
+        Halo ratio per nucleus id (as painted); default 1 (no halo).
 
     Returns
     -------
     numpy.ndarray
         (M, N) float32 image, zero outside nuclei.
     """
-    inside = labels > 0
-    image = np.zeros(labels.shape, np.float32)
+    inside = owners > 0
+    image = np.zeros(owners.shape, np.float32)
     if not inside.any():
         return image
     if texture_fields is None:
-        texture_fields = (smooth_noise(labels.shape, texture_scale, rng),
-                          smooth_noise(labels.shape, 3.0 * texture_scale, rng))
+        texture_fields = (smooth_noise(owners.shape, texture_scale, rng),
+                          smooth_noise(owners.shape, 3.0 * texture_scale, rng))
     fine, coarse = texture_fields
-    rho = np.clip(rho_image[inside], 0.0, 1.0)
-    profile = (1.0 - 0.9 * rho * rho) ** profile_gamma
+    ids = owners[inside]
+    rho = rho_image[inside]
+    profile = (1.0 - 0.5 * np.clip(rho, 0.0, 1.0) ** 2) ** profile_gamma
+    if halo is not None:
+        grow = np.maximum(np.asarray(halo, np.float32)[ids], 1.0 + 1e-3)
+        profile *= np.clip((grow - rho) / (grow - 1.0), 0.0, 1.0) * (rho >= 1.0) + (rho < 1.0)
     modulation = 1.0 + texture * (0.6 * fine[inside] + 0.8 * coarse[inside])
-    image[inside] = np.asarray(brightness, np.float32)[labels[inside]] * profile * np.clip(modulation, 0.15, None)
+    image[inside] = np.asarray(brightness, np.float32)[ids] * profile * np.clip(modulation, 0.15, None)
     return image
 
 
@@ -254,10 +285,12 @@ def random_nuclei_style(rng):
         "brightness_sigma": float(rng.uniform(0.1, 0.6)),
         "dim_fraction": float(rng.choice([0.0, rng.uniform(0.0, 0.35)])),
         "bright_fraction": float(rng.choice([0.0, rng.uniform(0.0, 0.08)])),
+        "pair_fraction": float(rng.choice([0.0, rng.uniform(0.0, 0.3)])),
         "profile_gamma": float(rng.uniform(0.05, 0.8)),
+        "halo": float(rng.uniform(0.05, 0.4)),
         "texture": float(rng.uniform(0.0, 0.5)),
         "blur": float(rng.uniform(0.4, 2.0)) * max(1.0, diameter / 30.0),
-        "background": float(np.exp(rng.uniform(np.log(0.01), np.log(0.6)))),
+        "background": float(np.exp(rng.uniform(np.log(0.01), np.log(1.0)))),
         "haze": float(rng.uniform(0.0, 0.3)),
         "vignetting": float(rng.uniform(0.0, 0.4)),
         "photons": float(np.exp(rng.uniform(np.log(15.0), np.log(3000.0)))),
@@ -351,17 +384,19 @@ def render_nuclei_image(shape, rng, style=None):
     radii = mean_radius * np.exp(rng.normal(0.0, style["size_cv"], size=count))
     centers, radii = place_nucleus_centers(shape, count, radii, rng, style["clustering"], style["min_gap"])
     labels = np.zeros(shape, np.int32)
+    owners = np.zeros(shape, np.int32)
     rho_image = np.ones(shape, np.float32)
+    brightness = halo_by_id = np.ones(1, np.float32)
     if len(centers):
-        elongation = 1.0 + (style["elongation"] - 1.0) * rng.uniform(0.2, 1.0, size=len(centers))
-        semi_axes = np.stack([radii * np.sqrt(elongation), radii / np.sqrt(elongation)], axis=1)
-        angles = rng.uniform(0, np.pi, size=len(centers))
+        centers, semi_axes, angles, brightness = _nucleus_geometry(centers, radii, style, rng)
         irregularities = style["irregularity"] * rng.uniform(0.3, 1.0, size=len(centers))
-        paint_nuclei(labels, rho_image, centers, semi_axes, angles, irregularities, rng, min_kept=0.75)
-        labels = _relabel_sequential(labels)
-    brightness = _nucleus_brightness(int(labels.max()), style, rng)
-    signal = shade_nuclei(labels, rho_image, brightness, rng, style["profile_gamma"], style["texture"],
-                          texture_scale=max(1.0, style["diameter"] / 12.0))
+        halo = 1.0 + style["halo"] * rng.uniform(0.5, 1.0, size=len(centers))
+        halo_by_id = np.concatenate([[1.0], halo])
+        paint_nuclei(labels, rho_image, centers, semi_axes, angles, irregularities, rng,
+                     ids=np.arange(1, len(centers) + 1), min_kept=0.75, halo=halo, owners=owners)
+    signal = shade_nuclei(owners, rho_image, brightness, rng, style["profile_gamma"], style["texture"],
+                          texture_scale=max(1.0, style["diameter"] / 12.0), halo=halo_by_id)
+    labels = _relabel_sequential(labels)
     signal = ndi.gaussian_filter(signal, style["blur"])
     level, vignette = _background(shape, style, rng)
     signal = (signal + level) * vignette
@@ -378,15 +413,38 @@ def _relabel_sequential(labels):
     return lookup[labels]
 
 
-def _nucleus_brightness(count, style, rng):
-    """Return brightness per label id (index 0 unused) for a style."""
-    brightness = np.exp(rng.normal(0.0, style["brightness_sigma"], size=count + 1))
-    dim = rng.random(count + 1) < style["dim_fraction"]
+def _nucleus_geometry(centers, radii, style, rng):
+    """Return centres, semi-axes, angles and brightness (index = id - 1 ... id 0 unused).
+
+    A ``pair_fraction`` of nuclei is replaced by two touching, side-by-side
+    daughter nuclei of similar brightness; a ``bright_fraction`` becomes
+    small, bright, compact (mitotic-like) nuclei; a ``dim_fraction`` is dimmed.
+    """
+    count = len(centers)
+    elongation = 1.0 + (style["elongation"] - 1.0) * rng.uniform(0.2, 1.0, size=count)
+    semi_axes = np.stack([radii * np.sqrt(elongation), radii / np.sqrt(elongation)], axis=1)
+    angles = rng.uniform(0, np.pi, size=count)
+    brightness = np.exp(rng.normal(0.0, style["brightness_sigma"], size=count))
+    dim = rng.random(count) < style["dim_fraction"]
     brightness[dim] *= rng.uniform(0.25, 0.6, size=int(dim.sum()))
-    bright = rng.random(count + 1) < style["bright_fraction"]
+    bright = rng.random(count) < style["bright_fraction"]
     brightness[bright] *= rng.uniform(2.0, 4.0, size=int(bright.sum()))
-    brightness[0] = 0.0
-    return brightness.astype(np.float32)
+    semi_axes[bright] *= rng.uniform(0.55, 0.85, size=(int(bright.sum()), 1))
+    paired = (rng.random(count) < style["pair_fraction"]) & ~bright
+    if paired.any():
+        radius = radii[paired] * rng.uniform(0.7, 0.85, size=int(paired.sum()))
+        stretch = rng.uniform(1.2, 1.6, size=len(radius))
+        daughter_axes = np.stack([radius * np.sqrt(stretch), radius / np.sqrt(stretch)], axis=1)
+        # daughters lie side by side: separation along the minor axis, just touching
+        step = daughter_axes[:, 1] * rng.uniform(0.85, 1.0, size=len(radius))
+        direction = np.stack([np.cos(angles[paired]), -np.sin(angles[paired])], axis=1)
+        twin_brightness = brightness[paired] * np.exp(rng.normal(0.0, 0.1, size=len(radius)))
+        centers = np.concatenate([centers[~paired], centers[paired] + direction * step[:, None],
+                                  centers[paired] - direction * step[:, None]])
+        semi_axes = np.concatenate([semi_axes[~paired], daughter_axes, daughter_axes])
+        angles = np.concatenate([angles[~paired], angles[paired], angles[paired]])
+        brightness = np.concatenate([brightness[~paired], brightness[paired], twin_brightness])
+    return centers, semi_axes, angles, np.concatenate([[0.0], brightness]).astype(np.float32)
 
 
 def _background(shape, style, rng):

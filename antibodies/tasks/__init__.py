@@ -3,7 +3,9 @@ from .background import PlateBackground
 from .exports import PlateExports
 from .features import CellFeatures
 from .infection import InfectedCells
+from .omezarr import OmeZarrPlate
 from .preprocess import Preprocess
+from .report import PlateReport
 from .scores import PlateScores
 from .segmentation import CellSegmentation, NucleusSegmentation
 from .tophat import MarkerTophat
@@ -18,4 +20,6 @@ __all__ = [
     "InfectedCells",
     "PlateScores",
     "PlateExports",
+    "PlateReport",
+    "OmeZarrPlate",
 ]

@@ -88,8 +88,8 @@ def create_plate(path, name, rows, columns, wells, field_count):
     plate.attrs["plate"] = {
         "version": NGFF_VERSION, "name": name, "field_count": int(field_count),
         "rows": [{"name": r} for r in rows], "columns": [{"name": c} for c in columns],
-        "wells": [{"path": well_path(w), "rowIndex": list(rows).index(w[0]), "columnIndex": columns.index(str(int(w[1:])))}
-                  for w in wells],
+        "wells": [{"path": well_path(w), "rowIndex": list(rows).index(w[0]),
+                   "columnIndex": columns.index(str(int(w[1:])))} for w in wells],
     }
     return plate
 

@@ -59,7 +59,9 @@ def test_large_regularization_approaches_the_distance_split():
     nuclei, serum = strip_of_two_cells()
     foreground = FixedThresholdForeground(1.0, 0)
     distance = segment_cells(nuclei, serum, foreground, DistanceHeightMap())
-    propagation = segment_cells(nuclei, serum, foreground, PropagationHeightMap(regularization=100.0))
+    propagation = segment_cells(
+        nuclei, serum, foreground, PropagationHeightMap(regularization=100.0)
+    )
     np.testing.assert_array_equal(propagation, distance)
 
 

@@ -74,7 +74,9 @@ def test_cell_features_without_pixels_left_gives_nan_and_size_zero():
 def test_cell_features_nuclei_are_ignored_unless_excluded():
     labels, image = two_cells()
     nuclei = labels.copy()
-    pd.testing.assert_frame_equal(cell_features(labels, image, nuclei), cell_features(labels, image))
+    pd.testing.assert_frame_equal(
+        cell_features(labels, image, nuclei), cell_features(labels, image)
+    )
 
 
 def test_cell_features_quantile_columns():

@@ -4,8 +4,14 @@
 write that many MB of incompressible padding into each container, so writes
 and container copies take measurable time (fault-injection tests kill runs
 during them). It changes no output key and no fingerprint.
+
+More test knobs in the environment: ``TOY_SLEEP_SECONDS`` slows Smooth down per
+image, ``TOY_HANG_ON=NAME`` makes Threshold hang on images whose name contains
+NAME (worker timeouts). ``runs.log`` gets one line per image job run:
+``<job> <image> worker=<pid of the process that started the task>``.
 """
 import os
+import time
 import zlib
 from pathlib import Path
 
@@ -24,7 +30,7 @@ SPEC = Path(__file__).parent / "data" / "toy.spec"
 
 def _count_run(output_file, job, image):
     with open(Path(output_file).parent / "runs.log", "a") as handle:
-        handle.write(f"{job} {Path(image).stem}\n")
+        handle.write(f"{job} {Path(image).stem} worker={os.getppid()}\n")
 
 
 def _write_padding(container, job, image):
@@ -53,6 +59,7 @@ class Smooth(BatchJob):
 
     def run(self, input_files, output_files, smooth_sigma):
         for input_file, output_file in zip(input_files, output_files):
+            time.sleep(float(os.environ.get("TOY_SLEEP_SECONDS", "0") or 0))
             image = tifffile.imread(input_file)[0].astype("float32")
             with open_file(output_file, "a") as container:
                 _write_padding(container, "Smooth", input_file)
@@ -67,7 +74,10 @@ class Threshold(BatchJobOnContainer):
     threshold_value = luigi.FloatParameter(default=500.0, description="Intensity threshold")
 
     def run(self, input_files, output_files, threshold_value):
+        hang_on = os.environ.get("TOY_HANG_ON", "")
         for input_file, output_file in zip(input_files, output_files):
+            while hang_on and hang_on in str(input_file):
+                time.sleep(1)
             with open_file(input_file, "r") as container:
                 image = read_image(container, "smoothed")
             if threshold_value < 0:
@@ -98,9 +108,23 @@ class CountTable(PlateJob):
         _count_run(tables_file, "CountTable", self.plate_name)
 
 
+class DeviceProbe(BatchJobOnContainer):
+    """A toy GPU job: records the CUDA_VISIBLE_DEVICES it ran with (not part of ToyWorkflow)."""
+
+    inputs = ("raw",)
+    outputs = ("device",)
+    uses_gpu = True
+
+    def run(self, input_files, output_files):
+        for output_file in output_files:
+            with open_file(output_file, "a") as container:
+                container.create_dataset("device", data=os.environ.get("CUDA_VISIBLE_DEVICES", "unset"))
+
+
 wire(Smooth)
 wire(Threshold, Smooth)
 wire(CountTable, Threshold)
+wire(DeviceProbe, Smooth)
 
 
 class ToyWorkflow(PlateWorkflow):
@@ -109,6 +133,6 @@ class ToyWorkflow(PlateWorkflow):
     final_jobs = (CountTable,)
 
 
-for job in (Smooth, Threshold, CountTable):
+for job in (Smooth, Threshold, CountTable, DeviceProbe):
     job.planner = ToyWorkflow.planner
 add_config_parameters(ToyWorkflow, SPEC)

@@ -1,0 +1,1 @@
+"""Pure image-analysis functions of BatchLib (no luigi, no h5py)."""

@@ -1,0 +1,169 @@
+"""StarDist nucleus models: the bundled model and how a model spec is resolved.
+
+:func:`load_stardist_model` accepts, in this order of resolution:
+
+1. the name of a model bundled with the package (:data:`BUNDLED_MODEL`,
+   living in ``antibodies/models/<name>/``);
+2. a path to a model folder (``config.json``, ``thresholds.json``,
+   ``weights_best.h5``);
+3. the name (or alias) of a StarDist pretrained model already present in the
+   local Keras cache (``$KERAS_HOME`` or ``~/.keras``, sub-folder
+   ``models/StarDist2D/<name>/``), loaded without any network access.
+
+Anything else raises :class:`ModelNotFoundError`.  stardist and tensorflow
+are imported only when a model is actually loaded.
+"""
+import functools
+import logging
+import os
+from pathlib import Path
+
+__all__ = ["BUNDLED_MODEL", "BUNDLED_MODELS_DIR", "ModelNotFoundError", "load_stardist_model",
+           "resolve_model_folder"]
+
+logger = logging.getLogger(__name__)
+
+BUNDLED_MODEL = "vero_nuclei_v1"
+"""Name of the nucleus model shipped with the package (the default)."""
+
+BUNDLED_MODELS_DIR = Path(__file__).resolve().parent
+"""Folder holding the bundled model folders."""
+
+_MODEL_FILES = ("config.json", "thresholds.json", "weights_best.h5")
+
+
+class ModelNotFoundError(FileNotFoundError):
+    """Raised when a model spec resolves to no usable StarDist model folder."""
+
+
+def _is_model_folder(path):
+    """Return True if ``path`` is a folder with a StarDist config and weights."""
+    path = Path(path)
+    return (path / "config.json").is_file() and any(path.glob("weights*.h5"))
+
+
+def _keras_cache_roots():
+    """Return the Keras cache folders StarDist's ``from_pretrained`` downloads into."""
+    roots = []
+    if os.environ.get("KERAS_HOME"):
+        roots.append(Path(os.environ["KERAS_HOME"]))
+    roots.append(Path.home() / ".keras")
+    roots.append(Path("/tmp") / ".keras")  # keras' fallback when the home cache is read-only
+    return list(dict.fromkeys(roots))
+
+
+def _pretrained_key(spec):
+    """Map a StarDist pretrained alias (e.g. 'Versatile (fluorescent nuclei)') to its key."""
+    aliases = {
+        "Versatile (fluorescent nuclei)": "2D_versatile_fluo",
+        "Versatile (H&E nuclei)": "2D_versatile_he",
+        "DSB 2018 (from StarDist 2D paper)": "2D_paper_dsb2018",
+    }
+    return aliases.get(spec, spec)
+
+
+def _pretrained_candidates(spec):
+    """Return the cache folders where a downloaded pretrained model would live.
+
+    Keras >= 3.6 extracts ``<key>.zip`` into ``<key>/<key>_extracted`` (and
+    StarDist adds a ``<key>/<key>`` link); older Keras extracts directly into
+    ``<key>/``.
+    """
+    key = _pretrained_key(spec)
+    candidates = []
+    for root in _keras_cache_roots():
+        base = root / "models" / "StarDist2D" / key
+        candidates += [base / key, base / f"{key}_extracted", base]
+    return candidates
+
+
+def resolve_model_folder(spec):
+    """Return the model folder a spec refers to, without loading anything.
+
+    Parameters
+    ----------
+    spec : str or os.PathLike
+        Bundled model name, model folder path, or cached pretrained name.
+
+    Returns
+    -------
+    pathlib.Path
+        Folder containing ``config.json`` and weights.
+
+    Raises
+    ------
+    ModelNotFoundError
+        If no folder matches; the message lists the places searched and how
+        to provide a model.
+    """
+    text = str(spec).strip()
+    searched = []
+    bundled = BUNDLED_MODELS_DIR / text
+    if text and "/" not in text and os.sep not in text:
+        searched.append(bundled)
+        if _is_model_folder(bundled):
+            return bundled
+    user_path = Path(text).expanduser()
+    searched.append(user_path)
+    if text and _is_model_folder(user_path):
+        return user_path.resolve()
+    for candidate in _pretrained_candidates(text):
+        searched.append(candidate)
+        if _is_model_folder(candidate):
+            return candidate
+        nested = [p for p in candidate.glob("*") if p.is_dir() and _is_model_folder(p)] if candidate.is_dir() else []
+        if len(nested) == 1:
+            return nested[0]
+    raise ModelNotFoundError(_not_found_message(text, searched))
+
+
+def _not_found_message(spec, searched):
+    """Return the explanation raised when a model spec cannot be resolved."""
+    places = "\n".join(f"  - {path}" for path in dict.fromkeys(searched))
+    return (
+        f"StarDist model {spec!r} not found. Searched:\n{places}\n"
+        f"To fix: set `model` in the config to the bundled model {BUNDLED_MODEL!r}, or to the path of a "
+        f"model folder containing {', '.join(_MODEL_FILES)} (e.g. one written by "
+        f"`python -m antibodies.training.train_nuclei_model`), or copy a StarDist pretrained model folder "
+        f"into the Keras cache (~/.keras/models/StarDist2D/<name>/). Pretrained models cannot be downloaded "
+        f"here (no network access)."
+    )
+
+
+@functools.lru_cache(maxsize=8)
+def _load_cached(folder):
+    """Load (once per process) the StarDist2D model stored in ``folder``."""
+    from stardist.models import StarDist2D
+
+    folder = Path(folder)
+    logger.info("loading StarDist model from %s", folder)
+    model = StarDist2D(None, name=folder.name, basedir=str(folder.parent))
+    model.basedir = None  # read-only: never write thresholds or weights back into the folder
+    return model
+
+
+def load_stardist_model(spec=BUNDLED_MODEL):
+    """Load a StarDist2D model from a bundled name, a folder, or the local cache.
+
+    The result is cached per process: repeated calls with a spec resolving to
+    the same folder return the same model object.
+
+    Parameters
+    ----------
+    spec : str or os.PathLike
+        ``"vero_nuclei_v1"`` (bundled, default), a path to a model folder,
+        or the name of a StarDist pretrained model present in the local
+        Keras cache (e.g. ``"2D_versatile_fluo"``).
+
+    Returns
+    -------
+    stardist.models.StarDist2D
+        The loaded model (its ``thresholds`` come from ``thresholds.json``).
+
+    Raises
+    ------
+    ModelNotFoundError
+        If the spec cannot be resolved (message names the spec, the places
+        searched and how to provide a model).
+    """
+    return _load_cached(str(resolve_model_folder(spec)))

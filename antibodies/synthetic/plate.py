@@ -1,0 +1,671 @@
+"""Synthetic immunofluorescence plates of Vero cells with ground truth.
+
+Each image shows confluent islands of polygonal Vero cells (a jittered,
+warped hexagonal seed lattice tessellated by a Voronoi diagram inside
+blob-shaped islands), one irregular nucleus per cell, and the channels of a
+microscope *scheme* (:data:`SCHEMES`):
+
+``nuclei``
+    DAPI-like nuclear stain (see :mod:`antibodies.synthetic.nuclei`).
+``marker``
+    Virus marker: perinuclear granular signal in infected cells only.
+``serum_IgG`` / ``serum_IgA`` / ``serum_IgM``
+    Patient serum: a cytoplasmic baseline in every cell plus, in infected
+    cells, an extra perinuclear signal.  The per-cell mean of the noise-free
+    serum signal over the cell mask is constructed so that
+    ``median(infected) / median(control)`` equals the well's true ratio
+    exactly; on the rendered image (background-subtracted) the ratio is
+    reproduced up to blur, vignetting and noise.
+``None``
+    Unused channel (weak autofluorescence) or transmitted light (``DIA``).
+
+Optics and camera: Gaussian blur (PSF), mild vignetting, camera offset of
+100-200 counts, Poisson shot noise with a gain, Gaussian read noise.
+
+File layout written by :func:`render_plate`::
+
+    plate_dir/WellC05_PointC05_0002_ChannelDAPI,WF_GFP,TRITC,WF_Cy5_Seq0123.tiff
+    plate_dir/channel_mapping.json
+    truth_dir/WellC05_PointC05_0002_ChannelDAPI,WF_GFP,TRITC,WF_Cy5_Seq0123.npz
+    truth_dir/wells.csv
+
+Command line::
+
+    python -m antibodies.synthetic.plate OUT_DIR --scheme scheme1 --wells A01,A02 --sites 2 \\
+        [--shape 930,1024] [--truth DIR] [--seed 0] [--empty A02] [--ratio A01=2.5]
+"""
+import argparse
+import csv
+import json
+import logging
+import math
+import re
+from pathlib import Path
+
+import numpy as np
+from scipy import ndimage as ndi
+
+from antibodies.synthetic.nuclei import paint_nuclei, shade_nuclei, smooth_noise
+
+__all__ = [
+    "SCHEMES",
+    "ROLES",
+    "SERUM_ROLES",
+    "FILENAME_PATTERN",
+    "POSITIVE_RATIO_THRESHOLD",
+    "image_file_name",
+    "parse_well_list",
+    "random_well_params",
+    "render_cell_layout",
+    "render_image",
+    "render_plate",
+    "main",
+]
+
+logger = logging.getLogger(__name__)
+
+SCHEMES = {
+    "scheme1": {"DAPI": "nuclei", "WF_GFP": "marker", "TRITC": "serum_IgG", "WF_Cy5": None},
+    "scheme2": {"DAPI": "nuclei", "WF_GFP": "serum_IgG", "TRITC": "marker"},
+    "scheme3": {"DAPI": "nuclei", "WF_Cy5": "serum_IgG", "TRITC": "marker"},
+    "scheme4": {"DAPI": "nuclei", "WF_GFP": "serum_IgG", "TRITC": "marker", "WF_Cy5": "serum_IgA", "DIA": None},
+    "scheme5": {"DAPI": "nuclei", "WF_GFP": "serum_IgG", "TRITC": "marker", "WF_Cy5": "serum_IgM", "DIA": None},
+}
+"""Microscope channel -> role for the five real channel schemes (channel order = file order)."""
+
+ROLES = ("nuclei", "marker", "serum_IgG", "serum_IgA", "serum_IgM")
+"""Roles a channel can play (``None`` for unused channels)."""
+
+SERUM_ROLES = ("serum_IgG", "serum_IgA", "serum_IgM")
+"""Roles that carry patient serum."""
+
+FILENAME_PATTERN = re.compile(
+    r"^Well(?P<row>[A-P])(?P<col>\d{2})_Point(?P=row)(?P=col)_(?P<site>\d{4})"
+    r"_Channel(?P<channels>[A-Za-z0-9_]+(?:,[A-Za-z0-9_]+)*)_Seq(?P<seq>\d{4})\.tiff$")
+"""Regular expression matching the image file names written by :func:`render_plate`."""
+
+POSITIVE_RATIO_THRESHOLD = 1.3
+"""A well counts as positive in ``wells.csv`` when a serum ratio reaches this value."""
+
+_WELL_PATTERN = re.compile(r"^([A-P])(\d{1,2})$")
+
+
+def image_file_name(well, site, channels, seq):
+    """Return the microscope file name of one image.
+
+    Parameters
+    ----------
+    well : str
+        Well name such as ``"C05"`` (rows A-P, columns 1-24).
+    site : int
+        Site (field of view) index within the well.
+    channels : sequence of str
+        Channel names in file order.
+    seq : int
+        Running sequence number over the plate.
+
+    Returns
+    -------
+    str
+        E.g. ``WellC05_PointC05_0002_ChannelDAPI,WF_GFP,TRITC,WF_Cy5_Seq0123.tiff``.
+    """
+    row, col = _split_well(well)
+    return f"Well{row}{col:02d}_Point{row}{col:02d}_{site:04d}_Channel{','.join(channels)}_Seq{seq:04d}.tiff"
+
+
+def _split_well(well):
+    """Return (row letter, column number) of a well name like ``"P24"``."""
+    match = _WELL_PATTERN.match(well.strip().upper())
+    if match is None:
+        raise ValueError(f"invalid well name {well!r}; expected a row A-P and a column 1-24, e.g. 'C05'")
+    return match.group(1), int(match.group(2))
+
+
+def _well_name(row, col):
+    """Return the canonical well name, e.g. ``('C', 5) -> 'C05'``."""
+    return f"{row}{col:02d}"
+
+
+def parse_well_list(text):
+    """Parse ``"A01,A02"`` or a rectangle ``"A01:B03"`` (or a mix) into well names.
+
+    Parameters
+    ----------
+    text : str
+        Comma separated well names and/or ``FIRST:LAST`` rectangles.
+
+    Returns
+    -------
+    list of str
+        Canonical well names in row-major order of appearance.
+    """
+    wells = []
+    for part in filter(None, (p.strip() for p in text.split(","))):
+        if ":" in part:
+            first, last = (_split_well(w) for w in part.split(":"))
+            for row in range(ord(first[0]), ord(last[0]) + 1):
+                for col in range(first[1], last[1] + 1):
+                    wells.append(_well_name(chr(row), col))
+        else:
+            wells.append(_well_name(*_split_well(part)))
+    return wells
+
+
+def random_well_params(rng, ratios=None, fraction_infected=None, empty=False,
+                       serum_roles=SERUM_ROLES):
+    """Draw the biology of one well.
+
+    Parameters
+    ----------
+    rng : numpy.random.Generator
+        Random source.
+    ratios : float or dict, optional
+        True serum ratio(s) (infected / control, background subtracted): one
+        value for all serum roles or ``{role: ratio}``.  Drawn when omitted:
+        positive wells 1.5-3, negative wells 1.0-1.15.
+    fraction_infected : float, optional
+        Fraction of infected cells; drawn from 0.1-0.6 when omitted.
+    empty : bool
+        True for a well without cells (background only).
+    serum_roles : sequence of str
+        Serum roles to draw ratios for.
+
+    Returns
+    -------
+    dict
+        Keys ``empty``, ``fraction_infected``, ``ratios`` ({role: float}),
+        ``cell_area`` (mean cell area in px), ``confluence`` (fraction of
+        the field covered by cell islands), ``nucleus_area`` (mean nucleus
+        area in px), and intensity levels in camera counts above background:
+        ``nucleus_level``, ``marker_level``, ``serum_levels`` ({role: counts}).
+    """
+    positive = rng.random() < 0.5
+    drawn = {role: float(rng.uniform(1.5, 3.0) if positive else rng.uniform(1.0, 1.15))
+             for role in serum_roles}
+    if isinstance(ratios, dict):
+        drawn.update({role: float(value) for role, value in ratios.items()})
+    elif ratios is not None:
+        drawn = {role: float(ratios) for role in serum_roles}
+    return {
+        "empty": bool(empty),
+        "fraction_infected": float(rng.uniform(0.1, 0.6) if fraction_infected is None else fraction_infected),
+        "ratios": drawn,
+        "cell_area": float(rng.uniform(2000.0, 3800.0)),
+        "confluence": float(rng.uniform(0.55, 0.9)),
+        "nucleus_area": float(rng.uniform(250.0, 450.0)),
+        "nucleus_level": float(rng.uniform(1200.0, 4000.0)),
+        "marker_level": float(rng.uniform(800.0, 3000.0)),
+        "serum_levels": {role: float(rng.uniform(600.0, 1800.0)) for role in SERUM_ROLES},
+    }
+
+
+# --------------------------------------------------------------------------- layout
+
+
+def _island_mask(shape, confluence, rng):
+    """Return an (M, N) bool mask of blob-shaped cell islands covering ~confluence."""
+    if confluence >= 0.98:
+        return np.ones(shape, bool)
+    field = smooth_noise(shape, rng.uniform(90.0, 180.0), rng)
+    threshold = np.quantile(field[::8, ::8], 1.0 - confluence)
+    return field > threshold
+
+
+def _seed_lattice(shape, spacing, rng):
+    """Return (K, 2) jittered, warped hexagonal lattice points covering the image."""
+    height, width = shape
+    row_step = spacing * math.sqrt(3) / 2
+    rows = np.arange(-1, height / row_step + 2) * row_step
+    cols = np.arange(-1, width / spacing + 2) * spacing
+    yy, xx = np.meshgrid(rows, cols, indexing="ij")
+    xx = xx + (np.arange(len(rows))[:, None] % 2) * spacing / 2
+    points = np.stack([yy.ravel(), xx.ravel()], axis=1)
+    points += rng.uniform(-0.3, 0.3, size=points.shape) * spacing
+    warp_y = smooth_noise((height // 16 + 4, width // 16 + 4), 4.0, rng)
+    warp_x = smooth_noise((height // 16 + 4, width // 16 + 4), 4.0, rng)
+    grid = np.clip(points / 16.0, 0, np.array(warp_y.shape) - 1).T
+    amplitude = rng.uniform(0.3, 0.9) * spacing
+    points[:, 0] += amplitude * ndi.map_coordinates(warp_y, grid, order=1)
+    points[:, 1] += amplitude * ndi.map_coordinates(warp_x, grid, order=1)
+    inside = (points[:, 0] >= 0) & (points[:, 0] < height) & (points[:, 1] >= 0) & (points[:, 1] < width)
+    return points[inside]
+
+
+def _split_dividing(points, spacing, rng, fraction=0.04):
+    """Replace a few seeds by close pairs (daughter cells with touching nuclei)."""
+    dividing = rng.random(len(points)) < fraction
+    angle = rng.uniform(0, np.pi, size=int(dividing.sum()))
+    half_step = 0.22 * spacing * np.stack([np.sin(angle), np.cos(angle)], axis=1)
+    pairs = np.concatenate([points[dividing] + half_step, points[dividing] - half_step])
+    return np.concatenate([points[~dividing], pairs])
+
+
+def _voronoi_cells(shape, seeds, islands, max_radius, rng):
+    """Tessellate islands into cells around seeds; return (M, N) int32 labels (seed k -> k+1)."""
+    seed_image = np.zeros(shape, np.int32)
+    rows = np.clip(np.round(seeds[:, 0]).astype(int), 0, shape[0] - 1)
+    cols = np.clip(np.round(seeds[:, 1]).astype(int), 0, shape[1] - 1)
+    seed_image[rows, cols] = np.arange(1, len(seeds) + 1)
+    distance, (near_r, near_c) = ndi.distance_transform_edt(seed_image == 0, return_indices=True)
+    cells = seed_image[near_r, near_c]
+    cells[(distance > max_radius) | ~islands] = 0
+    return _wobble_borders(cells, rng)
+
+
+def _wobble_borders(labels, rng, amplitude=2.5, scale=5.0):
+    """Make straight Voronoi borders slightly wavy by a smooth sub-pixel warp."""
+    shape = labels.shape
+    small = (shape[0] // 4 + 2, shape[1] // 4 + 2)
+    d_row = ndi.zoom(smooth_noise(small, scale / 4.0, rng), 4, order=1)[: shape[0], : shape[1]]
+    d_col = ndi.zoom(smooth_noise(small, scale / 4.0, rng), 4, order=1)[: shape[0], : shape[1]]
+    rows = np.clip(np.arange(shape[0])[:, None] + amplitude * d_row, 0, shape[0] - 1)
+    cols = np.clip(np.arange(shape[1])[None, :] + amplitude * d_col, 0, shape[1] - 1)
+    return labels[np.round(rows).astype(np.intp), np.round(cols).astype(np.intp)]
+
+
+def render_cell_layout(shape, params, rng):
+    """Lay out cells and their nuclei for one field of view.
+
+    Parameters
+    ----------
+    shape : tuple of int
+        Image shape (M, N).
+    params : dict
+        Well parameters from :func:`random_well_params`.
+    rng : numpy.random.Generator
+        Random source.
+
+    Returns
+    -------
+    cells : numpy.ndarray
+        (M, N) int32 cell labels 1..K.
+    nuclei : numpy.ndarray
+        (M, N) int32 nucleus labels; nucleus id == id of its cell, every
+        cell has exactly one nucleus and every nucleus lies in its cell.
+    stain : dict
+        Shading inputs for :func:`antibodies.synthetic.nuclei.shade_nuclei`:
+        ``owners`` (M, N) id of the nucleus staining each pixel (label plus a
+        faint halo), ``rho`` (M, N) normalised radial coordinate and
+        ``halo`` (K + 1,) halo ratio per id.
+    """
+    empty = np.zeros(shape, np.int32)
+    no_cells = (empty, empty.copy(), {"owners": empty.copy(), "rho": np.ones(shape, np.float32),
+                                      "halo": np.ones(1, np.float32)})
+    if params["empty"]:
+        return no_cells
+    spacing = math.sqrt(params["cell_area"] * 2 / math.sqrt(3))
+    islands = _island_mask(shape, params["confluence"], rng)
+    seeds = _split_dividing(_seed_lattice(shape, spacing, rng), spacing, rng)
+    if len(seeds) == 0:
+        return no_cells
+    cells = _voronoi_cells(shape, seeds, islands, 0.85 * spacing, rng)
+    areas = np.bincount(cells.ravel(), minlength=len(seeds) + 1)
+    ids = np.flatnonzero(areas[1:] >= 500) + 1
+    if len(ids) == 0:
+        return no_cells
+    nuclei = np.zeros(shape, np.int32)
+    owners = np.zeros(shape, np.int32)
+    rho = np.ones(shape, np.float32)
+    nucleus_area = np.minimum(params["nucleus_area"] * np.exp(rng.normal(0, 0.3, len(ids))),
+                              0.3 * areas[ids])
+    nucleus_area = np.clip(nucleus_area, 120.0, 750.0)
+    elongation = np.exp(rng.uniform(0.0, 0.45, len(ids)))
+    radius = np.sqrt(nucleus_area / np.pi)
+    semi_axes = np.stack([radius * np.sqrt(elongation), radius / np.sqrt(elongation)], axis=1)
+    centers = _cell_centroids(cells, ids) + rng.normal(0, 0.06 * spacing, (len(ids), 2))
+    halo = rng.uniform(1.05, 1.3, len(ids))
+    painted = paint_nuclei(nuclei, rho, centers, semi_axes, rng.uniform(0, np.pi, len(ids)),
+                           rng.uniform(0.0, 0.09, len(ids)), rng, ids=ids, region=cells, min_kept=0.6,
+                           halo=halo, owners=owners)
+    keep = np.zeros(len(seeds) + 1, bool)
+    keep[painted] = True
+    cells[~keep[cells]] = 0
+    halo_by_id = np.ones(len(seeds) + 1, np.float32)
+    halo_by_id[ids] = halo
+    cells, nuclei, owners, halo_by_id = _relabel(cells, nuclei, owners, halo_by_id)
+    return cells, nuclei, {"owners": owners, "rho": rho, "halo": halo_by_id}
+
+
+def _cell_centroids(cells, ids):
+    """Return (K, 2) centroids of the given cell ids."""
+    flat = cells.ravel()
+    counts = np.maximum(np.bincount(flat, minlength=ids.max() + 1), 1)
+    rows, cols = np.divmod(np.arange(flat.size), cells.shape[1])
+    centroid_r = np.bincount(flat, weights=rows, minlength=ids.max() + 1) / counts
+    centroid_c = np.bincount(flat, weights=cols, minlength=ids.max() + 1) / counts
+    return np.stack([centroid_r[ids], centroid_c[ids]], axis=1)
+
+
+def _relabel(cells, nuclei, owners, halo_by_id):
+    """Relabel cells 1..K consecutively; apply the same mapping to nuclei, owners and halo."""
+    present = np.unique(cells)
+    present = present[present > 0]
+    lookup = np.zeros(max(int(cells.max()), int(nuclei.max()), int(owners.max())) + 1, np.int32)
+    lookup[present] = np.arange(1, len(present) + 1, dtype=np.int32)
+    new_halo = np.ones(len(present) + 1, np.float32)
+    new_halo[1:] = halo_by_id[present]
+    return lookup[cells], lookup[nuclei], lookup[owners], new_halo
+
+
+# --------------------------------------------------------------------------- signals
+
+
+def _per_cell_mean(values, cells, n_cells):
+    """Return the (n_cells + 1,) mean of values over each cell (index 0: background)."""
+    counts = np.maximum(np.bincount(cells.ravel(), minlength=n_cells + 1), 1)
+    return np.bincount(cells.ravel(), weights=values.ravel(), minlength=n_cells + 1) / counts
+
+
+def _unit_mean_per_cell(values, cells, n_cells):
+    """Scale values so that their mean over every cell is 1 (0 outside cells)."""
+    means = _per_cell_mean(values, cells, n_cells)
+    scale = np.zeros_like(means)
+    scale[1:] = 1.0 / np.maximum(means[1:], 1e-6)
+    return (values * scale[cells]).astype(np.float32)
+
+
+def _perinuclear_pattern(cells, nuclei, infected, rng):
+    """Return (granular, diffuse) perinuclear patterns of infected cells, unit mean per cell."""
+    n_cells = int(cells.max())
+    distance = ndi.distance_transform_edt(nuclei == 0).astype(np.float32)
+    reach = rng.uniform(4.0, 9.0, n_cells + 1).astype(np.float32)
+    inside = np.clip(_distance_to_cell_border(cells) / 4.0, 0.0, 1.0)  # virus stays inside its cell
+    weight = np.exp(-((distance / reach[cells]) ** 2)) * inside * (infected[cells] & (nuclei == 0))
+    granules = (rng.random(cells.shape, dtype=np.float32) < 0.35 * weight).astype(np.float32)
+    granules = ndi.gaussian_filter(granules * rng.uniform(0.5, 1.5, cells.shape).astype(np.float32), 0.9)
+    granules *= infected[cells]
+    return (_unit_mean_per_cell(granules, cells, n_cells),
+            _unit_mean_per_cell(weight.astype(np.float32), cells, n_cells))
+
+
+def _distance_to_cell_border(cells):
+    """Return the (M, N) distance of each cell pixel to the nearest pixel of another label."""
+    borders = np.zeros(cells.shape, bool)
+    borders[:-1] |= cells[:-1] != cells[1:]
+    borders[1:] |= cells[:-1] != cells[1:]
+    borders[:, :-1] |= cells[:, :-1] != cells[:, 1:]
+    borders[:, 1:] |= cells[:, :-1] != cells[:, 1:]
+    return ndi.distance_transform_edt(~borders).astype(np.float32)
+
+
+def _serum_cell_targets(n_cells, infected, ratio, rng):
+    """Return per-cell (baseline, total) mean serum levels with an exact median ratio.
+
+    Both arrays have length ``n_cells + 1`` (index 0 unused).  ``total`` is
+    the mean serum signal over the cell; ``median(total[infected]) /
+    median(total[control]) == ratio`` holds exactly when both groups exist.
+    """
+    baseline = np.exp(rng.normal(0.0, 0.3, n_cells + 1))
+    total = baseline.copy()
+    ids = np.arange(n_cells + 1)
+    infected_ids = ids[infected & (ids > 0)]
+    control_ids = ids[~infected & (ids > 0)]
+    if len(infected_ids):
+        total[infected_ids] = baseline[infected_ids] * ratio * np.exp(rng.normal(0.0, 0.2, len(infected_ids)))
+    if len(infected_ids) and len(control_ids):
+        total[infected_ids] *= ratio * np.median(total[control_ids]) / np.median(total[infected_ids])
+    baseline = np.minimum(baseline, total)
+    baseline[0] = total[0] = 0.0
+    return baseline, total
+
+
+def _serum_signal(cells, nuclei, infected, patterns, ratio, level, texture, rng):
+    """Return the noise-free (M, N) serum signal and the true per-cell means (counts)."""
+    n_cells = int(cells.max())
+    granular, diffuse = patterns
+    profile = np.where(nuclei > 0, 0.35, 1.0).astype(np.float32) * np.clip(1.0 + 0.25 * texture, 0.2, None)
+    profile = _unit_mean_per_cell(profile * (cells > 0), cells, n_cells)
+    extra = 0.6 * granular + 0.4 * diffuse
+    baseline, total = _serum_cell_targets(n_cells, infected, ratio, rng)
+    signal = level * (baseline[cells] * profile + (total - baseline)[cells] * extra)
+    return signal.astype(np.float32), level * total
+
+
+def _vignette(shape, strength, rng):
+    """Return an (M, N) multiplicative illumination falloff (1 at the centre)."""
+    yy = (np.arange(shape[0], dtype=np.float32) - rng.uniform(0.4, 0.6) * shape[0]) / max(shape)
+    xx = (np.arange(shape[1], dtype=np.float32) - rng.uniform(0.4, 0.6) * shape[1]) / max(shape)
+    return 1.0 - strength * 2.0 * (yy[:, None] ** 2 + xx[None, :] ** 2)
+
+
+def _camera(signal, offset, gain, read_noise, rng):
+    """Return uint16 counts: offset + gain * Poisson(signal / gain) + read noise."""
+    electrons = rng.poisson(np.maximum(signal, 0.0) / gain).astype(np.float32)
+    counts = offset + gain * electrons + read_noise * rng.standard_normal(signal.shape, dtype=np.float32)
+    return np.clip(np.round(counts), 0, 65535).astype(np.uint16)
+
+
+def render_image(shape, scheme_roles, well_params, rng):
+    """Render one multi-channel field of view and its ground truth.
+
+    Parameters
+    ----------
+    shape : tuple of int
+        Image shape (M, N), e.g. (1024, 1024) or (930, 1024).
+    scheme_roles : dict
+        Ordered ``{channel name: role}`` (e.g. ``SCHEMES["scheme1"]``).
+    well_params : dict
+        Biology of the well, from :func:`random_well_params`.
+    rng : numpy.random.Generator
+        Random source (rendering is deterministic for a given state).
+
+    Returns
+    -------
+    stack : numpy.ndarray
+        (C, M, N) uint16 camera image, channels in ``scheme_roles`` order.
+    truth : dict
+        ``nuclei`` and ``cells``: (M, N) int32 labels (cell id == nucleus
+        id); ``infected_ids``: int32 ids of infected cells; ``cell_ids``:
+        all ids 1..K; ``serum_means``: {role: (K,) true mean serum signal per
+        cell in counts above background, aligned with ``cell_ids``};
+        ``background``: {channel: mean background level in counts};
+        ``ratios``: {role: true ratio}.
+    """
+    shape = tuple(int(s) for s in shape)
+    cells, nuclei, stain = render_cell_layout(shape, well_params, rng)
+    n_cells = int(cells.max())
+    infected = rng.random(n_cells + 1) < well_params["fraction_infected"]
+    infected[0] = False
+    cell_ids = np.arange(1, n_cells + 1, dtype=np.int32)
+    texture = smooth_noise(shape, 2.0, rng)
+    patterns = _perinuclear_pattern(cells, nuclei, infected, rng) if infected.any() else None
+    vignette = _vignette(shape, rng.uniform(0.05, 0.15), rng)
+    blur = rng.uniform(0.8, 1.5)
+    channels, serum_means, background = [], {}, {}
+    for channel, role in scheme_roles.items():
+        signal, autofluorescence = _channel_signal(role, channel, cells, nuclei, stain, infected, patterns,
+                                                   texture, well_params, rng, serum_means)
+        signal = (ndi.gaussian_filter(signal, blur) + autofluorescence) * vignette
+        offset = rng.uniform(100.0, 200.0)
+        channels.append(_camera(signal, offset, gain=rng.uniform(1.0, 3.0), read_noise=rng.uniform(2.0, 6.0), rng=rng))
+        background[channel] = float(offset + autofluorescence * vignette.mean())
+    truth = {
+        "nuclei": nuclei,
+        "cells": cells,
+        "infected_ids": cell_ids[infected[1:]],
+        "cell_ids": cell_ids,
+        "serum_means": {role: means[1:] for role, means in serum_means.items()},
+        "background": background,
+        "ratios": {role: well_params["ratios"].get(role, float("nan")) for role in serum_means},
+    }
+    return np.stack(channels), truth
+
+
+def _channel_signal(role, channel, cells, nuclei, stain, infected, patterns, texture, params, rng, serum_means):
+    """Return (noise-free (M, N) signal in counts, background autofluorescence) of one channel."""
+    n_cells = int(cells.max())
+    if role == "nuclei":
+        brightness = np.exp(rng.normal(0.0, 0.25, n_cells + 1)).astype(np.float32)
+        bright = rng.random(n_cells + 1) < 0.02
+        brightness[bright] *= 2.5
+        signal = params["nucleus_level"] * shade_nuclei(stain["owners"], stain["rho"], brightness, rng,
+                                                        profile_gamma=rng.uniform(0.1, 0.6),
+                                                        texture=rng.uniform(0.1, 0.35), halo=stain["halo"])
+        return signal + 0.03 * params["nucleus_level"] * (cells > 0), rng.uniform(20.0, 60.0)
+    if role == "marker":
+        signal = np.zeros(cells.shape, np.float32)
+        if patterns is not None:
+            amplitude = np.exp(rng.normal(0.0, 0.4, n_cells + 1)).astype(np.float32) * infected
+            signal = params["marker_level"] * amplitude[cells] * (0.85 * patterns[0] + 0.15 * patterns[1])
+        return signal, rng.uniform(20.0, 60.0)
+    if role in SERUM_ROLES:
+        empty_patterns = (np.zeros(cells.shape, np.float32),) * 2
+        signal, means = _serum_signal(cells, nuclei, infected, patterns or empty_patterns,
+                                      params["ratios"].get(role, 1.0), params["serum_levels"][role],
+                                      texture, rng)
+        serum_means[role] = means
+        return signal, rng.uniform(30.0, 80.0)
+    if channel == "DIA":
+        relief = 0.04 * texture * (cells > 0) - 0.05 * (nuclei > 0)
+        return 2500.0 * (1.0 + relief).astype(np.float32), 300.0
+    return 15.0 * (cells > 0).astype(np.float32), rng.uniform(10.0, 30.0)
+
+
+# --------------------------------------------------------------------------- plate
+
+
+def _well_rng(seed, well, site=None):
+    """Return the random generator of a well (and site), independent of the well list."""
+    row, col = _split_well(well)
+    key = [int(seed), ord(row) - ord("A"), col] + ([] if site is None else [int(site) + 1])
+    return np.random.default_rng(key)
+
+
+def _lookup(mapping, well, default=None):
+    """Return ``mapping[well]`` accepting any spelling of the well name."""
+    if mapping is None:
+        return default
+    if not isinstance(mapping, dict):
+        return mapping
+    canonical = {_well_name(*_split_well(key)): value for key, value in mapping.items()}
+    return canonical.get(_well_name(*_split_well(well)), default)
+
+
+def render_plate(plate_dir, truth_dir, scheme="scheme1", wells=("A01", "A02"), sites_per_well=2,
+                 shape=(1024, 1024), seed=0, well_ratios=None, empty_wells=(), fraction_infected=None):
+    """Render a synthetic plate folder and its ground truth.
+
+    Parameters
+    ----------
+    plate_dir : str or pathlib.Path
+        Output folder for the TIFFs and ``channel_mapping.json``.
+    truth_dir : str or pathlib.Path
+        Output folder for ``<stem>.npz`` truth per image and ``wells.csv``
+        (must differ from ``plate_dir``).
+    scheme : str
+        Key of :data:`SCHEMES`.
+    wells : sequence of str
+        Well names (rows A-P, columns 1-24).
+    sites_per_well : int
+        Images per well.
+    shape : tuple of int
+        Image shape (M, N).
+    seed : int
+        Master seed; each well/site has its own generator derived from it,
+        so a well renders identically whatever other wells are requested.
+    well_ratios : dict, optional
+        ``{well: ratio}`` or ``{well: {serum role: ratio}}``; other wells
+        get random ratios (see :func:`random_well_params`).
+    empty_wells : sequence of str
+        Wells rendered without cells (background only).
+    fraction_infected : float or dict, optional
+        Infected fraction for all wells or ``{well: fraction}``.
+
+    Returns
+    -------
+    dict
+        ``plate_dir``, ``truth_dir``, ``scheme``, ``files`` (image paths in
+        sequence order) and ``wells`` (list of per-well dicts as in
+        ``wells.csv``).
+    """
+    if scheme not in SCHEMES:
+        raise ValueError(f"unknown scheme {scheme!r}; choose one of {sorted(SCHEMES)}")
+    plate_dir, truth_dir = Path(plate_dir), Path(truth_dir)
+    if plate_dir.resolve() == truth_dir.resolve():
+        raise ValueError("truth_dir must differ from plate_dir (the truth must not be read as plate data)")
+    plate_dir.mkdir(parents=True, exist_ok=True)
+    truth_dir.mkdir(parents=True, exist_ok=True)
+    roles = SCHEMES[scheme]
+    serum_roles = [role for role in roles.values() if role in SERUM_ROLES]
+    (plate_dir / "channel_mapping.json").write_text(json.dumps(roles, indent=2) + "\n")
+    empty = {_well_name(*_split_well(w)) for w in empty_wells}
+    files, well_rows, seq = [], [], 0
+    for well in (_well_name(*_split_well(w)) for w in wells):
+        params = random_well_params(_well_rng(seed, well), _lookup(well_ratios, well),
+                                    _lookup(fraction_infected, well), well in empty, serum_roles)
+        n_cells = n_infected = 0
+        for site in range(sites_per_well):
+            stack, truth = render_image(shape, roles, params, _well_rng(seed, well, site))
+            path = plate_dir / image_file_name(well, site, list(roles), seq)
+            _write_image(path, stack, truth, truth_dir / (path.stem + ".npz"))
+            files.append(path)
+            n_cells += len(truth["cell_ids"])
+            n_infected += len(truth["infected_ids"])
+            seq += 1
+        well_rows.append(_well_row(well, params, serum_roles, n_cells, n_infected))
+    _write_wells_csv(truth_dir / "wells.csv", well_rows, serum_roles)
+    logger.info("rendered %d images of %d wells into %s", len(files), len(well_rows), plate_dir)
+    return {"plate_dir": plate_dir, "truth_dir": truth_dir, "scheme": scheme, "files": files, "wells": well_rows}
+
+
+def _write_image(path, stack, truth, truth_path):
+    """Write the (C, M, N) TIFF and its truth npz."""
+    import tifffile
+
+    tifffile.imwrite(path, stack, photometric="minisblack")
+    arrays = {"nuclei": truth["nuclei"], "cells": truth["cells"],
+              "infected_ids": truth["infected_ids"], "cell_ids": truth["cell_ids"]}
+    arrays.update({f"{role}_cell_means": means for role, means in truth["serum_means"].items()})
+    arrays.update({f"background_{channel}": np.float64(level) for channel, level in truth["background"].items()})
+    np.savez_compressed(truth_path, **arrays)
+
+
+def _well_row(well, params, serum_roles, n_cells, n_infected):
+    """Return the wells.csv record of one well."""
+    row = {"well_name": well}
+    for role in serum_roles:
+        row[f"ratio_{role}"] = float("nan") if params["empty"] else params["ratios"][role]
+    ratios = [row[f"ratio_{role}"] for role in serum_roles]
+    row["is_positive"] = bool(not params["empty"] and max(ratios, default=0.0) >= POSITIVE_RATIO_THRESHOLD)
+    row["fraction_infected"] = 0.0 if params["empty"] else params["fraction_infected"]
+    row["is_empty"] = params["empty"]
+    row["n_cells"] = n_cells
+    row["n_infected"] = n_infected
+    return row
+
+
+def _write_wells_csv(path, rows, serum_roles):
+    """Write the per-well truth table."""
+    fields = (["well_name"] + [f"ratio_{role}" for role in serum_roles]
+              + ["is_positive", "fraction_infected", "is_empty", "n_cells", "n_infected"])
+    with open(path, "w", newline="") as handle:
+        writer = csv.DictWriter(handle, fieldnames=fields)
+        writer.writeheader()
+        writer.writerows(rows)
+
+
+def main(argv=None):
+    """Command-line entry point; see the module docstring."""
+    parser = argparse.ArgumentParser(description="Render a synthetic immunofluorescence plate with ground truth.")
+    parser.add_argument("out_dir", help="plate folder to write (TIFFs + channel_mapping.json)")
+    parser.add_argument("--scheme", default="scheme1", choices=sorted(SCHEMES))
+    parser.add_argument("--wells", default="A01,A02", help="e.g. 'A01,A02' or a rectangle 'A01:B12'")
+    parser.add_argument("--sites", type=int, default=2, help="images per well")
+    parser.add_argument("--shape", default="1024,1024", help="image shape 'H,W', e.g. 930,1024")
+    parser.add_argument("--truth", default=None, help="truth folder (default: OUT_DIR + '_truth')")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--empty", default="", help="comma separated wells without cells")
+    parser.add_argument("--ratio", action="append", default=[], metavar="WELL=R",
+                        help="true serum ratio of a well (repeatable)")
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
+    shape = tuple(int(s) for s in args.shape.split(","))
+    ratios = {w: float(r) for w, r in (item.split("=") for item in args.ratio)}
+    truth_dir = args.truth or str(Path(args.out_dir).with_name(Path(args.out_dir).name + "_truth"))
+    summary = render_plate(args.out_dir, truth_dir, args.scheme, parse_well_list(args.wells), args.sites,
+                           shape, args.seed, ratios or None, parse_well_list(args.empty))
+    print(f"wrote {len(summary['files'])} images to {summary['plate_dir']} and truth to {summary['truth_dir']}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,65 @@
+"""Tests of the bundled StarDist nucleus model, its resolution and segment_nuclei."""
+import shutil
+
+import numpy as np
+import pytest
+
+from antibodies.analysis.nuclei import normalize_percentile, segment_nuclei
+from antibodies.models import (
+    BUNDLED_MODEL, BUNDLED_MODELS_DIR, ModelNotFoundError, load_stardist_model, resolve_model_folder)
+from antibodies.synthetic import SCHEMES, random_well_params, render_image
+
+MODEL_FILES = ("config.json", "thresholds.json", "weights_best.h5")
+
+
+def _f1_at_05(truth, predicted):
+    from stardist.matching import matching
+
+    return matching(truth, predicted, thresh=0.5).f1
+
+
+def test_bundled_model_folder_is_small_and_complete():
+    folder = BUNDLED_MODELS_DIR / BUNDLED_MODEL
+    assert sorted(p.name for p in folder.iterdir()) == sorted(MODEL_FILES)
+    assert sum(p.stat().st_size for p in folder.iterdir()) < 10 * 2 ** 20
+
+
+def test_bundled_model_loads_once_and_segments_synthetic_image():
+    model = load_stardist_model()
+    assert load_stardist_model(BUNDLED_MODEL) is model
+    rng = np.random.default_rng(2024)
+    stack, truth = render_image((512, 512), SCHEMES["scheme1"], random_well_params(rng), rng)
+    labels = segment_nuclei(model, stack[0])
+    assert labels.shape == (512, 512) and labels.dtype == np.int32
+    assert _f1_at_05(truth["nuclei"], labels) >= 0.9
+
+
+def test_missing_model_error_names_spec_and_fix():
+    with pytest.raises(ModelNotFoundError) as error:
+        load_stardist_model("no_such_model_xyz")
+    message = str(error.value)
+    assert isinstance(error.value, FileNotFoundError)
+    assert "no_such_model_xyz" in message
+    assert "config.json" in message and "`model`" in message
+    assert str(BUNDLED_MODELS_DIR) in message
+
+
+def test_user_folder_and_keras_cache_resolve(tmp_path, monkeypatch):
+    user_folder = tmp_path / "my_nuclei_model"
+    shutil.copytree(BUNDLED_MODELS_DIR / BUNDLED_MODEL, user_folder)
+    model = load_stardist_model(str(user_folder))
+    assert model.thresholds.prob == load_stardist_model().thresholds.prob
+
+    monkeypatch.setenv("KERAS_HOME", str(tmp_path / "keras"))
+    cached = tmp_path / "keras" / "models" / "StarDist2D" / "2D_versatile_fluo" / "2D_versatile_fluo_extracted"
+    shutil.copytree(user_folder, cached)
+    assert resolve_model_folder("2D_versatile_fluo") == cached
+    assert resolve_model_folder("Versatile (fluorescent nuclei)") == cached
+
+
+def test_normalize_percentile_maps_percentiles_to_unit_range():
+    image = np.arange(10000, dtype=np.uint16).reshape(100, 100)
+    normalized = normalize_percentile(image, 1.0, 99.0)
+    assert normalized.dtype == np.float32
+    assert np.percentile(normalized, 1.0) == pytest.approx(0.0, abs=1e-6)
+    assert np.percentile(normalized, 99.0) == pytest.approx(1.0, abs=1e-6)

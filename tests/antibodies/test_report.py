@@ -1,0 +1,134 @@
+"""The plate report as a person sees it: one self-contained page, opened in a browser."""
+import base64
+import html
+import re
+import shutil
+import subprocess
+
+import numpy as np
+import pytest
+
+from antibodies.report import readable_column
+from antibodies.report.html import format_value
+from luigi_tasks.io import open_file, read_table
+
+CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
+needs_chromium = pytest.mark.skipif(
+    CHROMIUM is None, reason="chromium is not installed (.ci/run installs it: apt-get install -y chromium)")
+PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+
+
+@pytest.fixture(scope="module")
+def report(processed_plate):
+    path = processed_plate["output"] / "report" / "index.html"
+    with open_file(processed_plate["output"] / f"{processed_plate['name']}_tables.hdf5") as f:
+        wells, images = read_table(f, "wells/default"), read_table(f, "images/default")
+    return {"path": path, "text": path.read_text(encoding="utf-8"), "wells": wells, "images": images}
+
+
+def test_report_is_self_contained(report):
+    text = report["text"]
+    assert len(text) < 5 * 2**20
+    links = re.findall(r'(?:src|href)\s*=\s*"([^"]*)"', text)
+    assert links and all(link.startswith(("data:", "#")) for link in links), [l[:40] for l in links]
+    assert "<link rel=\"stylesheet\"" not in text and "<script src" not in text and "url(" not in text
+    images = re.findall(r'<img src="data:image/png;base64,([^"]+)"', text)
+    assert len(images) == text.count("<img ")
+    assert all(base64.b64decode(data)[:8] == PNG_SIGNATURE for data in images)
+
+
+def test_report_shows_heatmaps_distributions_and_thumbnails(report):
+    text = report["text"]
+    for column in ("serum_IgG_score", "serum_IgG_robust_z_score", "n_cells", "fraction_infected"):
+        assert f'alt="heatmap {column}"' in text, column
+    assert "IgG score (cut-off 1.3)" in text  # the default positive cut-off
+    assert text.count('alt="IgG: infected vs control cells per well') == 1
+    assert text.count('alt="IgG: score histogram') == 1
+    assert 2 <= text.count('alt="thumbnail ') <= 4  # best, worst, up to two outliers
+
+
+def test_plate_grid_crosses_out_outliers_with_their_reason(report):
+    text, wells = report["text"], report["wells"]
+    for well in wells.to_dict("records"):
+        cell = re.search(rf'<td class="(\w+)" title="([^"]*)" data-well="{well["well_name"]}"', text)
+        assert cell is not None, well["well_name"]
+        css, title = cell.group(1), html.unescape(cell.group(2))
+        outlier = well["is_outlier"] or well["serum_IgG_is_outlier"]
+        assert (css == "outlier") == outlier
+        if outlier:
+            assert well["serum_IgG_outlier_type"] in title
+        else:
+            assert css == ("positive" if well["serum_IgG_score"] > 1.3 else "negative")
+            assert f"IgG score {format_value(well['serum_IgG_score'])}" in title
+
+
+def test_qc_table_and_run_summary(report):
+    text, wells, images = report["text"], report["wells"], report["images"]
+    qc = text[text.index('id="qc"'):text.index('id="thumbnails"')]
+    for reason in wells.loc[wells["serum_IgG_is_outlier"], "serum_IgG_outlier_type"]:
+        assert html.escape(reason) in qc
+    summary = text[text.index('id="summary"'):text.index('id="wells"')]
+    assert f"<dt>Images processed</dt><dd>{len(images)}</dd>" in summary
+    assert "<dt>Failed images</dt><dd>0</dd>" in summary and "<dt>Invalid raw files</dt><dd>0</dd>" in summary
+    assert "<dt>Software version</dt>" in summary and "Time taken" in summary
+    assert "scores_positive_cutoff_IgG" in summary and "PlateScores" in summary  # parameters and jobs
+    assert html.escape(readable_column("serum_IgG_score")) in text[text.index('id="wells"'):]
+
+
+def _chromium(*args, tmp_path):
+    command = [CHROMIUM, "--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+               "--disable-component-update", "--no-first-run", f"--user-data-dir={tmp_path / 'profile'}", *args]
+    return subprocess.run(command, capture_output=True, text=True, timeout=180, check=True)
+
+
+@needs_chromium
+def test_report_renders_in_headless_chromium(report, tmp_path):
+    url = report["path"].resolve().as_uri()
+    dom = _chromium("--enable-logging=stderr", "--v=0", "--virtual-time-budget=5000", "--dump-dom", url,
+                    tmp_path=tmp_path)
+    console = [line for line in dom.stderr.splitlines() if ":CONSOLE" in line]
+    assert console == []  # no errors, warnings or logs from the page
+    assert 'data-ready="true"' in dom.stdout and 'data-broken-images="0"' in dom.stdout
+    assert re.search(r'<img src="data:image/png;base64,[^"]+" alt="heatmap serum_IgG_score"', dom.stdout)
+
+    shot = tmp_path / "report.png"
+    _chromium(f"--screenshot={shot}", "--window-size=1400,900", url, tmp_path=tmp_path)
+    import matplotlib.image
+
+    pixels = matplotlib.image.imread(shot)[..., :3]
+    assert pixels.shape == (900, 1400, 3)
+    colourful = (pixels.max(axis=2) - pixels.min(axis=2)) > 0.3  # heatmap and plate grid colours
+    assert pixels.std() > 0.05 and (pixels < 0.9).any(axis=2).mean() > 0.02 and colourful.sum() > 2000
+
+
+def test_thumbnail_outlines_infected_cells_in_magenta():
+    from antibodies.report import Channel, cell_thumbnail
+
+    cells = np.zeros((40, 40), np.int32)
+    cells[5:15, 5:15], cells[20:35, 20:35] = 1, 2
+    nuclei = Channel(np.full((40, 40), 100.0), (0, 100), "Blue")
+    rgb = cell_thumbnail([nuclei], cells, infected_ids=[2])
+    magenta = (rgb[..., 0] == 255) & (rgb[..., 1] == 0) & (rgb[..., 2] == 255)
+    white = (rgb == 255).all(axis=2)
+    assert rgb.dtype == np.uint8 and rgb.shape == (40, 40, 3)
+    assert magenta[20:35, 20:35].sum() == 4 * 14 and not magenta[:18].any()  # cell 2's border only
+    assert white[5:15, 5:15].sum() == 4 * 9 and tuple(rgb[10, 10]) == (0, 102, 255)  # blue inside cell 1
+
+
+def test_plate_grid_crosses_out_an_outlier_well_with_its_reason():
+    import pandas as pd
+
+    from antibodies.report.html import plate_grid_html
+
+    wells = pd.DataFrame({"well_name": ["A01", "A02", "B01"], "is_outlier": [False, False, True],
+                          "outlier_type": ["", "", "too few control cells (3 < 100)"],
+                          "n_cells": [100, 120, 5], "n_infected": [50, 60, 2], "fraction_infected": [0.5, 0.5, 0.4],
+                          "serum_IgG_score": [1.8, 1.1, np.nan], "serum_IgG_robust_z_score": [3.0, 0.2, np.nan],
+                          "serum_IgG_is_outlier": [False, False, True],
+                          "serum_IgG_outlier_type": ["", "", "too few control cells (3 < 100)"]})
+    grid = plate_grid_html(wells, "serum_IgG", cutoff=1.3)
+    classes = dict((w, c) for c, w in re.findall(r'<td class="(\w+)" title="[^"]*" data-well="(\w+)"', grid))
+    assert classes == {"A01": "positive", "A02": "negative", "B01": "outlier"}
+    title = html.unescape(re.search(r'title="([^"]*)" data-well="B01"', grid).group(1))
+    assert "OUTLIER: too few control cells (3 < 100)" in title
+    assert grid.count('class="empty"') == 96 - 3

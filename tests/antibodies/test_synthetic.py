@@ -1,0 +1,136 @@
+"""Tests of the synthetic plate renderer and the nuclei-only image generator."""
+import csv
+import json
+
+import numpy as np
+import pytest
+import tifffile
+
+from antibodies.synthetic import (
+    FILENAME_PATTERN, SCHEMES, SERUM_ROLES, image_file_name, parse_well_list, random_well_params,
+    render_image, render_nuclei_image, render_plate)
+from antibodies.synthetic.plate import main as plate_main
+
+SMALL = (200, 240)
+
+
+def _measured_ratio(stack, truth, channel_index, channel):
+    """Return median(infected - bg) / median(control - bg) of per-cell means on the rendered image."""
+    cells = truth["cells"]
+    areas = np.bincount(cells.ravel())
+    means = np.bincount(cells.ravel(), weights=stack[channel_index].ravel().astype(float)) / np.maximum(areas, 1)
+    means = means[1:] - truth["background"][channel]
+    infected = np.isin(truth["cell_ids"], truth["infected_ids"])
+    return np.median(means[infected]) / np.median(means[~infected])
+
+
+@pytest.fixture(scope="module")
+def scheme4_plate(tmp_path_factory):
+    root = tmp_path_factory.mktemp("plate")
+    summary = render_plate(root / "plate", root / "truth", scheme="scheme4", wells=("A01", "P24", "C05"),
+                           sites_per_well=2, shape=SMALL, seed=3, well_ratios={"A01": 2.0},
+                           empty_wells=("C05",))
+    return summary
+
+
+def test_file_names_match_the_scheme_pattern(scheme4_plate):
+    names = [path.name for path in scheme4_plate["files"]]
+    assert len(names) == 6
+    matches = [FILENAME_PATTERN.match(name) for name in names]
+    assert all(matches), names
+    assert [int(m["seq"]) for m in matches] == list(range(6))
+    assert [m["row"] + m["col"] for m in matches] == ["A01", "A01", "P24", "P24", "C05", "C05"]
+    assert all(m["channels"].split(",") == list(SCHEMES["scheme4"]) for m in matches)
+    assert image_file_name("C05", 2, ["DAPI", "WF_GFP", "TRITC", "WF_Cy5"], 123) == \
+        "WellC05_PointC05_0002_ChannelDAPI,WF_GFP,TRITC,WF_Cy5_Seq0123.tiff"
+
+
+def test_plate_folder_holds_images_and_mapping_only(scheme4_plate):
+    plate_dir, truth_dir = scheme4_plate["plate_dir"], scheme4_plate["truth_dir"]
+    assert json.loads((plate_dir / "channel_mapping.json").read_text()) == SCHEMES["scheme4"]
+    assert sorted(p.suffix for p in plate_dir.iterdir()) == [".json"] + [".tiff"] * 6
+    assert len(list(truth_dir.glob("*.npz"))) == 6
+
+
+def test_images_are_uint16_channel_stacks(scheme4_plate):
+    for path in scheme4_plate["files"]:
+        stack = tifffile.imread(path)
+        assert stack.dtype == np.uint16
+        assert stack.shape == (len(SCHEMES["scheme4"]),) + SMALL
+
+
+def test_truth_is_consistent(scheme4_plate):
+    for path in scheme4_plate["files"]:
+        truth = np.load(scheme4_plate["truth_dir"] / (path.stem + ".npz"))
+        cells, nuclei = truth["cells"], truth["nuclei"]
+        assert cells.dtype == np.int32 and nuclei.dtype == np.int32
+        cell_ids = np.unique(cells[cells > 0])
+        assert np.array_equal(cell_ids, np.unique(nuclei[nuclei > 0]))
+        assert np.array_equal(cell_ids, truth["cell_ids"])
+        assert np.all(cells[nuclei > 0] == nuclei[nuclei > 0])
+        assert set(truth["infected_ids"]) <= set(cell_ids)
+
+
+def test_wells_csv(scheme4_plate):
+    with open(scheme4_plate["truth_dir"] / "wells.csv") as handle:
+        rows = {row["well_name"]: row for row in csv.DictReader(handle)}
+    assert list(rows) == ["A01", "P24", "C05"]
+    assert float(rows["A01"]["ratio_serum_IgG"]) == 2.0 and rows["A01"]["is_positive"] == "True"
+    assert "ratio_serum_IgA" in rows["A01"] and "ratio_serum_IgM" not in rows["A01"]
+    assert rows["C05"]["is_empty"] == "True" and int(rows["C05"]["n_cells"]) == 0
+    assert 0.0 <= float(rows["P24"]["fraction_infected"]) <= 1.0
+
+
+@pytest.mark.parametrize("ratio", [2.5, 1.0])
+def test_ratio_is_reproduced(ratio):
+    rng = np.random.default_rng(7)
+    params = random_well_params(rng, ratios=ratio, fraction_infected=0.4)
+    stack, truth = render_image((512, 512), SCHEMES["scheme1"], params, rng)
+    true_means = truth["serum_means"]["serum_IgG"]
+    infected = np.isin(truth["cell_ids"], truth["infected_ids"])
+    assert np.median(true_means[infected]) / np.median(true_means[~infected]) == pytest.approx(ratio, rel=1e-9)
+    # ~70 cells on 512 x 512: blur, vignetting and noise scatter the measured ratio by a few percent
+    assert _measured_ratio(stack, truth, 2, "TRITC") == pytest.approx(ratio, rel=0.12)
+
+
+def test_realistic_cell_and_nucleus_sizes():
+    rng = np.random.default_rng(11)
+    stack, truth = render_image((1024, 1024), SCHEMES["scheme2"], random_well_params(rng), rng)
+    cell_areas = np.bincount(truth["cells"].ravel())[1:]
+    nucleus_areas = np.bincount(truth["nuclei"].ravel())[1:]
+    assert 150 <= len(cell_areas) <= 400
+    assert 1000 <= np.median(cell_areas) <= 6000
+    assert 150 <= np.median(nucleus_areas) <= 700
+
+
+def test_rendering_is_deterministic_and_supports_930_rows():
+    params = random_well_params(np.random.default_rng(1))
+    first = render_image((930, 1024), SCHEMES["scheme5"], params, np.random.default_rng(2))
+    second = render_image((930, 1024), SCHEMES["scheme5"], params, np.random.default_rng(2))
+    assert first[0].shape == (5, 930, 1024)
+    assert np.array_equal(first[0], second[0])
+    assert np.array_equal(first[1]["cells"], second[1]["cells"])
+    assert set(first[1]["serum_means"]) == {"serum_IgG", "serum_IgM"}
+
+
+def test_empty_well_has_no_cells():
+    params = random_well_params(np.random.default_rng(0), empty=True)
+    stack, truth = render_image(SMALL, SCHEMES["scheme3"], params, np.random.default_rng(0))
+    assert truth["cells"].max() == 0 and truth["nuclei"].max() == 0
+    assert stack.min() > 50  # camera offset and background remain
+
+
+def test_nuclei_only_images():
+    image, labels, style = render_nuclei_image((128, 128), np.random.default_rng(5))
+    assert image.dtype == np.uint16 and labels.dtype == np.int32
+    assert np.array_equal(np.unique(labels), np.arange(labels.max() + 1))
+    assert "diameter" in style
+
+
+def test_well_lists_and_command_line(tmp_path):
+    assert parse_well_list("A01:B02,P24") == ["A01", "A02", "B01", "B02", "P24"]
+    plate_main([str(tmp_path / "plate"), "--scheme", "scheme3", "--wells", "B03", "--sites", "1",
+                "--shape", "96,128", "--ratio", "B03=1.8"])
+    assert len(list((tmp_path / "plate").glob("WellB03_PointB03_0000_ChannelDAPI,WF_Cy5,TRITC_Seq0000.tiff"))) == 1
+    assert (tmp_path / "plate_truth" / "wells.csv").is_file()
+    assert set(SERUM_ROLES) >= {"serum_IgG"}
