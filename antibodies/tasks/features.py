@@ -5,7 +5,7 @@ import numpy as np
 from luigi_tasks.io import open_file, write_table
 
 from ..analysis.background import intensity_histogram
-from ..analysis.features import cell_features
+from ..analysis.features import cell_border_band, cell_features
 from ..keys import CELL_SEGMENTATION, MARKER_TOPHAT, NUCLEUS_SEGMENTATION, cell_table, cell_table_key, histogram_key
 from .base import AssayImageJob, read_images
 
@@ -16,11 +16,13 @@ class CellFeatures(AssayImageJob):
     """Tables ``cell_segmentation/<channel>`` and histograms ``histograms/<channel>/{background,total}``.
 
     ``features_exclude_nuclei`` leaves nucleus pixels out of the serum statistics;
-    the marker top-hat is always measured over whole cells (its signal is perinuclear).
+    the marker top-hat is measured in the cell interior, without a band of
+    ``infection_border_exclusion`` pixels along the cell border (its signal is perinuclear).
     """
 
     features_exclude_nuclei = luigi.BoolParameter(default=False, description="Leave nucleus pixels out of serum stats")
     infection_quantile = luigi.FloatParameter(default=0.95, description="Marker quantile used to call infection")
+    infection_border_exclusion = luigi.IntParameter(default=6, description="Border band (px) left out of marker stats")
 
     def channels(self):
         """Channels measured: the sera and the marker top-hat."""
@@ -35,15 +37,17 @@ class CellFeatures(AssayImageJob):
         keys = [cell_table_key(channel) for channel in self.channels()]
         return keys + [histogram_key(c, which) for c in self.channels() for which in ("background", "total")]
 
-    def run(self, input_files, output_files, features_exclude_nuclei, infection_quantile):
+    def run(self, input_files, output_files, features_exclude_nuclei, infection_quantile, infection_border_exclusion):
         quantiles = sorted({0.95, infection_quantile})
         for input_file, output_file in zip(input_files, output_files):
             images = read_images(input_file, self.inputs)
             cells, nuclei = images[CELL_SEGMENTATION], images[NUCLEUS_SEGMENTATION]
+            border = cell_border_band(cells, infection_border_exclusion)
             with open_file(output_file, "a") as container:
                 for channel in self.channels():
-                    exclude = features_exclude_nuclei and channel != MARKER_TOPHAT
-                    table = cell_features(cells, images[channel], nuclei, exclude_nuclei=exclude, quantiles=quantiles)
+                    is_marker = channel == MARKER_TOPHAT
+                    table = cell_features(cells, images[channel], nuclei, exclude_nuclei=features_exclude_nuclei and not is_marker,
+                                          quantiles=quantiles, exclude=border if is_marker else None)
                     write_table(container, cell_table(channel), table)
                     self.write_histograms(container, channel, images[channel], cells == 0)
 

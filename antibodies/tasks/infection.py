@@ -23,9 +23,11 @@ class InfectedCells(AssayImageJob):
     def run(self, input_files, output_files, infection_threshold_factor):
         background = read_backgrounds(self.tables_path)[MARKER_TOPHAT]
         size_rule = CellSizeQC(self.qc_cell_min_size, self.qc_cell_max_size)
+        whole_cells = cell_table(self.sera()[0])  # the marker table measures cell interiors only
         for input_file, output_file in zip(input_files, output_files):
-            marker = read_tables(input_file, [cell_table(MARKER_TOPHAT)])[cell_table(MARKER_TOPHAT)]
-            outliers = flag_cells(marker, (size_rule,))
+            tables = read_tables(input_file, [cell_table(MARKER_TOPHAT), whole_cells])
+            marker = tables[cell_table(MARKER_TOPHAT)]
+            outliers = flag_cells(tables[whole_cells], (size_rule,))
             calls = classify_infected(marker, background, infection_threshold_factor, self.infection_quantile, outliers)
             with open_file(output_file, "a") as container:
                 write_table(container, INFECTED_CELLS_TABLE, calls)

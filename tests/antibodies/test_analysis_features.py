@@ -129,3 +129,14 @@ def test_label_sizes():
     table = label_sizes(labels)
     assert list(table.columns) == ["label_id", "sizes"]
     assert table.values.tolist() == [[1, 18], [5, 6]]
+
+
+def test_exclude_mask_leaves_pixels_out_of_every_cell():
+    from antibodies.analysis.features import cell_border_band
+
+    labels = np.array([[1, 1, 1, 2, 2, 2]] * 3)
+    image = np.arange(18).reshape(3, 6)
+    band = cell_border_band(labels, 1)
+    assert band.astype(int).tolist() == [[0, 0, 1, 1, 0, 0]] * 3  # the shared border, not the image edge
+    table = cell_features(labels, image, exclude=band)
+    assert table["sizes"].tolist() == [6, 6] and table["means"].tolist() == [6.5, 10.5]
