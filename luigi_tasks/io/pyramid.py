@@ -32,9 +32,9 @@ def downscale(image, factor, is_label=False):
         return image[::factor, ::factor].copy()
     rows, cols = image.shape
     pad = (-rows % factor, -cols % factor)
-    padded = np.pad(image.astype("float64"), ((0, pad[0]), (0, pad[1])), mode="edge")
+    padded = np.pad(image, ((0, pad[0]), (0, pad[1])), mode="edge") if any(pad) else image
     blocks = padded.reshape(padded.shape[0] // factor, factor, padded.shape[1] // factor, factor)
-    mean = blocks.mean(axis=(1, 3))
+    mean = blocks.mean(axis=(1, 3), dtype="float32" if image.dtype.itemsize <= 4 else "float64")
     if np.issubdtype(image.dtype, np.integer):
         mean = np.round(mean)
     return mean.astype(image.dtype)
