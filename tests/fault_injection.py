@@ -11,7 +11,6 @@ import os
 import re
 import signal
 import subprocess
-import sys
 import time
 from collections import Counter
 from dataclasses import dataclass, field
@@ -135,6 +134,8 @@ def check_container(path, expected_keys=()):
                 problems += _check_image_group(node, where)
             elif "cells" in node:
                 problems += _check_table_group(container, key, where)
+            elif len(node) == 0:
+                pass  # a record: a group holding attributes only (e.g. the files an export wrote)
             else:
                 problems.append(f"{where}: neither image, table nor dataset")
     return problems
@@ -161,17 +162,28 @@ def validate_outputs(output, expected=None):
     return problems
 
 
+def plain_temporaries(output):
+    """Temporaries of plain files (status, CSV, workbook) that killed ``atomic_write`` calls left behind."""
+    return [p for p in Path(output).rglob("*") if TMP_MARK in p.name and p.suffix not in H5_SUFFIXES]
+
+
 def same_data(output, reference, keys):
-    """Return the names of containers whose ``keys`` (level s0 / tables) differ from ``reference``."""
+    """Return ``container:key`` of the images (level s0) and tables among ``keys`` that differ from ``reference``.
+
+    Other keys (records of written files) are not compared.
+    """
     differ = []
     for path in h5_containers(reference):
         with h5py.File(path, "r") as ref, h5py.File(Path(output) / path.name, "r") as new:
             for key in keys.get(path.name, ()):
-                if "cells" in ref[key]:
-                    a, b = read_table(ref, key.split("/", 1)[1]), read_table(new, key.split("/", 1)[1])
-                    equal = a.equals(b)
-                else:
+                if isinstance(ref[key], h5py.Dataset):
+                    equal = np.array_equal(ref[key][...], new[key][...])
+                elif "cells" in ref[key]:
+                    equal = read_table(ref, key.split("/", 1)[1]).equals(read_table(new, key.split("/", 1)[1]))
+                elif "s0" in ref[key]:
                     equal = np.array_equal(ref[key]["s0"][...], new[key]["s0"][...])
+                else:
+                    continue
                 if not equal:
                     differ.append(f"{path.name}:{key}")
     return differ
@@ -185,6 +197,10 @@ def luigi_env(**extra):
     env = dict(os.environ, PYTHONPATH=str(ROOT), **{k: str(v) for k, v in extra.items()})
     env.pop("LOGLEVEL", None)
     return env
+
+
+def _temporaries(output):
+    return [p.name for p in Path(output).glob(f".*{TMP_MARK}*") if p.suffix in H5_SUFFIXES]
 
 
 def _open_temporaries(processes):
@@ -213,8 +229,9 @@ class KillStats:
     """What the kill loop did; printed by the tests."""
 
     kills: Counter = field(default_factory=Counter)  # by mode: group, main, task
-    in_transaction: int = 0  # killed process had a temporary container open
-    tmp_left: int = 0  # temporary containers on disk right after a kill
+    aimed: int = 0  # kills made a random 0-80 ms after a temporary container appeared
+    in_transaction: int = 0  # the kill left a temporary container of the killed run behind
+    during_h5_io: int = 0  # the killed process had a temporary container open (h5 copy, write or fsync)
     runs: int = 0
     completed_rounds: int = 0
     stale_locks: int = 0
@@ -222,8 +239,9 @@ class KillStats:
     seconds: float = 0.0
 
     def line(self):
-        return (f"kills={sum(self.kills.values())} {dict(self.kills)} in_transaction={self.in_transaction} "
-                f"tmp_left_after_kill={self.tmp_left} stale_locks_recovered={self.stale_locks} runs={self.runs} "
+        return (f"kills={sum(self.kills.values())} {dict(self.kills)} aimed={self.aimed} "
+                f"in_transaction={self.in_transaction} "
+                f"during_h5_io={self.during_h5_io} stale_locks_recovered={self.stale_locks} runs={self.runs} "
                 f"completed_rounds={self.completed_rounds} "
                 f"duplicate_computations={self.duplicates} seconds={self.seconds:.1f}")
 
@@ -243,19 +261,26 @@ class KillLoop:
         ``{mode: weight}``: ``group`` kills the whole run (scheduler process and task
         child), ``main`` only the scheduling process (its task child is orphaned and
         finishes), ``task`` only the task child (the run goes on and fails that task).
+    aimed : float
+        Fraction of kills made a random 0-80 ms after the run created a temporary
+        container (i.e. inside a transaction) instead of after a random delay.
+    timeout : float
+        Longest wait for a run that is not killed.
     """
 
-    def __init__(self, command, output_root, seed, delays, env, modes=None, timeout=120.0):
+    def __init__(self, command, output_root, seed, delays, env, modes=None, aimed=0.0, timeout=120.0):
         self.command, self.output_root, self.env = command, Path(output_root), env
         self.rng = np.random.default_rng(seed)
-        self.delays, self.timeout = delays, timeout
+        self.delays, self.timeout, self.aimed = delays, timeout, aimed
         self.modes = modes or {"group": 1.0}
         self.stats = KillStats()
         self.groups = []  # process groups started (orphans may outlive their leader)
         self.problems = []
+        self.history = []  # (run number, kill mode)
         self.expected_stale = {}  # output folder -> pids in the run locks that killed runs left
 
     def _start(self, output):
+        self._tmp_before = set(_temporaries(output))
         self.stats.runs += 1
         log = open(output.parent / f"{output.name}.run{self.stats.runs}.log", "w")
         process = subprocess.Popen(self.command(output), cwd=ROOT, env=self.env, stdout=log, stderr=subprocess.STDOUT,
@@ -273,25 +298,27 @@ class KillLoop:
             children = []
         if mode == "task" and not children:
             mode = "group"  # nothing running in a child right now
-        victims = [psutil.Process(process.pid)] if mode != "task" else []
+        victims = [with_suppress(psutil.Process, process.pid)] if mode != "task" else []
         victims += children if mode != "main" else []
-        hit = _open_temporaries(victims)
+        open_tmp = _open_temporaries([victim for victim in victims if victim is not None])
         if mode == "group":
-            os.killpg(process.pid, signal.SIGKILL)
+            with_suppress(os.killpg, process.pid, signal.SIGKILL)  # (the run may have ended just now)
         elif mode == "main":
             process.kill()
         else:
             for child in children:
                 with_suppress(child.kill)
         self.stats.kills[mode] += 1
-        self.stats.in_transaction += hit
+        self.stats.during_h5_io += open_tmp
         if mode == "task":
             process.wait(timeout=self.timeout)  # the run goes on without the task, then exits
         else:
             process.wait()
             for child in children if mode == "group" else []:
                 with_suppress(child.wait, timeout=10)
-            self.stats.tmp_left += sum(1 for p in output.glob(f".*{TMP_MARK}*") if p.suffix in H5_SUFFIXES)
+        if mode != "main":  # a temporary this run made and nobody removed: its transaction was cut
+            self.stats.in_transaction += bool(set(_temporaries(output)) - self._tmp_before)
+        if mode != "task":
             holder = _lock_holder(output)
             if holder is not False:
                 self.expected_stale[output].append(holder)
@@ -302,9 +329,9 @@ class KillLoop:
         lost = sorted(k for k in before if k not in after)
         changed = sorted(k for k in before if k in after and after[k] != before[k])
         if lost:
-            self.problems.append(f"{when}: complete keys lost: {lost[:5]}")
+            self.problems.append(f"{when}: complete keys lost: {lost[:8]}")
         if changed:
-            self.problems.append(f"{when}: complete keys recomputed: {changed[:5]}")
+            self.problems.append(f"{when}: complete keys recomputed: {changed[:8]}")
         return after
 
     def run(self, min_kills, max_rounds=50, max_failures=3):
@@ -320,20 +347,27 @@ class KillLoop:
             process = self._start(output)
             kills = sum(self.stats.kills.values())
             kill_at = float(self.rng.uniform(*self.delays)) if kills < min_kills else self.timeout
+            aim = kills < min_kills and self.rng.random() < self.aimed
             try:
-                process.wait(timeout=kill_at)
+                if aim:
+                    self._wait_for_transaction(process, output, extra=float(self.rng.uniform(0.0, 0.08)))
+                else:
+                    process.wait(timeout=kill_at)
             except subprocess.TimeoutExpired:
+                self.stats.aimed += aim
                 if kills >= min_kills:
                     self.cleanup()
                     raise
                 mode = self._kill(process, output)
+                self.history.append((self.stats.runs, mode))
                 known = self._check_kept(known, output, f"run {self.stats.runs} (killed, {mode})")
                 continue
             known = self._check_kept(known, output, f"run {self.stats.runs} (rc {process.returncode})")
             if process.returncode != 0 or not _finished(output):
                 failures += 1
                 log = output.parent / f"{output.name}.run{self.stats.runs}.log"
-                self.problems.append(f"run {self.stats.runs} failed (rc {process.returncode}): {log.read_text()[-3000:]}")
+                tail = log.read_text()[-3000:]
+                self.problems.append(f"run {self.stats.runs} failed (rc {process.returncode}): {tail}")
                 if failures >= max_failures:
                     break
                 continue
@@ -344,6 +378,11 @@ class KillLoop:
                 break
             output, known = self._new_round(), {}
         self.wait_for_orphans()
+        if completed:  # a rerun of a finished plate computes nothing
+            before = stamps(completed[-1])
+            process = self._start(completed[-1])
+            if process.wait(timeout=self.timeout) != 0 or stamps(completed[-1]) != before:
+                self.problems.append(f"the no-op rerun of {completed[-1].name} failed or changed outputs")
         self.stats.seconds = time.monotonic() - started
         self.stats.completed_rounds = len(completed)
         for out in completed:
@@ -354,6 +393,16 @@ class KillLoop:
             if recovered != expected:
                 self.problems.append(f"{out.name}: stale locks recovered {recovered}, left by killed runs {expected}")
         return completed
+
+    def _wait_for_transaction(self, process, output, extra):
+        """Return when the run finished or ``extra`` seconds after it started a transaction (TimeoutExpired)."""
+        deadline = time.monotonic() + self.timeout
+        while process.poll() is None and time.monotonic() < deadline:
+            if set(_temporaries(output)) - self._tmp_before:
+                process.wait(timeout=extra)  # raises TimeoutExpired unless the run ends meanwhile
+                return
+            time.sleep(0.005)
+        process.wait(timeout=0.0 if process.poll() is None else None)
 
     def _new_round(self):
         output = self.output_root / f"round{len(self.expected_stale)}"

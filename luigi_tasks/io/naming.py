@@ -10,9 +10,10 @@ from dataclasses import dataclass
 
 __all__ = ["IMAGE_NAME_PATTERN", "ImageName", "parse_image_name", "is_image_name", "well_sort_key"]
 
-IMAGE_NAME_PATTERN = re.compile(
+IMAGE_NAME_PATTERN = re.compile(  # ASCII digits only; \Z: "$" would accept a trailing newline
     r"^Well(?P<well>[A-P]\d{2})_Point(?P<point>[A-P]\d{2})_(?P<site>\d{4})"
-    r"_Channel(?P<channels>[A-Za-z0-9_]+(?:,[A-Za-z0-9_]+)*)_Seq(?P<seq>\d{4})$"
+    r"_Channel(?P<channels>[A-Za-z0-9_]+(?:,[A-Za-z0-9_]+)*)_Seq(?P<seq>\d{4})\Z",
+    re.ASCII,
 )
 
 

@@ -15,11 +15,12 @@ import psutil
 import pytest
 from luigi.execution_summary import LuigiStatusCode
 
-from luigi_tasks.testing import make_raw_plate
+from luigi_tasks.testing import make_raw_plate, run_local
 from tests.fault_injection import (
     KillLoop,
     ROOT,
     luigi_env,
+    plain_temporaries,
     runs_log,
     same_data,
     stamps,
@@ -61,13 +62,15 @@ def test_random_kill_9_loses_nothing_and_recomputes_nothing_complete(tmp_path):
     assert done.returncode == 0, done.stderr[-3000:]
     full_run = time.monotonic() - started
 
-    loop = KillLoop(command, tmp_path / "killed", seed=20240611, delays=(0.2, full_run), env=env,
+    loop = KillLoop(command, tmp_path / "killed", seed=20240611, delays=(0.2, full_run), aimed=0.5, env=env,
                     modes={"group": 0.5, "main": 0.25, "task": 0.25})
     try:
         rounds = loop.run(min_kills=20)
     finally:
         loop.cleanup()
-    print(f"\n[kill -9, toy plate of 9 images, full run {full_run:.1f} s] {loop.stats.line()}")
+    leftovers = sum(len(plain_temporaries(output)) for output in rounds)
+    print(f"\n[kill -9, toy plate of 9 images, full run {full_run:.1f} s] {loop.stats.line()} "
+          f"plain_file_temporaries_left={leftovers}")
     print("\n".join(p[:1500] for p in loop.problems))
     assert loop.problems == []
     assert sum(loop.stats.kills.values()) >= 20 and rounds
@@ -96,14 +99,13 @@ with container_transaction(target) as tmp:
 def test_rerun_does_not_redo_an_image_an_orphaned_task_commits_meanwhile(toy, tmp_path):
     """kill -9 of the scheduling process orphans its task child, which finishes its image while the rerun
     (stale run lock recovered) waits for that container: the rerun must find it complete, not compute it again."""
-    from luigi_tasks.testing import run_local
-
     reference = tmp_path / "reference"
     assert run_local([toy.workflow()]).status == LuigiStatusCode.SUCCESS
     toy.output.rename(reference)
     last = sorted(toy.plate.glob("*.tiff"))[-1].stem
-    orphan = subprocess.Popen([sys.executable, "-c", ORPHAN, str(reference / f"{last}.h5"), str(toy.output / f"{last}.h5"),
-                               "2.5"], cwd=ROOT, env=luigi_env(), stdout=subprocess.PIPE, text=True)
+    orphan = subprocess.Popen(
+        [sys.executable, "-c", ORPHAN, str(reference / f"{last}.h5"), str(toy.output / f"{last}.h5"), "2.5"],
+        cwd=ROOT, env=luigi_env(), stdout=subprocess.PIPE, text=True)
     try:
         assert orphan.stdout.readline().strip() == "in transaction"
         assert run_local([toy.workflow()]).status == LuigiStatusCode.SUCCESS
@@ -116,6 +118,28 @@ def test_rerun_does_not_redo_an_image_an_orphaned_task_commits_meanwhile(toy, tm
     assert validate_outputs(toy.output, expected_outputs(toy.plate)) == []
 
 
+def test_rerun_does_not_redo_plate_tables_an_orphaned_task_commits_meanwhile(toy, tmp_path):
+    """The same for a plate job: the tables file committed while the rerun waited for its lock is kept."""
+    import shutil
+
+    reference = tmp_path / "reference"
+    assert run_local([toy.workflow()]).status == LuigiStatusCode.SUCCESS
+    shutil.copytree(toy.output, reference)
+    (toy.output / "plate_tables.hdf5").unlink()
+    toy.reset_runs()
+    orphan = subprocess.Popen(
+        [sys.executable, "-c", ORPHAN, str(reference / "plate_tables.hdf5"), str(toy.output / "plate_tables.hdf5"),
+         "2.5"], cwd=ROOT, env=luigi_env(), stdout=subprocess.PIPE, text=True)
+    try:
+        assert orphan.stdout.readline().strip() == "in transaction"
+        assert run_local([toy.workflow()]).status == LuigiStatusCode.SUCCESS
+    finally:
+        orphan.wait(timeout=60)
+    assert toy.runs() == {}
+    assert stamps(toy.output) == stamps(reference)
+    assert "CountTable was completed by another process" in (toy.output / "batchlib" / "ToyWorkflow.log").read_text()
+
+
 # ---------------------------------------------------------------- 4. corrupt or partial outputs of older versions
 
 
@@ -125,8 +149,6 @@ def first_image(toy):
 
 def test_container_of_an_old_version_without_index_is_recomputed(toy):
     """Data in the old batchlib layout (plain datasets, no batchlib_index) is never trusted."""
-    from luigi_tasks.testing import run_local
-
     image = first_image(toy)
     toy.output.mkdir()
     with h5py.File(toy.output / f"{image}.h5", "w") as f:
@@ -142,8 +164,6 @@ def test_container_of_an_old_version_without_index_is_recomputed(toy):
 
 
 def test_truncated_container_is_moved_aside_and_recomputed(toy):
-    from luigi_tasks.testing import run_local
-
     run_local([toy.workflow()])
     image, toy_keys = first_image(toy), stamps(toy.output)
     path = toy.output / f"{image}.h5"
@@ -154,7 +174,8 @@ def test_truncated_container_is_moved_aside_and_recomputed(toy):
     assert len(list(toy.output.glob(f"{image}.corrupt-*.h5"))) == 1
     assert validate_outputs(toy.output, expected_outputs(toy.plate)) == []
     after = stamps(toy.output)
-    assert {k: v for k, v in after.items() if k[0] != path.name} == {k: v for k, v in toy_keys.items() if k[0] != path.name}
+    others = {k: v for k, v in toy_keys.items() if k[0] != path.name}
+    assert {k: v for k, v in after.items() if k[0] != path.name} == others  # other containers untouched
     assert "unreadable" in (toy.output / "batchlib" / "ToyWorkflow.log").read_text()
 
 
@@ -165,8 +186,6 @@ def test_truncated_container_is_moved_aside_and_recomputed(toy):
 ])
 def test_index_naming_a_missing_key_is_not_trusted(toy, deleted, recomputed):
     """A key listed as complete in the index but absent from the container is recomputed."""
-    from luigi_tasks.testing import run_local
-
     run_local([toy.workflow()])
     container = toy.output / ("plate_tables.hdf5" if deleted == TABLE_KEY else f"{first_image(toy)}.h5")
     with h5py.File(container, "a") as f:
@@ -180,8 +199,6 @@ def test_index_naming_a_missing_key_is_not_trusted(toy, deleted, recomputed):
 @pytest.mark.parametrize("index", ["{not json", '{"raw": {"fp": 1}}', "[1, 2]", '{"raw": 3}'])
 def test_unreadable_index_is_not_trusted(toy, index):
     """A provenance index that is not valid JSON of stamps makes the container's keys incomplete."""
-    from luigi_tasks.testing import run_local
-
     run_local([toy.workflow()])
     with h5py.File(toy.output / f"{first_image(toy)}.h5", "a") as f:
         f.attrs["batchlib_index"] = index
@@ -240,6 +257,8 @@ def start_runs(plate, output, tmp_path, *extras):
     processes = [subprocess.Popen(toy_command(plate, "--local-scheduler", *extra)(output), cwd=ROOT,
                                   env=luigi_env(TOY_WRITE_MB=3), stdout=log, stderr=subprocess.STDOUT)
                  for log, extra in zip(logs, extras)]
+    for log in logs:
+        log.close()
     codes = [process.wait(timeout=300) for process in processes]
     texts = [(tmp_path / f"run{n}.log").read_text() for n in range(len(extras))]
     return codes, texts
@@ -297,7 +316,8 @@ def start_luigid(state, port):
     return process
 
 
-@pytest.mark.parametrize("down_seconds, retries", [(2.0, 15), (6.0, 2)], ids=["restart-within-retries", "restart-after"])
+@pytest.mark.parametrize("down_seconds, retries", [(2.0, 15), (6.0, 2)],
+                         ids=["restart-within-retries", "restart-after-retries"])
 def test_luigid_killed_mid_run_and_restarted(busy_plate, tmp_path, down_seconds, retries):
     """kill -9 of luigid while a worker runs: the worker reconnects or exits; a rerun completes; nothing lost."""
     from luigi_tasks.testing import free_port
@@ -321,6 +341,7 @@ def test_luigid_killed_mid_run_and_restarted(busy_plate, tmp_path, down_seconds,
         time.sleep(down_seconds)
         restarted = start_luigid(state, port)
         code = worker.wait(timeout=120)  # never hangs
+        assert code in (0, 25, 30, 40)  # luigi.cfg [retcode]: done, not run, task failed, RPC error
         before = stamps(output)
         assert validate_outputs(output) == []  # whatever was committed is whole
         rerun = subprocess.run(command, cwd=ROOT, env=env, capture_output=True, text=True, timeout=300)
@@ -339,3 +360,91 @@ def test_luigid_killed_mid_run_and_restarted(busy_plate, tmp_path, down_seconds,
     print(f"\n[luigid kill -9 after {killed_at} image job(s), down {down_seconds:.0f} s, worker retries {retries}] "
           f"worker exit code {code}; {len(before)} keys complete when it ended; rerun exit 0; "
           f"worker log mentions retries: {'Retrying attempt' in worker_log}")
+
+
+# ---------------------------------------------------------------- 5. security
+
+
+HOSTILE_NAMES = [
+    "..tiff",  # stem "."
+    "...tiff",  # stem ".."
+    "WellA01_PointA01_0001_Channel..,GFP_Seq0009.tiff",
+    "WellA01_PointA01_0001_ChannelDAPI_Seq0009\n.tiff",  # "$" used to accept a trailing newline
+    "WellA01_PointA01_0001_ChannelDAPI_Seq0009 .tiff",
+    "WellA\u0661\u0662_PointA\u0661\u0662_0001_ChannelDAPI_Seq0009.tiff",  # Arabic-Indic digits match a Unicode \d
+    "WellA01_PointA01_0001_ChannelDAPI\u2215x_Seq0009.tiff",  # DIVISION SLASH looks like "/"
+    "%2e%2e%2fWellA01_PointA01_0001_ChannelDAPI_Seq0009.tiff",
+]
+
+
+def test_hostile_file_names_are_rejected_and_nothing_leaves_the_output_folder(toy, tmp_path):
+    from tests.luigi_tasks.toy_workflow import ToyPlanner
+
+    valid = sorted(p.name for p in toy.plate.glob("*.tiff"))
+    data = (toy.plate / valid[0]).read_bytes()
+    for name in HOSTILE_NAMES:
+        (toy.plate / name).write_bytes(data)
+    raw_before = tree_digest(toy.plate)
+    plan = ToyPlanner().plan(toy.plate)
+    assert set(plan.invalid) == set(HOSTILE_NAMES)
+    assert all("naming scheme" in reason for reason in plan.invalid.values())
+    before = set(tmp_path.rglob("*"))
+    assert run_local([toy.workflow(ignore_invalid_inputs=True)]).status == LuigiStatusCode.SUCCESS
+    created = set(tmp_path.rglob("*")) - before
+    assert created and all(path == toy.output or toy.output in path.parents for path in created)
+    assert toy.containers() == sorted(name.replace(".tiff", ".h5") for name in valid)
+    assert tree_digest(toy.plate) == raw_before  # the raw folder is only read
+
+
+def test_image_name_given_by_hand_cannot_leave_the_output_folder(toy, tmp_path):
+    from tests.luigi_tasks.toy_workflow import Threshold
+
+    deep = tmp_path / "a" / "b"
+    before = set(tmp_path.rglob("*"))
+    task = Threshold(plate_dir=str(toy.plate), output_dir=str(deep), image_name="../../escape")
+    assert run_local([task]).status != LuigiStatusCode.SUCCESS
+    assert set(tmp_path.rglob("*")) - before <= {tmp_path / "a", deep} | set(deep.rglob("*"))
+    assert not list(tmp_path.glob("*escape*"))
+
+
+def test_config_values_are_parsed_never_executed(tmp_path):
+    from luigi_tasks import ConfigError, load_config
+
+    marker = tmp_path / "executed"
+    spec = tmp_path / "spec.ini"
+    spec.write_text('[job]\nname = string(default="x")\nvalue = float(default=1.0)\n')
+    payload = f"__import__('os').system('touch {marker}')"
+    config = tmp_path / "evil.conf"
+    config.write_text(f'[job]\nname = "{payload}"\n')
+    assert load_config(config, spec)["job_name"] == payload  # a string, nothing more
+    config.write_text(f"[job]\nvalue = {payload}\n")
+    with pytest.raises(ConfigError):
+        load_config(config, spec)
+    with pytest.raises(ConfigError):
+        load_config(None, spec, {"job_value": payload})
+    config.write_text(f"[job]\nname = `touch {marker}`\nvalue = $(touch {marker})\n")
+    with pytest.raises(ConfigError):
+        load_config(config, spec)
+    assert not marker.exists()
+
+
+def _listening(pid):
+    process = psutil.Process(pid)
+    connections = getattr(process, "net_connections", process.connections)(kind="inet")
+    return {(c.laddr.ip, c.laddr.port) for c in connections if c.status == psutil.CONN_LISTEN}
+
+
+def test_luigid_of_the_tests_and_of_the_scheduler_cli_listen_on_127_0_0_1_only(tmp_path):
+    from luigi_tasks import scheduler
+    from luigi_tasks.testing import free_port, running_luigid
+
+    with running_luigid(tmp_path / "test-luigid") as port:
+        [child] = [p for p in psutil.Process().children() if p.status() != psutil.STATUS_ZOMBIE
+                   and str(port) in " ".join(p.cmdline())]
+        assert _listening(child.pid) == {("127.0.0.1", port)}
+    port = free_port()
+    pid = scheduler.start(tmp_path / "cli-luigid", port=port)
+    try:
+        assert _listening(pid) == {("127.0.0.1", port)}
+    finally:
+        scheduler.stop(tmp_path / "cli-luigid")

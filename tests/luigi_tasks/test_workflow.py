@@ -30,8 +30,9 @@ def test_end_to_end_writes_outputs_status_and_log(toy):
     assert list(table(toy)["image_name"]) == sorted(p.stem for p in toy.plate.glob("*.tiff"))
     assert read_status(toy.output, "ToyWorkflow")["state"] == "finished"
     status = read_status(toy.output, "Threshold")
-    assert status | {"updated": 0, "seconds": 0, "job_seconds": 0} == {
+    assert status | {"updated": 0, "seconds": 0, "job_seconds": 0, "peak_rss_mb": 0} == {
         "state": "processed", "invalid_inputs": {}, "failed_outputs": {}, "updated": 0, "seconds": 0, "job_seconds": 0,
+        "peak_rss_mb": 0,
         "images_processed": 4,
     }
     assert 0 < status["seconds"] < 60
