@@ -313,7 +313,7 @@ def render_cell_layout(shape, params, rng):
     radius = np.sqrt(nucleus_area / np.pi)
     semi_axes = np.stack([radius * np.sqrt(elongation), radius / np.sqrt(elongation)], axis=1)
     centers = _cell_centroids(cells, ids) + rng.normal(0, 0.06 * spacing, (len(ids), 2))
-    halo = rng.uniform(1.05, 1.3, len(ids))
+    halo = rng.uniform(1.0, 1.2, len(ids))
     painted = paint_nuclei(nuclei, rho, centers, semi_axes, rng.uniform(0, np.pi, len(ids)),
                            rng.uniform(0.0, 0.09, len(ids)), rng, ids=ids, region=cells, min_kept=0.6,
                            halo=halo, owners=owners)
