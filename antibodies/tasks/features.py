@@ -22,7 +22,7 @@ class CellFeatures(AssayImageJob):
 
     features_exclude_nuclei = luigi.BoolParameter(default=False, description="Leave nucleus pixels out of serum stats")
     infection_quantile = luigi.FloatParameter(default=0.95, description="Marker quantile used to call infection")
-    infection_border_exclusion = luigi.IntParameter(default=6, description="Border band (px) left out of marker stats")
+    infection_border_exclusion = luigi.IntParameter(default=8, description="Border band (px) left out of marker stats")
 
     def channels(self):
         """Channels measured: the sera and the marker top-hat."""
