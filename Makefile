@@ -25,5 +25,12 @@ test: setup
 bench: setup
 	$(PY) bench/framework_overhead.py
 
+LUIGID_DIR ?= $(HOME)/batchlib-scheduler
+
+# The central scheduler on 127.0.0.1:8082 (docs/operations.md); stop it with
+# `$(PY) -m luigi_tasks.scheduler stop --state-dir $(LUIGID_DIR)`.
+luigid: setup
+	$(PY) -m luigi_tasks.scheduler start --state-dir $(LUIGID_DIR)
+
 clean:
 	rm -rf $(DEMO_DIR) .pytest_cache

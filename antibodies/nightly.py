@@ -177,7 +177,7 @@ class PlateResults(luigi.Task):
             "signature": self.signature(), "n_images": workflow.get("n_images"),
             "n_invalid_inputs": len(workflow.get("invalid_inputs", {})), "n_failed_images": len(failed),
             "n_well_rows": n_rows, "processing_seconds": processing_seconds(self.output),
-            "software_version": software_version(), "config": str(self.config or ""),
+            "software_version": software_version(), "config": str(Path(self.config).resolve()) if self.config else "",
             "processed_at": _now(), "processed_time": time.time(),
         }
 

@@ -22,9 +22,9 @@ from .settings import use_project_luigi_config
 from .status import RunLock, read_status, update_status
 from .targets import DatasetTarget, H5DatasetTarget, N5DatasetTarget
 from .workflow import PlateWorkflow, add_config_parameters, release_locks, use_local_lock
-from .summary import install as _install_summary
+from .luigi_fixes import install as _install_luigi_fixes
 
-_install_summary()  # trustworthy exit codes with several worker processes (see luigi_tasks.summary)
+_install_luigi_fixes()  # exit codes and batch reruns with several workers (see luigi_tasks.luigi_fixes)
 
 __all__ = [
     "io",

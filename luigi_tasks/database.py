@@ -120,8 +120,12 @@ def upsert_rows(connection, table, rows, key):
 
 def _delete_others(connection, table, rows, key, where):
     """Delete rows matching ``where`` whose key is not among ``rows``."""
-    if not where or not _columns(connection, table):
+    columns = _columns(connection, table)
+    if not where or not columns:
         return
+    unknown = [name for name in where if name not in columns]
+    if unknown:  # SQLite would read an unknown "name" as a string literal and match nothing
+        raise KeyError(f"table {table!r} has no column(s) {unknown} to select the rows to replace")
     condition = " AND ".join(f"{_quote(name)} = ?" for name in where)
     keep = {tuple(row[name] for name in key) for row in rows}
     stale = [
@@ -148,11 +152,20 @@ def write_rows(path, tables, timeout=120.0):
         are deleted; None or ``{}`` deletes nothing).
 
     Either every table is written or, on any error, none is.
+
+    Raises
+    ------
+    ValueError
+        If a row has no value for a key column (nothing is written).
     """
     prepared = {
         table: ([{name: sql_value(value) for name, value in row.items()} for row in rows], tuple(key), dict(where or {}))
         for table, (rows, key, where) in tables.items()
     }
+    for table, (rows, key, _) in prepared.items():
+        incomplete = [row for row in rows if any(row.get(name) is None for name in key)]
+        if incomplete:
+            raise ValueError(f"table {table!r}: {len(incomplete)} row(s) lack a value for key {key}, e.g. {incomplete[0]}")
     with file_lock(path, timeout=timeout):
         connection = connect(path, timeout)
         try:

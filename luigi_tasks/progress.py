@@ -210,7 +210,7 @@ def _image_states(output_dir, plan, cache):
     return states
 
 
-def plate_progress(output_dir, save=True):
+def plate_progress(output_dir, save=True, plan=None):
     """Return the :class:`PlateProgress` of a plate output folder, read from disk.
 
     Parameters
@@ -219,8 +219,10 @@ def plate_progress(output_dir, save=True):
         A folder a workflow has planned (it has ``batchlib/plan.json``).
     save : bool
         Update the cache ``batchlib/progress.json`` (skipped if not writable).
+    plan : dict, optional
+        The plan record, if already read.
     """
-    plan = read_plan(output_dir)
+    plan = plan or read_plan(output_dir)
     plan_hash = fingerprint(plan)
     states = _image_states(output_dir, plan, _load_cache(output_dir, plan_hash))
     n_jobs = len(plan["image_jobs"])
@@ -276,9 +278,10 @@ def report_progress(task, force=False):
     if not force and _recently_reported(output_dir, batchlib().progress_interval):
         return None
     try:
-        progress = plate_progress(output_dir)
+        plan = read_plan(output_dir)
+        progress = plate_progress(output_dir, plan=plan)
         scheduler = _scheduler_of(task)
-        for task_id in read_plan(output_dir)["plate_tasks"] if scheduler is not None else ():
+        for task_id in plan["plate_tasks"] if scheduler is not None else ():
             scheduler.set_task_status_message(task_id, progress.message())
             scheduler.set_task_progress_percentage(task_id, progress.percentage)
     except Exception as error:  # noqa: BLE001 - reporting is best effort

@@ -44,10 +44,13 @@ STATE_FILE = "luigi-state.pickle"
 
 
 def luigid_command(address, port, state_dir):
-    """Return the command line that runs luigid in the foreground with its state in ``state_dir``."""
+    """Return the command line that runs luigid in the foreground with its state in ``state_dir``.
+
+    It imports :mod:`luigi_tasks` first, which installs :mod:`luigi_tasks.luigi_fixes`.
+    """
     state_dir = Path(state_dir)
     return [
-        sys.executable, "-c", "import luigi.cmdline; luigi.cmdline.luigid()",
+        sys.executable, "-c", "import luigi_tasks, luigi.cmdline; luigi.cmdline.luigid()",
         "--address", address, "--port", str(port),
         "--state-path", str(state_dir / STATE_FILE), "--logdir", str(state_dir),
     ]
@@ -110,6 +113,8 @@ def _environment():
     env = dict(os.environ)
     if not env.get("LUIGI_CONFIG_PATH") and PROJECT_LUIGI_CFG.exists():
         env["LUIGI_CONFIG_PATH"] = str(PROJECT_LUIGI_CFG)
+    root = str(PROJECT_LUIGI_CFG.parent)  # luigi_tasks importable without installing the package
+    env["PYTHONPATH"] = os.pathsep.join(filter(None, [root, env.get("PYTHONPATH")]))
     return env
 
 

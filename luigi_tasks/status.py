@@ -10,6 +10,7 @@ import contextlib
 import datetime
 import json
 import os
+import resource
 import socket
 import time
 from pathlib import Path
@@ -86,13 +87,17 @@ def record_timing(output_dir, name, seconds, n_images, job_seconds=None):
     ``seconds`` is the time of the task's run (job code, container copies,
     commits and stamps); ``job_seconds``, if given, the part spent inside the
     job's own ``run``/``run_plate`` (the rest is framework overhead).
+    ``peak_rss_mb`` keeps the largest peak resident memory of the processes
+    that ran the job.
     """
     path = status_path(output_dir, name)
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # kB on Linux
     with file_lock(path):
         status = read_status(output_dir, name)
         status["seconds"] = round(status.get("seconds", 0.0) + seconds, 3)
         if job_seconds is not None:
             status["job_seconds"] = round(status.get("job_seconds", 0.0) + job_seconds, 3)
+        status["peak_rss_mb"] = round(max(status.get("peak_rss_mb", 0.0), peak), 1)
         status["images_processed"] = status.get("images_processed", 0) + n_images
         with atomic_write(path) as tmp:
             Path(tmp).write_text(json.dumps(status, indent=2, default=str))

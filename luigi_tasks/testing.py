@@ -2,7 +2,6 @@
 import contextlib
 import socket
 import subprocess
-import sys
 import time
 from pathlib import Path
 
@@ -64,12 +63,10 @@ def running_luigid(state_dir, port=None):
     port = port or free_port()
     state_dir = Path(state_dir)
     state_dir.mkdir(parents=True, exist_ok=True)
-    command = [
-        sys.executable, "-c", "import luigi.cmdline; luigi.cmdline.luigid()",
-        "--address", "127.0.0.1", "--port", str(port),
-        "--state-path", str(state_dir / "luigi-state.pickle"), "--logdir", str(state_dir),
-    ]
-    process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    from .scheduler import _environment, luigid_command
+
+    command = luigid_command("127.0.0.1", port, state_dir)  # with luigi_tasks.luigi_fixes, like the real one
+    process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=_environment())
     try:
         _wait_for_port(port, process)
         yield port

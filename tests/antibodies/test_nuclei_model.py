@@ -4,7 +4,7 @@ import shutil
 import numpy as np
 import pytest
 
-from antibodies.analysis.nuclei import normalize_percentile, segment_nuclei
+from antibodies.analysis.nuclei import contrast_to_noise, normalize_percentile, segment_nuclei
 from antibodies.models import (
     BUNDLED_MODEL, BUNDLED_MODELS_DIR, ModelNotFoundError, load_stardist_model, resolve_model_folder)
 from antibodies.synthetic import SCHEMES, random_well_params, render_image
@@ -32,6 +32,11 @@ def test_bundled_model_loads_once_and_segments_synthetic_image():
     labels = segment_nuclei(model, stack[0])
     assert labels.shape == (512, 512) and labels.dtype == np.int32
     assert _f1_at_05(truth["nuclei"], labels) >= 0.9
+
+    empty_params = random_well_params(rng, empty=True)
+    empty_stack, _ = render_image((256, 256), SCHEMES["scheme1"], empty_params, rng)
+    assert contrast_to_noise(empty_stack[0]) < 5.0 < contrast_to_noise(stack[0])
+    assert segment_nuclei(model, empty_stack[0]).max() == 0
 
 
 def test_missing_model_error_names_spec_and_fix():

@@ -4,6 +4,7 @@ The runs here are separate ``luigi`` processes against a luigid on 127.0.0.1
 and a free port, started by :mod:`luigi_tasks.scheduler` and stopped afterwards.
 """
 import os
+import shutil
 import subprocess
 import sys
 import time
@@ -169,6 +170,21 @@ def test_stuck_task_is_killed_reported_and_cleaned_up_by_the_rerun(tmp_path, lui
     assert rerun.returncode == 0, rerun.stderr[-2000:]
     check_outputs(output, 4)  # ... is removed by the next transaction of that container
     assert read_status(output, "Threshold")["failed_outputs"] == {}
+
+
+def test_rerun_of_the_same_batches_after_deleting_outputs_runs_them_once(tmp_path, luigid):
+    """luigid remembers the first run's batches; without luigi_fixes the rerun got the same batch forever."""
+    url, port = luigid
+    plate, output = tmp_path / "plate", tmp_path / "out"
+    make_raw_plate(plate)
+    command = toy_command(plate, output, port)
+    assert run_command(command).returncode == 0
+    shutil.rmtree(output)
+    time.sleep(11)  # luigid ignores "pending" for tasks done less than stable_done_cooldown_secs (10 s) ago
+    again = run_command(command, timeout=120)
+    assert again.returncode == 0, again.stderr[-2000:]
+    assert Counter(job for job, _, _ in runs(output)) == {"Smooth": 4, "Threshold": 4, "CountTable": 1}
+    check_outputs(output, 4)
 
 
 def test_progress_command_counts_images_done_from_disk(toy, capsys):

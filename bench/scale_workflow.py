@@ -1,0 +1,189 @@
+"""CellAnalysis's task graph with cheap jobs, for scheduler-scale figures (``bench/scale.py``).
+
+The real planner (:class:`antibodies.inputs.AssayPlanner`: channel mapping,
+every TIFF's pages checked), the same six image jobs and three plate jobs
+with the same dependencies, batching and priorities as
+:class:`antibodies.workflow.CellAnalysis`, and the same container traffic:
+each image job reads full-size channels from the image container and writes
+one full-size 1024x1024 image (uint16, uncompressed, 2 MiB) or a small table
+into it, so every copy-on-write transaction copies a container that grows to
+~16 MiB. Only the computation is replaced by something cheap (a threshold,
+a comparison), so what is left of the wall time is the framework's.
+
+``luigi --module bench.scale_workflow ScaleWorkflow --plate DIR --output OUT --local-scheduler``
+"""
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import tifffile
+
+from antibodies.inputs import AssayPlanner, read_channel_mapping
+from luigi_tasks import BatchJob, BatchJobOnContainer, PlateJob, PlateWorkflow, wire
+from luigi_tasks.io import atomic_write, open_file, read_table, write_table
+
+__all__ = ["ScaleWorkflow", "JOBS"]
+
+PLANNER = AssayPlanner()
+SPEC = Path(__file__).with_name("scale_workflow.spec")
+
+
+def _put(container, key, data):
+    if key in container:
+        del container[key]
+    container.create_dataset(key, data=data)
+
+
+class CheapPreprocess(BatchJob):
+    """Raw TIFF pages -> one dataset per mapped role (4 x 2 MiB)."""
+
+    outputs = ("nuclei", "marker", "serum_IgG")
+
+    def run(self, input_files, output_files):
+        mapping = read_channel_mapping(self.plate_dir)
+        for input_file, output_file in zip(input_files, output_files):
+            pages = tifffile.imread(input_file)
+            with open_file(output_file, "a") as container:
+                for page, role in zip(pages, mapping.values()):
+                    if role in self.outputs:
+                        _put(container, role, page)
+
+
+class CheapNuclei(BatchJobOnContainer):
+    """Threshold instead of StarDist."""
+
+    inputs, outputs = ("nuclei",), ("nucleus_segmentation",)
+
+    def run(self, input_files, output_files):
+        for input_file, output_file in zip(input_files, output_files):
+            with open_file(input_file, "r") as container:
+                nuclei = container["nuclei"][:]
+            with open_file(output_file, "a") as container:
+                _put(container, "nucleus_segmentation", (nuclei > nuclei.mean()).astype("uint16"))
+
+
+class CheapTophat(BatchJobOnContainer):
+    """A copy instead of the white top-hat."""
+
+    inputs, outputs = ("marker",), ("marker_tophat",)
+
+    def run(self, input_files, output_files):
+        for input_file, output_file in zip(input_files, output_files):
+            with open_file(input_file, "r") as container:
+                marker = container["marker"][:]
+            with open_file(output_file, "a") as container:
+                _put(container, "marker_tophat", marker)
+
+
+class CheapCells(BatchJobOnContainer):
+    """The nuclei as cells instead of the seeded watershed."""
+
+    inputs, outputs = ("nucleus_segmentation",), ("cell_segmentation",)
+
+    def run(self, input_files, output_files):
+        for input_file, output_file in zip(input_files, output_files):
+            with open_file(input_file, "r") as container:
+                cells = container["nucleus_segmentation"][:]
+            with open_file(output_file, "a") as container:
+                _put(container, "cell_segmentation", cells)
+
+
+class CheapFeatures(BatchJobOnContainer):
+    """Two image means as the per-cell table."""
+
+    inputs, outputs = ("cell_segmentation", "serum_IgG", "marker_tophat"), ("tables/cells",)
+
+    def run(self, input_files, output_files):
+        for input_file, output_file in zip(input_files, output_files):
+            with open_file(input_file, "r") as container:
+                serum, marker = container["serum_IgG"][:], container["marker_tophat"][:]
+            table = pd.DataFrame({"label_id": [1], "serum": [float(serum.mean())], "marker": [float(marker.mean())]})
+            with open_file(output_file, "a") as container:
+                write_table(container, "cells", table)
+
+
+class CheapBackground(PlateJob):
+    """The plate median of the image marker means."""
+
+    outputs = ("tables/plate/backgrounds",)
+
+    def run_plate(self, images, tables_file):
+        means = []
+        for image in images:
+            with open_file(self.container(image), "r") as container:
+                means.append(float(read_table(container, "cells")["marker"].iloc[0]))
+        with open_file(tables_file, "a") as container:
+            write_table(container, "plate/backgrounds", pd.DataFrame({"marker": [float(np.median(means))]}))
+
+
+class CheapInfected(BatchJobOnContainer):
+    """Above the plate background or not."""
+
+    inputs, outputs = ("tables/cells",), ("tables/infected",)
+
+    def run(self, input_files, output_files):
+        with open_file(self.tables_path, "r") as container:
+            background = float(read_table(container, "plate/backgrounds")["marker"].iloc[0])
+        for input_file, output_file in zip(input_files, output_files):
+            with open_file(input_file, "r") as container:
+                cells = read_table(container, "cells")
+            with open_file(output_file, "a") as container:
+                write_table(container, "infected", cells.assign(is_infected=cells["marker"] > background))
+
+
+class CheapScores(PlateJob):
+    """One row per image."""
+
+    outputs = ("tables/images/default",)
+
+    def run_plate(self, images, tables_file):
+        rows = []
+        for image in images:
+            with open_file(self.container(image), "r") as container:
+                rows.append({"image_name": image, "infected": bool(read_table(container, "infected")["is_infected"][0])})
+        with open_file(tables_file, "a") as container:
+            write_table(container, "images/default", pd.DataFrame(rows))
+
+
+class CheapExports(PlateJob):
+    """The image table as CSV."""
+
+    outputs = ("records/exports",)
+
+    def output_files(self):
+        return [Path(self.output_dir) / f"{self.plate_name}_images.csv"]
+
+    def run_plate(self, images, tables_file):
+        with open_file(self.tables_path, "r") as container:
+            table = read_table(container, "images/default")
+        with atomic_write(self.output_files()[0]) as tmp:
+            table.to_csv(tmp, index=False)
+        with open_file(tables_file, "a") as container:
+            container.require_group("records/exports")
+
+
+JOBS = (
+    (CheapPreprocess,),
+    (CheapNuclei, CheapPreprocess),
+    (CheapTophat, CheapPreprocess),
+    (CheapCells, CheapNuclei),
+    (CheapFeatures, CheapCells, CheapTophat),
+    (CheapBackground, CheapFeatures),
+    (CheapInfected, CheapFeatures, CheapBackground),
+    (CheapScores, CheapInfected),
+    (CheapExports, CheapScores),
+)
+for job, *upstream in JOBS:
+    wire(job, *upstream)
+    job.planner = PLANNER
+for job in (CheapPreprocess, CheapTophat, CheapCells, CheapFeatures, CheapInfected):
+    job.max_batch_size = 32
+CheapNuclei.max_batch_size = 64  # as NucleusSegmentation
+
+
+class ScaleWorkflow(PlateWorkflow):
+    """CellAnalysis's graph with cheap jobs."""
+
+    spec_path = SPEC
+    planner = PLANNER
+    final_jobs = (CheapExports,)
