@@ -51,6 +51,7 @@ def main(argv=None):
     status = read_status(output, "CellAnalysis")
     print(f"\nDemo plate: {plate}\nResults:    {output}\n  status:   {status.get('state')}")
     print(f"  tables:   {output / 'demo_plate_tables.hdf5'} (+ CSV/XLSX, heatmaps/)")
+    print(f"  report:   {output / 'report' / 'index.html'}")
     if ok:
         _, figures = evaluate_plate(output, root / "truth", plate.name)
         print("  vs truth: " + ", ".join(f"{key} {value:.3f}" for key, value in figures.items()))
