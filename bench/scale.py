@@ -15,8 +15,12 @@ Which code runs where (read this before quoting a figure):
   (8 MiB on disk instead of 7 GiB).
 * ``real`` runs the real CellAnalysis (StarDist included) on a rendered
   synthetic 1024x1024 plate of ``--real-images`` images: one worker process,
-  then two worker processes sharing a luigid, each process single-threaded
-  (``TF_NUM_INTRAOP_THREADS=1`` etc.) and with ``max_batch_size`` = images / 2.
+  then two worker processes sharing a luigid, then one process with
+  ``--workers 2``; every process single-threaded (``TF_NUM_INTRAOP_THREADS=1``
+  etc.) and ``max_batch_size`` = images / 2.
+
+``others_cpu_*_s`` is the CPU time other processes on the machine used during
+each phase (from ``/proc/stat``): a speed-up is only meaningful when it is small.
 
 Framework overhead = wall time of the ``luigi`` command minus the time spent
 inside the jobs' own ``run``/``run_plate`` (``job_seconds`` in
@@ -134,12 +138,15 @@ def overhead(root, sizes, real_per_image=None, extra=()):
     for n_images in sizes:
         plate, output = make_plate(root, f"plate{n_images}", n_images), root / "out" / f"plate{n_images}"
         shutil.rmtree(output, ignore_errors=True)
+        before = cpu_counters()
         wall, code, rss, _ = run(cheap_command(plate, output, *extra))
+        after = cpu_counters()
         totals = status_totals(output)
         spent = wall - totals["job_seconds"]
         row = {"images": n_images, "exit": code, "wall_s": wall, "job_s": totals["job_seconds"],
                "overhead_s": spent, "overhead_share": spent / wall, "overhead_ms_per_image": 1000 * spent / n_images,
-               "worker_rss_mb": rss, "image_task_rss_mb": totals["image_rss"], "plate_task_rss_mb": totals["plate_rss"]}
+               "worker_rss_mb": rss, "image_task_rss_mb": totals["image_rss"], "plate_task_rss_mb": totals["plate_rss"],
+               "others_cpu_s": others_cpu(before, after)}
         if real_per_image:
             row["share_with_real_jobs"] = spent / (spent + n_images * real_per_image)
         rows.append(row)
@@ -249,6 +256,21 @@ def real_plate(root, n_images):
     return plate
 
 
+def cpu_counters():
+    """(busy core-seconds of the whole machine, core-seconds of this process's finished children)."""
+    import resource
+
+    fields = [int(v) for v in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
+    busy = sum(fields) - fields[3] - fields[4]  # all but idle and iowait
+    children = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return busy / os.sysconf("SC_CLK_TCK"), children.ru_utime + children.ru_stime
+
+
+def others_cpu(before, after):
+    """Core-seconds used by other processes between two :func:`cpu_counters` readings."""
+    return (after[0] - before[0]) - (after[1] - before[1])
+
+
 def real(root, n_images=8):
     """CellAnalysis: one worker process, then two sharing a luigid."""
     from luigi_tasks import scheduler
@@ -257,10 +279,12 @@ def real(root, n_images=8):
     plate = real_plate(root, n_images)
     sizes = json.dumps(dict.fromkeys(REAL_JOBS, max(1, n_images // 2)))
     base = [sys.executable, "-m", "luigi", "--module", "antibodies", "CellAnalysis", "--plate", str(plate),
-            "--workers", "1", "--batchlib-max-batch-sizes", sizes]
+            "--batchlib-max-batch-sizes", sizes]
     one = root / "out" / f"real{n_images}_one"
     shutil.rmtree(one, ignore_errors=True)
-    wall1, code1, rss1, _ = run(base + ["--output", str(one), "--local-scheduler"], env=ONE_THREAD)
+    start1 = cpu_counters()
+    wall1, code1, rss1, _ = run(base + ["--output", str(one), "--local-scheduler", "--workers", "1"], env=ONE_THREAD)
+    end1 = cpu_counters()
     totals = status_totals(one)
     two = root / "out" / f"real{n_images}_two"
     shutil.rmtree(two, ignore_errors=True)
@@ -268,20 +292,29 @@ def real(root, n_images=8):
     shutil.rmtree(state, ignore_errors=True)  # a fresh scheduler: no memory of earlier bench runs
     scheduler.start(state, port=port)
     try:
-        command = base + ["--output", str(two), "--scheduler-host", "127.0.0.1", "--scheduler-port", str(port),
+        command = base + ["--output", str(two), "--workers", "1", "--scheduler-host", "127.0.0.1", "--scheduler-port", str(port),
                           "--worker-keep-alive", "--worker-max-keep-alive-idle-duration", "120 seconds", "--no-lock"]
         env = dict(os.environ, PYTHONPATH=str(ROOT), **ONE_THREAD)
-        started = time.perf_counter()
+        start2, started = cpu_counters(), time.perf_counter()
         processes = [subprocess.Popen(command, cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
                      for _ in range(2)]
         codes = [p.wait() for p in processes]
-        wall2 = time.perf_counter() - started
+        wall2, end2 = time.perf_counter() - started, cpu_counters()
     finally:
         scheduler.stop(state)
     totals2 = status_totals(two)
+    forks = root / "out" / f"real{n_images}_forks"
+    shutil.rmtree(forks, ignore_errors=True)
+    start3 = cpu_counters()
+    wall3, code3, _, _ = run(base + ["--output", str(forks), "--local-scheduler", "--workers", "2"], env=ONE_THREAD)
+    end3 = cpu_counters()
     row = {"images": n_images, "exit_one": code1, "exit_two": codes, "wall_one_worker_s": wall1,
-           "wall_two_workers_s": wall2, "speedup": wall1 / wall2, "job_s": totals["job_seconds"],
+           "wall_two_workers_s": wall2, "speedup": wall1 / wall2,
+           "exit_one_process_workers_2": code3, "wall_one_process_workers_2_s": wall3, "speedup_workers_2": wall1 / wall3,
+           "others_cpu_workers_2_s": others_cpu(start3, end3), "job_s": totals["job_seconds"],
            "job_s_per_image": totals["job_seconds"] / n_images, "overhead_share": (wall1 - totals["job_seconds"]) / wall1,
+           "own_cpu_one_s": end1[1] - start1[1], "own_cpu_two_s": end2[1] - start2[1],
+           "others_cpu_one_s": others_cpu(start1, end1), "others_cpu_two_s": others_cpu(start2, end2),
            "worker_rss_mb": rss1, "image_task_rss_mb": max(totals["image_rss"], totals2["image_rss"]),
            "plate_task_rss_mb": max(totals["plate_rss"], totals2["plate_rss"])}
     print("real CellAnalysis: " + _format(row), flush=True)
