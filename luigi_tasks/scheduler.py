@@ -33,6 +33,7 @@ import urllib.request
 from pathlib import Path
 
 from .settings import PROJECT_LUIGI_CFG
+from .status import pid_alive
 
 __all__ = ["luigid_command", "wait_for_port", "start", "stop", "status", "api", "task_counts", "main"]
 
@@ -83,23 +84,13 @@ def _is_loopback(address):
         return address == "localhost"
 
 
-def _pid_alive(pid):
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
-
-
 def _running_pid(state_dir):
     """Return the pid recorded in ``state_dir`` if that process is alive, else None."""
     try:
         pid = int((Path(state_dir) / PID_FILE).read_text().strip())
     except (FileNotFoundError, ValueError):
         return None
-    return pid if _pid_alive(pid) else None
+    return pid if pid_alive(pid) else None
 
 
 def _info(state_dir):
@@ -162,11 +153,11 @@ def stop(state_dir, timeout=30.0):
         return False
     os.kill(pid, signal.SIGTERM)
     deadline = time.monotonic() + timeout
-    while _pid_alive(pid) and time.monotonic() < deadline:
+    while pid_alive(pid) and time.monotonic() < deadline:
         with contextlib.suppress(ChildProcessError):
             os.waitpid(pid, os.WNOHANG)
         time.sleep(0.1)
-    if _pid_alive(pid):
+    if pid_alive(pid):
         raise RuntimeError(f"luigid (pid {pid}) did not stop within {timeout:.0f} s; kill it with: kill -9 {pid}")
     (Path(state_dir) / PID_FILE).unlink(missing_ok=True)
     logger.info("luigid (pid %d) stopped", pid)

@@ -18,7 +18,7 @@ from pathlib import Path
 from .errors import WorkflowLockedError
 from .io.atomic import atomic_write, file_lock
 
-__all__ = ["status_dir", "status_path", "read_status", "update_status", "record_timing", "RunLock"]
+__all__ = ["status_dir", "status_path", "read_status", "update_status", "record_timing", "pid_alive", "RunLock"]
 
 STATUS_DIR = "batchlib"
 
@@ -103,7 +103,8 @@ def record_timing(output_dir, name, seconds, n_images, job_seconds=None):
             Path(tmp).write_text(json.dumps(status, indent=2, default=str))
 
 
-def _pid_alive(pid):
+def pid_alive(pid):
+    """Return True if process ``pid`` exists on this host."""
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
@@ -135,7 +136,7 @@ class RunLock:
             return None
 
     def _is_stale(self, holder):
-        return holder is None or (holder.get("host") == self.owner["host"] and not _pid_alive(holder["pid"]))
+        return holder is None or (holder.get("host") == self.owner["host"] and not pid_alive(holder["pid"]))
 
     def _try_acquire(self):
         self.path.parent.mkdir(parents=True, exist_ok=True)
