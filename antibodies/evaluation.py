@@ -11,6 +11,7 @@ import pandas as pd
 from scipy.stats import spearmanr
 
 from luigi_tasks.io import open_file, read_image, read_table
+from luigi_tasks.job import plate_tables_path
 
 from .keys import CELL_SEGMENTATION, INFECTED_CELLS_TABLE, NUCLEUS_SEGMENTATION, WELL_TABLE
 
@@ -60,7 +61,7 @@ def evaluate_plate(output_dir, truth_dir, plate_name):
     ]
     images = pd.DataFrame(rows)
     truth = pd.read_csv(truth_dir / "wells.csv").set_index("well_name")
-    with open_file(output_dir / f"{plate_name}_tables.hdf5") as f:
+    with open_file(plate_tables_path(output_dir, plate_name)) as f:
         wells = read_table(f, WELL_TABLE).set_index("well_name")
     figures = {key: float(images[key].mean()) for key in ("nuclei_f1", "cells_f1", "infected_accuracy")}
     for column in [c for c in truth.columns if c.startswith("ratio_")]:

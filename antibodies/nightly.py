@@ -31,6 +31,7 @@ import luigi
 from luigi_tasks import add_file_handler, get_logger, read_status, update_status
 from luigi_tasks.database import read_rows, write_rows
 from luigi_tasks.io import list_tables, open_file, read_table
+from luigi_tasks.job import plate_tables_path
 from luigi_tasks.provenance import software_version
 from luigi_tasks.status import status_dir
 
@@ -147,7 +148,7 @@ class PlateResults(luigi.Task):
     @property
     def tables_path(self):
         """The plate tables file CellAnalysis writes."""
-        return Path(self.output) / f"{self.plate_name}_tables.hdf5"
+        return plate_tables_path(self.output, self.plate_name)
 
     def signature(self):
         """The plate's signature, taken once (before processing) per task object."""

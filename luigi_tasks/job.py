@@ -31,6 +31,7 @@ from .targets import dataset_target
 __all__ = [
     "IMAGE_SEPARATOR",
     "join_image_names",
+    "plate_tables_path",
     "PlateTask",
     "ImageJob",
     "BatchJob",
@@ -44,6 +45,11 @@ IMAGE_SEPARATOR = ";"
 _PARAMS_CACHE = {}
 STEP_PRIORITY = 100
 LOCATION_PARAMS = ("plate_dir", "output_dir", "image_name")
+
+
+def plate_tables_path(output_dir, plate_name):
+    """Return the plate tables file ``<output_dir>/<plate_name>_tables.hdf5``."""
+    return Path(output_dir) / f"{plate_name}_tables.hdf5"
 
 
 def join_image_names(names):
@@ -118,7 +124,7 @@ class PlateTask(luigi.Task):
     @property
     def tables_path(self):
         """Return ``<output_dir>/<plate>_tables.hdf5``."""
-        return Path(self.output_dir) / f"{self.plate_name}_tables.hdf5"
+        return plate_tables_path(self.output_dir, self.plate_name)
 
     def container(self, image):
         """Return the output container of ``image``; a name with a path separator is refused."""
