@@ -10,6 +10,8 @@ import logging
 import numpy as np
 import pandas as pd
 
+from .tophat import near_mask
+
 __all__ = ["cell_border_band", "cell_features", "label_sizes", "TOP_COUNTS"]
 
 logger = logging.getLogger(__name__)
@@ -103,6 +105,70 @@ def _segment_median(sorted_values, starts, counts):
     high = sorted_values[base + n // 2]
     result[full] = (low + high) / 2
     return result
+
+
+def _segment_mad(sorted_values, starts, counts, medians):
+    """Per-segment median absolute deviation from ``medians``; NaN if empty.
+
+    Within a sorted segment the deviations below the median, read leftwards,
+    and those above it, read rightwards, are two ascending runs; the middle
+    deviations are picked from their merge without sorting again.
+    """
+    result = np.full(counts.shape, np.nan)
+    full = np.flatnonzero(counts > 0)
+    if full.size == 0:
+        return result
+    n, start, median = counts[full], starts[full], medians[full]
+    below = _count_below(sorted_values, start, n, median)
+    runs = (sorted_values, start, below, n, median)
+    low = _merged_kth(runs, (n - 1) // 2)
+    high = _merged_kth(runs, n // 2)
+    result[full] = (low + high) / 2
+    return result
+
+
+def _count_below(sorted_values, start, n, median):
+    """Number of values below ``median`` in each sorted segment (vectorised bisection)."""
+    low, high = np.zeros_like(n), n.copy()
+    while np.any(low < high):
+        active = low < high
+        middle = (low + high) // 2
+        smaller = sorted_values[start + np.minimum(middle, n - 1)] < median
+        low = np.where(active & smaller, middle + 1, low)
+        high = np.where(active & ~smaller, middle, high)
+    return low
+
+
+def _merged_kth(runs, k):
+    """k-th smallest (0-based) deviation of each segment, from its two ascending runs.
+
+    Run A holds ``median - v`` for the values below the median (nearest
+    first), run B ``v - median`` for the others (nearest first).
+    """
+    values, start, below, n, median = runs
+    above = n - below
+    taken = k + 1
+
+    def run_a(j):  # j-th element of run A, +inf past its end, -inf before it
+        inside = (j >= 0) & (j < below)
+        index = start + np.clip(below - 1 - j, 0, np.maximum(n - 1, 0))
+        return np.where(inside, median - values[index], np.where(j < 0, -np.inf, np.inf))
+
+    def run_b(j):
+        inside = (j >= 0) & (j < above)
+        index = start + np.clip(below + j, 0, np.maximum(n - 1, 0))
+        return np.where(inside, values[index] - median, np.where(j < 0, -np.inf, np.inf))
+
+    # smallest i (elements from A) with run_b(taken - i - 1) <= run_a(i)
+    low = np.maximum(0, taken - above)
+    high = np.minimum(taken, below)
+    while np.any(low < high):
+        middle = (low + high) // 2
+        need_more_a = run_b(taken - middle - 1) > run_a(middle)
+        active = low < high
+        low = np.where(active & need_more_a, middle + 1, low)
+        high = np.where(active & ~need_more_a, middle, high)
+    return np.maximum(run_a(low - 1), run_b(taken - low - 1))
 
 
 def _segment_top_mean(sorted_values, starts, counts, k):
@@ -219,12 +285,7 @@ def cell_features(labels, image, nuclei=None, exclude_nuclei=False, quantiles=(0
         means = sums / counts
     medians = _segment_median(sorted_values, starts, counts)
 
-    sorted_segments = np.repeat(np.arange(ids.size), counts)
-    deviations = np.abs(sorted_values - medians[sorted_segments])
-    sorted_deviations = _sort_by_segment_then_value(
-        sorted_segments, deviations, ids.size
-    )
-    mads = _segment_median(sorted_deviations, starts, counts)
+    mads = _segment_mad(sorted_values, starts, counts, medians)
 
     columns = {
         "label_id": ids,
@@ -267,11 +328,7 @@ def cell_border_band(labels, width):
     >>> cell_border_band(labels, 2).astype(int).tolist()
     [[0, 1, 1, 0, 0, 0, 1, 1, 0]]
     """
-    from scipy import ndimage
-
     labels = _check_labels(labels)
-    if width <= 0:
-        return np.zeros(labels.shape, bool)
     edges = np.zeros(labels.shape, bool)
     for axis in (0, 1):
         step = np.diff(labels, axis=axis) != 0
@@ -280,8 +337,7 @@ def cell_border_band(labels, width):
         low[axis], high[axis] = slice(None, -1), slice(1, None)
         edges[tuple(low)] |= step
         edges[tuple(high)] |= step
-    distance = ndimage.distance_transform_edt(~edges)
-    return (labels > 0) & (distance < width)
+    return (labels > 0) & near_mask(edges, width)
 
 
 def label_sizes(labels):

@@ -9,14 +9,17 @@ whole erosion costs about ``r`` vectorised passes per direction instead of
 ``r**2`` comparisons per pixel.  Pixels outside the image are ignored, which
 for a disk is identical to skimage's default ``mode='reflect'``; the result
 equals ``skimage.morphology.white_tophat(image, disk(radius))`` exactly.
+:func:`near_mask` uses the same decomposition for a binary dilation by a
+Euclidean ball.
 """
 
 import logging
+import math
 
 import numpy as np
 from skimage.morphology import disk
 
-__all__ = ["white_tophat", "erode_disk", "dilate_disk", "open_disk"]
+__all__ = ["white_tophat", "erode_disk", "dilate_disk", "open_disk", "near_mask"]
 
 logger = logging.getLogger(__name__)
 
@@ -54,18 +57,39 @@ def _widen(running, padded_width, step, reduce):
     return reduce(running[:, :width], running[:, 2 * step:2 * step + width])
 
 
-def _morph_disk(image, radius, reduce):
-    """Erode (``reduce=np.minimum``) or dilate (``np.maximum``) by a disk."""
+def _ball_half_widths(distance):
+    """Row half-widths of the footprint ``dy**2 + dx**2 < distance**2``.
+
+    Examples
+    --------
+    >>> _ball_half_widths(3)
+    [2, 2, 2]
+    """
+    return [math.isqrt(distance**2 - dy**2 - 1) for dy in range(distance)]
+
+
+def _check_image(image):
     image = np.asarray(image)
     if image.ndim != 2:
         raise ValueError(f"expected a 2-D (M, N) image, got shape {image.shape}")
+    return image
+
+
+def _morph_disk(image, radius, reduce):
+    """Erode (``reduce=np.minimum``) or dilate (``np.maximum``) by a disk."""
+    image = _check_image(image)
     radius = int(radius)
     if radius < 0:
         raise ValueError(f"radius must be >= 0, got {radius}")
     if radius == 0:
         return image.copy()
+    return _morph_rows(image, _disk_half_widths(radius), reduce)
+
+
+def _morph_rows(image, widths, reduce):
+    """Reduce over a symmetric footprint given by its row half-widths ``widths[dy]``."""
     n_rows, n_cols = image.shape
-    widths = _disk_half_widths(radius)
+    radius = len(widths) - 1
     # edge replication == ignoring outside pixels for min/max by a disk
     padded = np.pad(image, radius, mode="edge")
     row_offsets = {}
@@ -138,6 +162,35 @@ def dilate_disk(image, radius):
         Dilated image, same dtype as ``image``.
     """
     return _morph_disk(image, radius, np.maximum)
+
+
+def near_mask(mask, distance):
+    """Pixels closer than ``distance`` (Euclidean) to a True pixel of ``mask``.
+
+    Equal to ``scipy.ndimage.distance_transform_edt(~mask) < distance``, as a
+    binary dilation with the footprint ``dy**2 + dx**2 < distance**2``.
+
+    Parameters
+    ----------
+    mask : (M, N) bool array
+    distance : int
+        0 gives an all-False result.
+
+    Returns
+    -------
+    (M, N) bool array
+
+    Examples
+    --------
+    >>> mask = np.zeros((1, 7), bool); mask[0, 3] = True
+    >>> near_mask(mask, 2).astype(int).tolist()
+    [[0, 0, 1, 1, 1, 0, 0]]
+    """
+    mask = _check_image(mask).astype(bool)
+    distance = int(distance)
+    if distance <= 0:
+        return np.zeros(mask.shape, bool)
+    return _morph_rows(mask, _ball_half_widths(distance), np.maximum)
 
 
 def open_disk(image, radius):

@@ -139,7 +139,21 @@ def _load_cached(folder):
     logger.info("loading StarDist model from %s", folder)
     model = StarDist2D(None, name=folder.name, basedir=str(folder.parent))
     model.basedir = None  # read-only: never write thresholds or weights back into the folder
+    _predict_without_loop(model.keras_model)
     return model
+
+
+def _predict_without_loop(keras_model):
+    """Make ``keras_model.predict`` run one batch directly (``predict_on_batch``).
+
+    StarDist predicts one image (or tile) per call; Keras 3's ``predict``
+    builds a data iterator and step loop around every call, which costs about
+    as much as the network itself on a 1024 x 1024 image on one core.
+    """
+    def predict(x, **_):
+        return keras_model.predict_on_batch(x)
+
+    keras_model.predict = predict
 
 
 def load_stardist_model(spec=BUNDLED_MODEL):

@@ -49,6 +49,10 @@ logger = logging.getLogger(__name__)
 
 PATCH_SHAPE = (256, 256)
 
+#: U-Net of the bundled model: narrow (16 base filters) but four levels deep,
+#: about 3x cheaper at prediction than StarDist's default 32-filter, 3-level one.
+ARCHITECTURE = {"unet_n_filter_base": 16, "unet_n_depth": 4, "net_conv_after_unet": 64}
+
 
 def _plate_crop(rng, shape=PATCH_SHAPE):
     """Return a (nuclei image, nucleus labels) crop of a rendered plate image."""
@@ -129,7 +133,8 @@ def make_augmenter(seed):
     return augment
 
 
-def build_config(steps, steps_per_epoch=100, learning_rate=3e-4, batch_size=4):
+def build_config(steps, steps_per_epoch=100, learning_rate=3e-4, batch_size=4,
+                 architecture=None):
     """Return the StarDist2D configuration used for the bundled model.
 
     Parameters
@@ -143,6 +148,8 @@ def build_config(steps, steps_per_epoch=100, learning_rate=3e-4, batch_size=4):
         :func:`train_model`).
     batch_size : int
         Patches per step.
+    architecture : dict, optional
+        Network shape as ``Config2D`` keywords; default :data:`ARCHITECTURE`.
 
     Returns
     -------
@@ -163,6 +170,7 @@ def build_config(steps, steps_per_epoch=100, learning_rate=3e-4, batch_size=4):
         train_learning_rate=learning_rate,
         train_reduce_lr=None,
         train_tensorboard=False,
+        **(ARCHITECTURE if architecture is None else architecture),
     )
 
 

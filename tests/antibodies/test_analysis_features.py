@@ -140,3 +140,32 @@ def test_exclude_mask_leaves_pixels_out_of_every_cell():
     assert band.astype(int).tolist() == [[0, 0, 1, 1, 0, 0]] * 3  # the shared border, not the image edge
     table = cell_features(labels, image, exclude=band)
     assert table["sizes"].tolist() == [6, 6] and table["means"].tolist() == [6.5, 10.5]
+
+
+@pytest.mark.parametrize("dtype", [np.uint16, np.int32, np.float32])
+def test_cell_mads_equal_numpy_with_ties_and_odd_even_sizes(dtype):
+    rng = np.random.default_rng(7)
+    labels = rng.integers(0, 30, size=(33, 47))
+    image = rng.integers(0, 6, size=labels.shape).astype(dtype)  # many ties
+    image[labels == 3] = 9  # a constant cell: MAD 0
+    table = cell_features(labels, image)
+    for row in table.to_dict("records"):
+        values = image[labels == row["label_id"]].astype(np.float64)
+        assert row["mads"] == np.median(np.abs(values - np.median(values)))
+
+
+def test_cell_border_band_equals_distance_transform():
+    from scipy import ndimage
+
+    from antibodies.analysis.features import cell_border_band
+
+    rng = np.random.default_rng(5)
+    labels = np.kron(rng.integers(0, 4, size=(6, 7)), np.ones((9, 11), int))
+    for width in (1, 3, 8):
+        edges = np.zeros(labels.shape, bool)
+        edges[:, 1:] |= np.diff(labels, axis=1) != 0
+        edges[:, :-1] |= np.diff(labels, axis=1) != 0
+        edges[1:] |= np.diff(labels, axis=0) != 0
+        edges[:-1] |= np.diff(labels, axis=0) != 0
+        expected = (labels > 0) & (ndimage.distance_transform_edt(~edges) < width)
+        np.testing.assert_array_equal(cell_border_band(labels, width), expected)

@@ -59,3 +59,16 @@ def test_white_tophat_rejects_non_2d_and_negative_radius():
         white_tophat(np.zeros((2, 3, 4)), 1)
     with pytest.raises(ValueError, match="radius"):
         white_tophat(np.zeros((3, 4)), -1)
+
+
+@pytest.mark.parametrize("distance", [0, 1, 2, 5, 8, 13])
+def test_near_mask_equals_distance_transform(distance):
+    from scipy import ndimage
+
+    from antibodies.analysis.tophat import near_mask
+
+    rng = np.random.default_rng(distance)
+    mask = rng.random((37, 52)) < 0.01
+    mask[0, 51] = mask[36, 0] = True  # corners: pixels outside the image must not count
+    expected = ndimage.distance_transform_edt(~mask) < distance
+    np.testing.assert_array_equal(near_mask(mask, distance), expected)

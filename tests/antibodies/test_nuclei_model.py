@@ -39,6 +39,15 @@ def test_bundled_model_loads_once_and_segments_synthetic_image():
     assert segment_nuclei(model, empty_stack[0]).max() == 0
 
 
+def test_loaded_model_predicts_like_keras_predict_loop():
+    model = load_stardist_model()
+    x = np.random.default_rng(0).random((1, 64, 96, 1)).astype(np.float32)
+    direct = model.keras_model.predict(x, verbose=0)
+    looped = type(model.keras_model).predict(model.keras_model, x, verbose=0)
+    for ours, keras in zip(direct, looped):
+        np.testing.assert_allclose(ours, keras, rtol=1e-5, atol=1e-6)
+
+
 def test_missing_model_error_names_spec_and_fix():
     with pytest.raises(ModelNotFoundError) as error:
         load_stardist_model("no_such_model_xyz")
