@@ -15,6 +15,7 @@ __all__ = ["MIN_CONTRAST_TO_NOISE", "contrast_to_noise", "normalize_percentile",
 #: Below this contrast-to-noise ratio an image is treated as empty (no nuclei):
 #: pure camera noise scores ~3, the faintest synthetic training styles >= 7.
 MIN_CONTRAST_TO_NOISE = 5.0
+_NOISE_ROW_STEP = 4
 
 logger = logging.getLogger(__name__)
 
@@ -48,8 +49,9 @@ def contrast_to_noise(image, high=99.8):
     """Return the bright-structure contrast of an image in units of its pixel noise.
 
     ``(percentile(image, high) - median(image)) / sigma`` where the noise
-    ``sigma`` is a robust (MAD) estimate from horizontal pixel differences,
-    which ignores smooth background variation.
+    ``sigma`` is a robust (MAD) estimate from horizontal pixel differences
+    (of every fourth row: plenty of samples), which ignores smooth background
+    variation.
 
     Parameters
     ----------
@@ -64,7 +66,7 @@ def contrast_to_noise(image, high=99.8):
         About 3 for pure noise, tens to hundreds for images with nuclei.
     """
     image = np.asarray(image, dtype=np.float32)
-    differences = np.diff(image, axis=1).ravel()
+    differences = np.diff(image[::_NOISE_ROW_STEP], axis=1).ravel()
     sigma = 1.4826 * np.median(np.abs(differences - np.median(differences))) / np.sqrt(2.0)
     high_value, median = np.percentile(image, (high, 50.0))
     return float((high_value - median) / max(sigma, 1e-6))

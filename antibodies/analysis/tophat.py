@@ -214,9 +214,9 @@ def open_disk(image, radius):
 def white_tophat(image, radius=20):
     """White top-hat of an (M, N) image with a disk of the given radius.
 
-    Equal to ``skimage.morphology.white_tophat(image, disk(radius))`` cast to
-    float32, but computed with a row decomposition of the disk, so the cost
-    grows about linearly (not quadratically) with the radius.
+    Equal to ``skimage.morphology.white_tophat(image, disk(radius))``, but
+    computed with a row decomposition of the disk, so the cost grows about
+    linearly (not quadratically) with the radius.
 
     Parameters
     ----------
@@ -228,8 +228,10 @@ def white_tophat(image, radius=20):
 
     Returns
     -------
-    (M, N) float32 array
-        ``image - opening(image)``, non-negative.
+    (M, N) array
+        ``image - opening(image)``, non-negative: the image's dtype for
+        integer images (exact, and half the size of float32 for uint16
+        camera images), float32 otherwise.
 
     Examples
     --------
@@ -240,4 +242,6 @@ def white_tophat(image, radius=20):
     """
     image = np.asarray(image)
     opened = open_disk(image, radius)
+    if image.dtype.kind in "iu":
+        return image - opened  # opened <= image: no wrap-around
     return np.subtract(image, opened).astype(np.float32, copy=False)

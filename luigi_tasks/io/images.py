@@ -2,8 +2,9 @@
 
 The group carries the attributes the plateViewer (Fiji) reads: ``Color``,
 ``Visible``, ``Skip``, ``Alpha``, ``ScaleFactors``, ``ContrastLimits`` (1st/99th
-percentile of intensity images) and ``format_version``. Label images are
-coloured ``Glasbey`` and downscaled by nearest neighbour.
+percentile of intensity images; of every other row and column above 512 x 512
+pixels) and ``format_version``. Label images are coloured ``Glasbey`` and
+downscaled by nearest neighbour.
 """
 import numpy as np
 
@@ -22,6 +23,8 @@ __all__ = [
 IMAGE_FORMAT_VERSION = 1
 VIEWER_COLORS = ("Gray", "Red", "Green", "Blue", "Glasbey")
 _CHUNKS = (256, 256)
+#: Larger images take their contrast limits from every other row and column.
+_EXACT_LIMITS_SIZE = 512 * 512
 
 
 def _compression(container):
@@ -44,7 +47,8 @@ def viewer_attributes(image, color="Gray", is_label=False, visible=True, skip=Fa
         raise ValueError(f"color {color!r} is not one of {VIEWER_COLORS}")
     attrs = {"Color": color, "Visible": bool(visible), "Skip": bool(skip), "Alpha": float(alpha)}
     if not is_label:
-        low, high = np.percentile(image, (1, 99)) if image.size else (0.0, 0.0)
+        sample = image[::2, ::2] if image.ndim == 2 and image.size > _EXACT_LIMITS_SIZE else image
+        low, high = np.percentile(sample, (1, 99)) if image.size else (0.0, 0.0)
         attrs["ContrastLimits"] = [float(low), float(high)]
     return attrs
 
