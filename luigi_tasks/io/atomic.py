@@ -19,7 +19,7 @@ from pathlib import Path
 
 from .files import is_h5
 
-__all__ = ["file_lock", "container_transaction", "atomic_write", "temporary_name", "LockTimeout"]
+__all__ = ["file_lock", "container_transaction", "atomic_write", "temporary_name", "LockTimeout", "BackgroundCommits"]
 
 TMP_MARK = ".tmp-"
 
@@ -113,14 +113,65 @@ def _quarantine_if_unreadable(path):
         logging.getLogger("Workflow.io").warning("%s is unreadable; moved to %s and rebuilt", path, aside)
 
 
+class BackgroundCommits:
+    """Finish h5 container transactions on one background thread, in order.
+
+    Flushing a committed copy to disk (``fsync``) mostly waits for the
+    device; handed over to this thread, it overlaps the computation of the
+    next image.  The container stays locked until its commit is done, so
+    other processes never see it half-way, and a kill leaves the old
+    container or the new one, as with an inline commit.
+    """
+
+    def __init__(self):
+        from concurrent.futures import ThreadPoolExecutor
+
+        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="batchlib-commit")
+        self._pending = []
+
+    def submit(self, path, function):
+        """Run ``function()`` (the commit of ``path``) after the earlier ones."""
+        self._pending.append((path, self._executor.submit(function)))
+
+    def wait(self):
+        """Wait for all submitted commits; return ``{path: exception}`` of those that failed."""
+        failures = {}
+        for path, future in self._pending:
+            try:
+                future.result()
+            except Exception as error:  # reported to the caller, which fails the task
+                failures[path] = error
+        self._pending = []
+        return failures
+
+    def close(self):
+        """Wait for the pending commits and stop the thread; return the failures."""
+        failures = self.wait()
+        self._executor.shutdown()
+        return failures
+
+
+def _commit_and_unlock(tmp, path, lock):
+    def finish():
+        with lock:
+            try:
+                _commit(tmp, path)
+            finally:
+                _remove(tmp)
+
+    return finish
+
+
 @contextlib.contextmanager
-def container_transaction(path, lock_timeout=600.0):
+def container_transaction(path, lock_timeout=600.0, commits=None):
     """Yield a path to write; on success it replaces ``path`` atomically.
 
     For h5 the yielded path is a copy of ``path`` (or a new file); it is
     renamed over ``path`` when the block ends without an exception and deleted
     otherwise. Temporary copies left by a killed process are removed the next
     time the lock is taken. For n5 the container itself is yielded.
+    With ``commits`` (a :class:`BackgroundCommits`) the flush, rename and
+    unlock happen on its thread; call its ``wait`` before relying on ``path``.
 
     Examples
     --------
@@ -135,7 +186,8 @@ def container_transaction(path, lock_timeout=600.0):
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    with file_lock(path, timeout=lock_timeout):
+    with contextlib.ExitStack() as lock:
+        lock.enter_context(file_lock(path, timeout=lock_timeout))
         if not is_h5(path):
             yield path
             return
@@ -144,12 +196,17 @@ def container_transaction(path, lock_timeout=600.0):
         _quarantine_if_unreadable(path)
         if path.exists():
             shutil.copyfile(path, tmp)
+        handed_over = False
         try:
             yield tmp
-            if tmp.exists():
+            if tmp.exists() and commits is not None:
+                commits.submit(path, _commit_and_unlock(tmp, path, lock.pop_all()))
+                handed_over = True
+            elif tmp.exists():
                 _commit(tmp, path)
         finally:
-            _remove(tmp)
+            if not handed_over:
+                _remove(tmp)
 
 
 @contextlib.contextmanager

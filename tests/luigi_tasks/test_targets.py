@@ -116,3 +116,53 @@ def test_corrupt_container_is_moved_aside_and_rebuilt(tmp_path):
     commit(path, "nuclei", "abc")
     assert DatasetTarget(path, "nuclei", "abc").exists()
     assert len(list(tmp_path.glob("image.corrupt-*.h5"))) == 1
+
+
+def test_background_commit_holds_the_lock_until_the_container_is_replaced(tmp_path, monkeypatch):
+    import threading
+
+    from luigi_tasks.io import BackgroundCommits, LockTimeout, file_lock
+    from luigi_tasks.io import atomic
+
+    path = tmp_path / "image.h5"
+    commit(path, "nuclei", value=1.0)
+    release, inline_commit = threading.Event(), atomic._commit
+    monkeypatch.setattr(atomic, "_commit", lambda tmp, dst: (release.wait(10), inline_commit(tmp, dst)))
+    commits = BackgroundCommits()
+    with container_transaction(path, commits=commits) as tmp:
+        with open_file(tmp, "a") as f:
+            write_image(f, "nuclei", np.full((64, 64), 2.0, "float32"))
+    with pytest.raises(LockTimeout):  # still committing: nobody else may touch the container
+        with file_lock(path, timeout=0.2):
+            pass
+    with open_file(path) as f:
+        assert f["nuclei/s0"][0, 0] == 1.0  # the old container until the rename
+    release.set()
+    assert commits.close() == {}
+    with file_lock(path, timeout=1):
+        with open_file(path) as f:
+            assert f["nuclei/s0"][0, 0] == 2.0
+    assert [p.name for p in tmp_path.iterdir() if ".tmp-" in p.name] == []
+
+
+def test_failed_background_commit_is_reported_and_keeps_old_container(tmp_path, monkeypatch):
+    from luigi_tasks.io import BackgroundCommits, file_lock
+    from luigi_tasks.io import atomic
+
+    path = tmp_path / "image.h5"
+    commit(path, "nuclei", value=1.0)
+
+    def disk_full(tmp, dst):
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(atomic, "_commit", disk_full)
+    commits = BackgroundCommits()
+    with container_transaction(path, commits=commits) as tmp:
+        with open_file(tmp, "a") as f:
+            write_image(f, "nuclei", np.full((64, 64), 2.0, "float32"))
+    failures = commits.close()
+    assert list(failures) == [path] and "No space" in str(failures[path])
+    with file_lock(path, timeout=1):  # released after the failure
+        with open_file(path) as f:
+            assert f["nuclei/s0"][0, 0] == 1.0
+    assert [p.name for p in tmp_path.iterdir() if ".tmp-" in p.name] == []

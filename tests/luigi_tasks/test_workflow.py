@@ -127,6 +127,28 @@ def test_failed_image_stops_the_plate_and_is_named(toy):
     assert "injected failure" in status["failed_outputs"][FAILING]
 
 
+def test_failed_commit_fails_the_task_and_names_the_image(toy, monkeypatch):
+    from luigi_tasks.io import atomic
+
+    inline_commit = atomic._commit
+
+    def disk_full_for_one_image(tmp, path):
+        if FAILING in str(path):
+            raise OSError(28, "No space left on device")
+        inline_commit(tmp, path)
+
+    monkeypatch.setattr(atomic, "_commit", disk_full_for_one_image)
+    result = run_local([toy.workflow()])
+    assert result.status == LuigiStatusCode.FAILED
+    status = read_status(toy.output, "Smooth")
+    assert status["state"] == "failed" and "No space" in status["failed_outputs"][FAILING]
+    assert len(toy.containers()) == 3  # the other images are committed
+    monkeypatch.setattr(atomic, "_commit", inline_commit)
+    toy.reset_runs()
+    assert run_local([toy.workflow()]).status == LuigiStatusCode.SUCCESS
+    assert toy.runs()["Smooth"] == 1
+
+
 def test_ignore_failed_outputs_aggregates_what_succeeded(toy):
     result = run_local([toy.workflow(threshold_value="666", ignore_failed_outputs=True)])
     assert result.status == LuigiStatusCode.SUCCESS
