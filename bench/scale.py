@@ -10,7 +10,7 @@ Which code runs where (read this before quoting a figure):
   ``bench/scale_workflow.py``: the real planner and CellAnalysis's task graph
   (6 image jobs, 3 plate jobs, same batching) with the computation replaced
   by cheap jobs that still read and write full-size 1024x1024 channels
-  (containers grow to ~12 MiB, like the real ones). The plate is one
+  (compressed pyramids: containers grow to ~7 MiB, like the real ones). The plate is one
   generated 1024x1024 4-channel TIFF hard-linked under 96 or 864 names
   (8 MiB on disk instead of 7 GiB).
 * ``real`` runs the real CellAnalysis (StarDist included) on a rendered

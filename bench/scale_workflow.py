@@ -5,9 +5,9 @@ every TIFF's pages checked), the same six image jobs and three plate jobs
 with the same dependencies, batching and priorities as
 :class:`antibodies.workflow.CellAnalysis`, and the same container traffic:
 each image job reads full-size channels from the image container and writes
-one full-size 1024x1024 image (uint16, uncompressed, 2 MiB) or a small table
-into it, so every copy-on-write transaction copies a container that grows to
-~16 MiB. Only the computation is replaced by something cheap (a threshold,
+one full-size 1024x1024 image (a compressed pyramid with viewer attributes,
+as the real jobs write it) or a small table into it, so every copy-on-write
+transaction copies a container that grows to ~7 MiB, as the real ones do. Only the computation is replaced by something cheap (a threshold,
 a comparison), so what is left of the wall time is the framework's.
 
 ``luigi --module bench.scale_workflow ScaleWorkflow --plate DIR --output OUT --local-scheduler``
@@ -20,7 +20,7 @@ import tifffile
 
 from antibodies.inputs import AssayPlanner, read_channel_mapping
 from luigi_tasks import BatchJob, BatchJobOnContainer, PlateJob, PlateWorkflow, wire
-from luigi_tasks.io import atomic_write, open_file, read_table, write_table
+from luigi_tasks.io import atomic_write, open_file, read_image, read_table, write_image, write_table
 
 __all__ = ["ScaleWorkflow", "JOBS"]
 
@@ -28,14 +28,12 @@ PLANNER = AssayPlanner()
 SPEC = Path(__file__).with_name("scale_workflow.spec")
 
 
-def _put(container, key, data):
-    if key in container:
-        del container[key]
-    container.create_dataset(key, data=data)
+def _put(container, key, data, is_label=False):
+    write_image(container, key, data, is_label=is_label)
 
 
 class CheapPreprocess(BatchJob):
-    """Raw TIFF pages -> one dataset per mapped role (4 x 2 MiB)."""
+    """Raw TIFF pages -> one image per mapped role."""
 
     outputs = ("nuclei", "marker", "serum_IgG")
 
@@ -57,9 +55,9 @@ class CheapNuclei(BatchJobOnContainer):
     def run(self, input_files, output_files):
         for input_file, output_file in zip(input_files, output_files):
             with open_file(input_file, "r") as container:
-                nuclei = container["nuclei"][:]
+                nuclei = read_image(container, "nuclei")
             with open_file(output_file, "a") as container:
-                _put(container, "nucleus_segmentation", (nuclei > nuclei.mean()).astype("uint16"))
+                _put(container, "nucleus_segmentation", (nuclei > nuclei.mean()).astype("uint16"), is_label=True)
 
 
 class CheapTophat(BatchJobOnContainer):
@@ -70,7 +68,7 @@ class CheapTophat(BatchJobOnContainer):
     def run(self, input_files, output_files):
         for input_file, output_file in zip(input_files, output_files):
             with open_file(input_file, "r") as container:
-                marker = container["marker"][:]
+                marker = read_image(container, "marker")
             with open_file(output_file, "a") as container:
                 _put(container, "marker_tophat", marker)
 
@@ -83,9 +81,9 @@ class CheapCells(BatchJobOnContainer):
     def run(self, input_files, output_files):
         for input_file, output_file in zip(input_files, output_files):
             with open_file(input_file, "r") as container:
-                cells = container["nucleus_segmentation"][:]
+                cells = read_image(container, "nucleus_segmentation")
             with open_file(output_file, "a") as container:
-                _put(container, "cell_segmentation", cells)
+                _put(container, "cell_segmentation", cells, is_label=True)
 
 
 class CheapFeatures(BatchJobOnContainer):
@@ -96,7 +94,7 @@ class CheapFeatures(BatchJobOnContainer):
     def run(self, input_files, output_files):
         for input_file, output_file in zip(input_files, output_files):
             with open_file(input_file, "r") as container:
-                serum, marker = container["serum_IgG"][:], container["marker_tophat"][:]
+                serum, marker = read_image(container, "serum_IgG"), read_image(container, "marker_tophat")
             table = pd.DataFrame({"label_id": [1], "serum": [float(serum.mean())], "marker": [float(marker.mean())]})
             with open_file(output_file, "a") as container:
                 write_table(container, "cells", table)
