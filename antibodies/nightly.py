@@ -33,7 +33,7 @@ from luigi_tasks.database import read_rows, write_rows
 from luigi_tasks.io import list_tables, open_file, read_table
 from luigi_tasks.job import plate_tables_path
 from luigi_tasks.provenance import software_version
-from luigi_tasks.status import status_dir
+from luigi_tasks.status import status_names
 
 from .inputs import MAPPING_FILE
 from .workflow import CellAnalysis
@@ -98,8 +98,8 @@ def plate_signature(plate_dir, config=None, extra=None):
 def processing_seconds(output_dir):
     """Return the seconds the plate's tasks ran, summed over jobs and runs (``seconds`` in their status)."""
     total = 0.0
-    for path in status_dir(output_dir).glob("*.status"):
-        total += read_status(output_dir, path.stem).get("seconds", 0.0)
+    for name in status_names(output_dir):
+        total += read_status(output_dir, name).get("seconds", 0.0)
     return round(total, 3)
 
 
@@ -171,8 +171,8 @@ class PlateResults(luigi.Task):
         """The ``plates`` row: where, when, how long, which version, how many images failed."""
         workflow = read_status(self.output, "CellAnalysis")
         failed = set()
-        for path in status_dir(self.output).glob("*.status"):
-            failed |= set(read_status(self.output, path.stem).get("failed_outputs", {}))
+        for name in status_names(self.output):
+            failed |= set(read_status(self.output, name).get("failed_outputs", {}))
         return {
             "plate": self.plate_name, "raw_dir": str(Path(self.plate).resolve()), "output_dir": str(self.output),
             "signature": self.signature(), "n_images": workflow.get("n_images"),
@@ -274,9 +274,9 @@ def _plate_problem(output_dir):
     if workflow.get("invalid_inputs"):
         return f"{len(workflow['invalid_inputs'])} invalid input file(s)"
     failed = Counter()
-    for path in status_dir(output_dir).glob("*.status"):
-        status = read_status(output_dir, path.stem)
-        failed.update({path.stem: len(status.get("failed_outputs", {}))} if status.get("state") == "failed" else {})
+    for name in status_names(output_dir):
+        status = read_status(output_dir, name)
+        failed.update({name: len(status.get("failed_outputs", {}))} if status.get("state") == "failed" else {})
     if failed:
         return "failed: " + ", ".join(f"{job} ({n} image(s))" if n else job for job, n in sorted(failed.items()))
     return f"state {workflow.get('state', 'unknown')}"

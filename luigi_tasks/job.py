@@ -12,7 +12,6 @@ writes appears atomically or not at all.
 Plate-level jobs (:class:`PlateJob`) require the image tasks of every valid image
 and write tables to ``<output>/<plate>_tables.hdf5`` the same way.
 """
-import importlib
 import logging
 import os
 import time
@@ -191,9 +190,6 @@ class ImageJob(PlateTask):
     max_batch_size = 32
     outputs = ()
     uses_gpu = False
-    #: Modules imported by the scheduling process once this job has work, so that
-    #: the task processes Luigi forks start with them (e.g. TensorFlow: ~3 s each).
-    preload_modules = ()
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
@@ -478,18 +474,6 @@ def record_killed_task(task, error_message):
     task.logger.error("%s", error_message)
     update_status(task.output_dir, task.task_family, state="failed", failed={name: error_message for name in images},
                   last_error=error_message)
-
-
-@ImageJob.event_handler(luigi.Event.DEPENDENCY_DISCOVERED)
-def preload_before_fork(task, _dependency):
-    """Import the job's ``preload_modules`` in the scheduling process.
-
-    Luigi fires this event there, before forking, only for tasks it will run.
-    Import only: a module that starts thread pools on import or has run
-    computations is not safe to fork.
-    """
-    for module in task.preload_modules:
-        importlib.import_module(module)
 
 
 def wire(job, *upstream):

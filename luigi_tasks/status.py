@@ -16,9 +16,9 @@ import time
 from pathlib import Path
 
 from .errors import WorkflowLockedError
-from .io.atomic import atomic_write, file_lock
+from .io.atomic import atomic_write, file_lock, remove_stale_temporaries
 
-__all__ = ["status_dir", "status_path", "read_status", "update_status", "record_timing", "pid_alive", "RunLock"]
+__all__ = ["status_dir", "status_path", "status_names", "read_status", "update_status", "record_timing", "pid_alive", "RunLock"]
 
 STATUS_DIR = "batchlib"
 
@@ -31,6 +31,22 @@ def status_dir(output_dir):
 def status_path(output_dir, name):
     """Return the status file of job or workflow ``name``."""
     return status_dir(output_dir) / f"{name}.status"
+
+
+def status_names(output_dir):
+    """Names of the jobs and workflows that have a status file, sorted.
+
+    Temporaries a killed writer left (``.<name>.tmp-*.status``) are not status files.
+    """
+    paths = status_dir(output_dir).glob("*.status")
+    return sorted(path.stem for path in paths if not path.name.startswith("."))
+
+
+def _write_status(path, status):
+    """Replace a status file atomically; the caller holds its lock."""
+    remove_stale_temporaries(path)
+    with atomic_write(path) as tmp:
+        Path(tmp).write_text(json.dumps(status, indent=2, default=str))
 
 
 def read_status(output_dir, name):
@@ -76,8 +92,7 @@ def update_status(output_dir, name, state=None, failed=None, succeeded=(), inval
         if state is not None:
             status["state"] = "failed" if state == "processed" and failed_outputs else state
         status.update(fields, updated=_now())
-        with atomic_write(path) as tmp:
-            Path(tmp).write_text(json.dumps(status, indent=2, default=str))
+        _write_status(path, status)
     return status
 
 
@@ -99,8 +114,7 @@ def record_timing(output_dir, name, seconds, n_images, job_seconds=None):
             status["job_seconds"] = round(status.get("job_seconds", 0.0) + job_seconds, 3)
         status["peak_rss_mb"] = round(max(status.get("peak_rss_mb", 0.0), peak), 1)
         status["images_processed"] = status.get("images_processed", 0) + n_images
-        with atomic_write(path) as tmp:
-            Path(tmp).write_text(json.dumps(status, indent=2, default=str))
+        _write_status(path, status)
 
 
 def pid_alive(pid):

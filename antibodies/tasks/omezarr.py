@@ -14,7 +14,7 @@ import h5py
 
 from luigi_tasks import PlateJob
 from luigi_tasks.io import atomic_write, image_levels, open_file, parse_image_name, read_table
-from luigi_tasks.io.atomic import _remove_stale_temporaries
+from luigi_tasks.io.atomic import remove_stale_temporaries
 from luigi_tasks.io.omezarr import ChannelPyramid, create_plate, write_field, write_well
 
 from ..analysis.layout import ROWS, plate_shape
@@ -92,7 +92,7 @@ class OmeZarrPlate(PlateJob):
                 frame.to_csv(folder / f"{name}.csv", index=False)
 
     def run_plate(self, images, tables_file):
-        _remove_stale_temporaries(self.zarr_path)  # left by a killed export; run_plate holds the plate lock
+        remove_stale_temporaries(self.zarr_path)  # left by a killed export; run_plate holds the plate lock
         with atomic_write(self.zarr_path) as tmp:
             self.write_plate(tmp, images)
         self.logger.info("OME-Zarr plate of %d images written to %s", len(images), self.zarr_path)

@@ -6,7 +6,7 @@ import h5py
 from luigi_tasks import PlateJob
 from luigi_tasks.io import atomic_write, image_levels, open_file, parse_image_name, read_image, read_table
 from luigi_tasks.provenance import software_version
-from luigi_tasks.status import read_status, status_dir
+from luigi_tasks.status import read_status, status_names
 
 from ..analysis.scores import ImageCells, sera_in
 from ..keys import (
@@ -63,8 +63,7 @@ class PlateReport(PlateJob):
 
     def statuses(self):
         """Job or workflow name -> status record, from ``<output>/batchlib/*.status``."""
-        paths = sorted(status_dir(self.output_dir).glob("*.status"))
-        return {path.stem: read_status(self.output_dir, path.stem) for path in paths}
+        return {name: read_status(self.output_dir, name) for name in status_names(self.output_dir)}
 
     def image_cells(self, images, sera):
         """Yield the per-cell tables of each image, one container at a time."""

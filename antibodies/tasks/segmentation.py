@@ -30,7 +30,6 @@ class NucleusSegmentation(AssayImageJob):
     outputs = (NUCLEUS_SEGMENTATION,)
     uses_gpu = True
     max_batch_size = 64
-    preload_modules = ("tensorflow", "stardist.models")
 
     nuclei_model = luigi.Parameter(default=BUNDLED_MODEL, description="StarDist model: bundled name, folder or cached name")
     nuclei_prob_thresh = luigi.FloatParameter(default=-1.0, description="Probability threshold (<0: model's)")

@@ -19,7 +19,8 @@ from pathlib import Path
 
 from .files import is_h5
 
-__all__ = ["file_lock", "container_transaction", "atomic_write", "temporary_name", "LockTimeout", "BackgroundCommits"]
+__all__ = ["file_lock", "container_transaction", "atomic_write", "temporary_name", "LockTimeout", "BackgroundCommits",
+           "remove_stale_temporaries"]
 
 TMP_MARK = ".tmp-"
 
@@ -66,7 +67,8 @@ def temporary_name(path):
     return path.parent / f".{path.stem}{TMP_MARK}{uuid.uuid4().hex[:12]}{path.suffix}"
 
 
-def _remove_stale_temporaries(path):
+def remove_stale_temporaries(path):
+    """Delete temporaries of ``path`` that a killed writer left (hold its lock when calling)."""
     path = Path(path)
     for stale in path.parent.glob(f".{path.stem}{TMP_MARK}*{path.suffix}"):
         _remove(stale)
@@ -191,7 +193,7 @@ def container_transaction(path, lock_timeout=600.0, commits=None):
         if not is_h5(path):
             yield path
             return
-        _remove_stale_temporaries(path)
+        remove_stale_temporaries(path)
         tmp = temporary_name(path)
         _quarantine_if_unreadable(path)
         if path.exists():
