@@ -20,7 +20,7 @@ from pathlib import Path
 import luigi
 
 from .errors import FailedOutputsError
-from .io.atomic import BackgroundCommits, container_transaction
+from .io.atomic import BackgroundCommits, container_transaction, remove_stale_temporaries
 from .io.files import open_file
 from .plan import RawImagePlanner
 from .provenance import Stamp, fingerprint, write_stamps
@@ -447,6 +447,8 @@ class PlateJob(PlateTask):
                 Path(tmp).unlink(missing_ok=True)
                 self.logger.info("%s was completed by another process", self.task_family)
                 return
+            for path in self.output_files():  # written only by this job, under this lock
+                remove_stale_temporaries(path)
             job_started = time.perf_counter()
             self.run_plate(images, tmp)
             job_seconds = time.perf_counter() - job_started

@@ -61,6 +61,17 @@ def test_results_match_the_truth(processed_plate):
     assert figures["serum_IgG_separation"] > 0, figures  # every positive well scores above every negative one
 
 
+def test_rerun_removes_export_temporaries_a_killed_run_left(plate_copy):
+    from luigi_tasks.io.atomic import temporary_name
+
+    csv = plate_copy["output"] / "plate_images.csv"
+    leftover = temporary_name(csv)
+    leftover.write_text("half a CSV")
+    csv.unlink()  # the exports are incomplete: they run again
+    assert run_local([cell_analysis(plate_copy["plate"], plate_copy["output"])]).status.name == "SUCCESS"
+    assert csv.exists() and not leftover.exists()
+
+
 def test_noop_rerun_changes_nothing(plate_copy):
     before = {c.name: stamps(c) for c in plate_copy["output"].glob("*.h5")}
     assert run_local([cell_analysis(plate_copy["plate"], plate_copy["output"])]).status.name == "SUCCESS"
