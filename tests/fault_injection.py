@@ -457,6 +457,36 @@ def _finished(output):
     return False
 
 
+def reference_run(command, output, env, timeout):
+    """Run ``command(output)`` once without faults; return its wall time in seconds."""
+    started = time.monotonic()
+    done = subprocess.run(command(output), cwd=ROOT, env=env, capture_output=True, text=True, timeout=timeout)
+    assert done.returncode == 0, done.stderr[-3000:]
+    return time.monotonic() - started
+
+
+def kill_rounds(loop, min_kills, label):
+    """Run ``loop`` until ``min_kills`` kills, print its counts, check it saw no problem; return the rounds."""
+    try:
+        rounds = loop.run(min_kills=min_kills)
+    finally:
+        loop.cleanup()
+    leftovers = sum(len(plain_temporaries(output)) for output in rounds)
+    print(f"\n[kill -9, {label}] {loop.stats.line()} plain_file_temporaries_left={leftovers}")
+    print("\n".join(p[:3000] for p in loop.problems))
+    assert loop.problems == []
+    assert sum(loop.stats.kills.values()) >= min_kills and rounds
+    return rounds
+
+
+def check_round(output, reference, expected):
+    """A finished round validates, equals the uninterrupted run, quarantined nothing and released its run lock."""
+    assert validate_outputs(output, expected) == [], output.name
+    assert same_data(output, reference, expected) == [], output.name
+    assert list(output.glob("*.corrupt-*")) == []  # a kill never corrupts a committed container
+    assert not list((output / "batchlib").glob("[!.]*.lock")), "run lock not released"
+
+
 def runs_log(output):
     """Return ``Counter`` of ``"<Job> <image>"`` (the first two words of the lines) of the toy workflow's runs.log."""
     log = Path(output) / "runs.log"

@@ -2,22 +2,19 @@
 
 Run with ``pytest -s`` to see the counts of injected faults.
 """
-import subprocess
 import sys
-import time
 
 import pytest
 
 from tests.fault_injection import (
     KillLoop,
-    ROOT,
+    check_round,
     h5_containers,
+    kill_rounds,
     luigi_env,
-    plain_temporaries,
-    same_data,
+    reference_run,
     stamps,
     tree_digest,
-    validate_outputs,
 )
 
 from .conftest import TEST_CONFIG, render_small_plate
@@ -40,32 +37,17 @@ def test_cell_analysis_survives_random_kill_9(tmp_path):
     env, command = luigi_env(), cell_analysis_command(plate)
 
     reference = tmp_path / "reference"
-    started = time.monotonic()
-    done = subprocess.run(command(reference), cwd=ROOT, env=env, capture_output=True, text=True, timeout=600)
-    assert done.returncode == 0, done.stderr[-3000:]
-    full_run = time.monotonic() - started
+    full_run = reference_run(command, reference, env, timeout=600)
     expected = {path.name: tuple(stamps_of) for path, stamps_of in _complete_keys(reference).items()}
     assert len(expected) == 5  # 4 images and the plate tables
 
     loop = KillLoop(command, tmp_path / "killed", seed=7, delays=(1.0, full_run), env=env, aimed=0.5,
                     modes={"group": 0.5, "main": 0.25, "task": 0.25}, timeout=600)
-    try:
-        rounds = loop.run(min_kills=6)
-    finally:
-        loop.cleanup()
-    leftovers = sum(len(plain_temporaries(output)) for output in rounds)
-    print(f"\n[kill -9, CellAnalysis on 4 images 256x256, full run {full_run:.1f} s] {loop.stats.line()} "
-          f"plain_file_temporaries_left={leftovers}")
-    print("\n".join(p[:3000] for p in loop.problems))
-    assert loop.problems == []
-    assert sum(loop.stats.kills.values()) >= 6 and rounds
+    rounds = kill_rounds(loop, 6, f"CellAnalysis on 4 images 256x256, full run {full_run:.1f} s")
     for output in rounds:
-        assert validate_outputs(output, expected) == [], output.name
-        assert same_data(output, reference, expected) == [], output.name
+        check_round(output, reference, expected)
         for csv in reference.glob("*.csv"):
             assert (output / csv.name).read_bytes() == csv.read_bytes(), csv.name
-        assert list(output.glob("*.corrupt-*")) == []
-        assert not list((output / "batchlib").glob("[!.]*.lock")), "run lock not released"
     assert tree_digest(plate) == raw_before
 
 

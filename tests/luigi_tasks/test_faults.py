@@ -19,10 +19,11 @@ from luigi_tasks.testing import make_raw_plate, run_local
 from tests.fault_injection import (
     KillLoop,
     ROOT,
+    check_round,
+    kill_rounds,
     luigi_env,
-    plain_temporaries,
+    reference_run,
     runs_log,
-    same_data,
     stamps,
     tree_digest,
     validate_outputs,
@@ -57,29 +58,14 @@ def test_random_kill_9_loses_nothing_and_recomputes_nothing_complete(tmp_path):
     command = toy_command(plate, "--local-scheduler")
 
     reference = tmp_path / "reference"
-    started = time.monotonic()
-    done = subprocess.run(command(reference), cwd=ROOT, env=env, capture_output=True, text=True, timeout=300)
-    assert done.returncode == 0, done.stderr[-3000:]
-    full_run = time.monotonic() - started
+    full_run = reference_run(command, reference, env, timeout=300)
 
     loop = KillLoop(command, tmp_path / "killed", seed=20240611, delays=(0.2, full_run), aimed=0.5, env=env,
                     modes={"group": 0.5, "main": 0.25, "task": 0.25})
-    try:
-        rounds = loop.run(min_kills=20)
-    finally:
-        loop.cleanup()
-    leftovers = sum(len(plain_temporaries(output)) for output in rounds)
-    print(f"\n[kill -9, toy plate of 9 images, full run {full_run:.1f} s] {loop.stats.line()} "
-          f"plain_file_temporaries_left={leftovers}")
-    print("\n".join(p[:1500] for p in loop.problems))
-    assert loop.problems == []
-    assert sum(loop.stats.kills.values()) >= 20 and rounds
+    rounds = kill_rounds(loop, 20, f"toy plate of 9 images, full run {full_run:.1f} s")
     expected = expected_outputs(plate)
     for output in rounds:
-        assert validate_outputs(output, expected) == [], output.name
-        assert same_data(output, reference, expected) == [], output.name
-        assert list(output.glob("*.corrupt-*")) == []  # a kill never corrupts a committed container
-        assert not list((output / "batchlib").glob("[!.]*.lock")), "run lock not released"
+        check_round(output, reference, expected)
     # a computation is repeated only if its run was killed after computing it and before committing it
     assert loop.stats.duplicates <= loop.stats.kills["group"] + loop.stats.kills["task"]
     assert tree_digest(plate) == raw_before
