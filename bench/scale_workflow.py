@@ -19,17 +19,14 @@ import pandas as pd
 import tifffile
 
 from antibodies.inputs import AssayPlanner, read_channel_mapping
+from antibodies.tasks.base import read_images, write_intensity_image, write_label_image
 from luigi_tasks import BatchJob, BatchJobOnContainer, PlateJob, PlateWorkflow, wire
-from luigi_tasks.io import atomic_write, open_file, read_image, read_table, write_image, write_table
+from luigi_tasks.io import atomic_write, open_file, read_table, write_image, write_table
 
 __all__ = ["ScaleWorkflow", "JOBS"]
 
 PLANNER = AssayPlanner()
 SPEC = Path(__file__).with_name("scale_workflow.spec")
-
-
-def _put(container, key, data, is_label=False):
-    write_image(container, key, data, is_label=is_label)
 
 
 class CheapPreprocess(BatchJob):
@@ -44,7 +41,7 @@ class CheapPreprocess(BatchJob):
             with open_file(output_file, "a") as container:
                 for page, role in zip(pages, mapping.values()):
                     if role in self.outputs:
-                        _put(container, role, page)
+                        write_image(container, role, page)
 
 
 class CheapNuclei(BatchJobOnContainer):
@@ -54,10 +51,8 @@ class CheapNuclei(BatchJobOnContainer):
 
     def run(self, input_files, output_files):
         for input_file, output_file in zip(input_files, output_files):
-            with open_file(input_file, "r") as container:
-                nuclei = read_image(container, "nuclei")
-            with open_file(output_file, "a") as container:
-                _put(container, "nucleus_segmentation", (nuclei > nuclei.mean()).astype("uint16"), is_label=True)
+            nuclei = read_images(input_file, ["nuclei"])["nuclei"]
+            write_label_image(output_file, "nucleus_segmentation", (nuclei > nuclei.mean()).astype("uint16"))
 
 
 class CheapTophat(BatchJobOnContainer):
@@ -67,10 +62,7 @@ class CheapTophat(BatchJobOnContainer):
 
     def run(self, input_files, output_files):
         for input_file, output_file in zip(input_files, output_files):
-            with open_file(input_file, "r") as container:
-                marker = read_image(container, "marker")
-            with open_file(output_file, "a") as container:
-                _put(container, "marker_tophat", marker)
+            write_intensity_image(output_file, "marker_tophat", read_images(input_file, ["marker"])["marker"])
 
 
 class CheapCells(BatchJobOnContainer):
@@ -80,10 +72,8 @@ class CheapCells(BatchJobOnContainer):
 
     def run(self, input_files, output_files):
         for input_file, output_file in zip(input_files, output_files):
-            with open_file(input_file, "r") as container:
-                cells = read_image(container, "nucleus_segmentation")
-            with open_file(output_file, "a") as container:
-                _put(container, "cell_segmentation", cells, is_label=True)
+            cells = read_images(input_file, ["nucleus_segmentation"])["nucleus_segmentation"]
+            write_label_image(output_file, "cell_segmentation", cells)
 
 
 class CheapFeatures(BatchJobOnContainer):
@@ -93,8 +83,8 @@ class CheapFeatures(BatchJobOnContainer):
 
     def run(self, input_files, output_files):
         for input_file, output_file in zip(input_files, output_files):
-            with open_file(input_file, "r") as container:
-                serum, marker = read_image(container, "serum_IgG"), read_image(container, "marker_tophat")
+            images = read_images(input_file, ["serum_IgG", "marker_tophat"])
+            serum, marker = images["serum_IgG"], images["marker_tophat"]
             table = pd.DataFrame({"label_id": [1], "serum": [float(serum.mean())], "marker": [float(marker.mean())]})
             with open_file(output_file, "a") as container:
                 write_table(container, "cells", table)
