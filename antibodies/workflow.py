@@ -12,7 +12,7 @@
 """
 from pathlib import Path
 
-from luigi_tasks import PlateWorkflow, add_config_parameters, wire
+from luigi_tasks import PlateWorkflow, add_config_parameters, wire_steps
 
 from .inputs import AssayPlanner
 from .models import resolve_model_folder
@@ -50,9 +50,7 @@ STEPS = (
     (OmeZarrPlate, PlateScores, InfectedCells),
 )
 
-for job, *upstream in STEPS:
-    wire(job, *upstream)
-    job.planner = PLANNER
+wire_steps(STEPS, PLANNER)
 
 
 class CellAnalysis(PlateWorkflow):

@@ -20,7 +20,7 @@ import tifffile
 
 from antibodies.inputs import AssayPlanner, read_channel_mapping
 from antibodies.tasks.base import read_images, write_intensity_image, write_label_image
-from luigi_tasks import BatchJob, BatchJobOnContainer, PlateJob, PlateWorkflow, wire
+from luigi_tasks import BatchJob, BatchJobOnContainer, PlateJob, PlateWorkflow, wire_steps
 from luigi_tasks.io import atomic_write, open_file, read_table, write_image, write_table
 
 __all__ = ["ScaleWorkflow", "JOBS"]
@@ -161,9 +161,7 @@ JOBS = (
     (CheapScores, CheapInfected),
     (CheapExports, CheapScores),
 )
-for job, *upstream in JOBS:
-    wire(job, *upstream)
-    job.planner = PLANNER
+wire_steps(JOBS, PLANNER)
 for job in (CheapPreprocess, CheapTophat, CheapCells, CheapFeatures, CheapInfected):
     job.max_batch_size = 32
 CheapNuclei.max_batch_size = 64  # as NucleusSegmentation

@@ -15,7 +15,7 @@ from .errors import (
     OutputFolderError,
     WorkflowLockedError,
 )
-from .job import BatchJob, BatchJobOnContainer, ImageJob, PlateJob, PlateTask, wire
+from .job import BatchJob, BatchJobOnContainer, ImageJob, PlateJob, PlateTask, wire, wire_steps
 from .log import add_file_handler, get_logger
 from .plan import PlatePlan, RawImagePlanner
 from .settings import use_project_luigi_config
@@ -42,6 +42,7 @@ __all__ = [
     "PlateJob",
     "PlateTask",
     "wire",
+    "wire_steps",
     "add_file_handler",
     "get_logger",
     "PlatePlan",

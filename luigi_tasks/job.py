@@ -39,6 +39,7 @@ __all__ = [
     "PlateJob",
     "record_killed_task",
     "wire",
+    "wire_steps",
 ]
 
 IMAGE_SEPARATOR = ";"
@@ -494,3 +495,13 @@ def wire(job, *upstream):
     job.upstream = tuple(upstream)
     job.priority = min((cls.priority for cls in upstream), default=STEP_PRIORITY) - 1
     return job
+
+
+def wire_steps(steps, planner):
+    """Wire a workflow's steps and give them its planner.
+
+    ``steps`` are ``(job, *upstream)`` rows in dependency order (see :func:`wire`).
+    """
+    for job, *upstream in steps:
+        wire(job, *upstream)
+        job.planner = planner
