@@ -11,7 +11,8 @@ __all__ = [
     "NUCLEUS_SEGMENTATION", "CELL_SEGMENTATION", "MARKER_TOPHAT",
     "cell_table", "cell_table_key", "INFECTED_CELLS_TABLE", "histogram_key",
     "IMAGE_TABLE", "WELL_TABLE", "image_table", "well_table",
-    "IMAGE_BACKGROUNDS", "WELL_BACKGROUNDS", "PLATE_BACKGROUNDS", "CELL_QC_TABLE",
+    "IMAGE_BACKGROUNDS", "WELL_BACKGROUNDS", "PLATE_BACKGROUNDS", "SUBTRACTED_BACKGROUNDS", "CELL_QC_TABLE",
+    "INFECTION_DECISION", "MARKER_SCORES",
     "EXPORTS_RECORD", "REPORT_RECORD", "OME_ZARR_RECORD", "CHANNEL_COLORS",
 ]
 
@@ -59,6 +60,11 @@ WELL_TABLE = "wells/default"
 IMAGE_BACKGROUNDS = "images/backgrounds"
 WELL_BACKGROUNDS = "wells/backgrounds"
 PLATE_BACKGROUNDS = "plate/backgrounds"
+# the background each image subtracts (the chosen strategy's per-image values)
+SUBTRACTED_BACKGROUNDS = "images/subtracted_backgrounds"
+# the plate's cut on the marker score and the histogram of marker scores it was fitted on
+INFECTION_DECISION = "plate/infection_decision"
+MARKER_SCORES = "plate/marker_scores"
 EXPORTS_RECORD = "records/exports"
 REPORT_RECORD = "records/report"
 OME_ZARR_RECORD = "records/ome_zarr"

@@ -4,8 +4,8 @@
 
     Preprocess -> NucleusSegmentation -> CellSegmentation --+
            \\-> MarkerTophat ----------------------------------+-> CellFeatures
-    CellFeatures (all images) -> PlateBackground
-    CellFeatures + PlateBackground -> InfectedCells
+    CellFeatures (all images) -> PlateBackground -> InfectionDecision
+    CellFeatures + InfectionDecision -> InfectedCells
     InfectedCells (all images) -> PlateScores -> PlateExports
                                   PlateScores -> PlateReport    (report/index.html)
                                   PlateScores -> OmeZarrPlate   (<plate>.ome.zarr; [export] ome_zarr or OmeZarrExport)
@@ -20,6 +20,7 @@ from .tasks import (
     CellFeatures,
     CellSegmentation,
     InfectedCells,
+    InfectionDecision,
     MarkerTophat,
     NucleusSegmentation,
     OmeZarrPlate,
@@ -42,7 +43,8 @@ STEPS = (
     (CellSegmentation, NucleusSegmentation),
     (CellFeatures, CellSegmentation, MarkerTophat),
     (PlateBackground, CellFeatures),
-    (InfectedCells, CellFeatures, PlateBackground),
+    (InfectionDecision, CellFeatures, PlateBackground),
+    (InfectedCells, CellFeatures, InfectionDecision),
     (PlateScores, InfectedCells),
     (PlateExports, PlateScores),
     # plate jobs reading image containers also wire InfectedCells, so failed images are left out

@@ -10,12 +10,18 @@ are computed by streaming over the images, never holding a plate's pixels.
 The flow is::
 
     histograms = accumulate_histograms(records, outlier_images, strategy.total_wells)
-    backgrounds = strategy.compute(histograms)   # channel -> BackgroundStats
+    summary = strategy.compute(histograms)       # channel -> BackgroundStats (plate summary)
+    per_image = strategy.per_image(histograms)   # image -> channel -> BackgroundStats (subtracted)
 
 ``strategy`` is picked by name from ``BACKGROUND_STRATEGIES`` (see
 ``make_background_strategy``):
 
-``"default"``
+``"image"``
+    each image's own background pixels (its well's, then the plate's, when
+    an image has too few); the summary is the median over images.
+``"well"``
+    each well's background pixels, pooled over its non-outlier images.
+``"plate"`` (also ``"default"``, its batchlib name)
     median / MAD of the background pixels of all non-outlier images.
 ``"empty_wells"``
     median / MAD of *all* pixels of the given (cell-free) wells.
@@ -23,6 +29,8 @@ The flow is::
     the valid well with the lowest background median, per channel.
 ``"fixed"``
     numbers given per channel (MAD given or NaN).
+
+The last four give every image the same value.
 
 MAD is always the unscaled median absolute deviation,
 ``median(|x - median(x)|)``.
@@ -50,7 +58,10 @@ __all__ = [
     "image_background_table",
     "well_background_table",
     "backgrounds_table",
+    "image_backgrounds_table",
     "PlateMedianBackground",
+    "ImageBackground",
+    "WellBackground",
     "EmptyWellsBackground",
     "MinWellBackground",
     "FixedBackground",
@@ -162,6 +173,8 @@ class PlateHistograms:
     well_background: Mapping[str, Mapping[str, HistogramSpan]]
     well_total: Mapping[str, Mapping[str, HistogramSpan]]
     outlier_images: frozenset = frozenset()
+    image_pixels: Mapping[str, Mapping[str, int]] = field(default_factory=dict)
+    """Image name -> channel -> number of background pixels counted."""
 
 
 # --------------------------------------------------------------------------
@@ -411,7 +424,7 @@ def accumulate_histograms(records, outlier_images=(), total_wells=()):
     outlier_images = frozenset(outlier_images)
     total_wells = frozenset(total_wells)
     channels = None
-    image_wells, image_stats, well_background, well_total = {}, {}, {}, {}
+    image_wells, image_stats, image_pixels, well_background, well_total = {}, {}, {}, {}, {}
     for record in records:
         if record.image_name in image_wells:
             raise ValueError(f"duplicate image {record.image_name!r}")
@@ -419,6 +432,7 @@ def accumulate_histograms(records, outlier_images=(), total_wells=()):
         spans = _record_spans(record, record.background, channels)
         image_wells[record.image_name] = record.well_name
         image_stats[record.image_name] = {ch: span.stats() for ch, span in spans.items()}
+        image_pixels[record.image_name] = {ch: int(span.counts.sum()) for ch, span in spans.items()}
         if record.image_name in outlier_images:
             spans = {ch: HistogramSpan() for ch in channels}
         _add_to(well_background, record.well_name, spans)
@@ -428,7 +442,7 @@ def accumulate_histograms(records, outlier_images=(), total_wells=()):
     if unknown:
         logger.warning("%d outlier image(s) not on the plate, e.g. %r", len(unknown), min(unknown))
     return PlateHistograms(tuple(channels or ()), image_wells, image_stats,
-                           well_background, well_total, outlier_images)
+                           well_background, well_total, outlier_images, image_pixels)
 
 
 def _sum_wells(sums, wells, channel):
@@ -507,6 +521,34 @@ def well_background_table(histograms):
     return _stats_frame(("well_name",), rows, channels)
 
 
+def image_backgrounds_table(per_image, image_wells):
+    """Table of the backgrounds each image uses (``per_image`` of a strategy).
+
+    Parameters
+    ----------
+    per_image : Mapping[str, Mapping[str, BackgroundStats]]
+        Image name -> channel -> stats.
+    image_wells : Mapping[str, str]
+        Image name -> well name.
+
+    Returns
+    -------
+    pandas.DataFrame
+        Columns ``image_name, well_name`` then ``<channel>_median,
+        <channel>_mad`` per channel.
+
+    Examples
+    --------
+    >>> table = image_backgrounds_table({"a": {"c": BackgroundStats(1.0, 2.0)}}, {"a": "A01"})
+    >>> table.values.tolist()
+    [['a', 'A01', 1.0, 2.0]]
+    """
+    channels = list(next(iter(per_image.values()), {}))
+    rows = [{"image_name": image, "well_name": image_wells[image], **_stats_columns(stats, channels)}
+            for image, stats in per_image.items()]
+    return _stats_frame(("image_name", "well_name"), rows, channels)
+
+
 def backgrounds_table(backgrounds):
     """One-row table of plate backgrounds.
 
@@ -529,15 +571,36 @@ def backgrounds_table(backgrounds):
 
 
 # --------------------------------------------------------------------------
-# plate background strategies
+# background strategies
 # --------------------------------------------------------------------------
 
 def _channels(histograms, channels):
     return tuple(histograms.channels if channels is None else channels)
 
 
+class _OneForThePlate:
+    """Mixin of the plate-level strategies: every image gets the plate background."""
+
+    def per_image(self, histograms, channels=None):
+        """Return image -> channel -> `BackgroundStats`, the same for every image."""
+        plate = self.compute(histograms, channels)
+        return {image: plate for image in histograms.image_wells}
+
+
+def _typical_image(per_image, channels):
+    """Median over images of the per-image medians and MADs, per channel."""
+    summary = {}
+    for channel in channels:
+        stats = [by_channel[channel] for by_channel in per_image.values()]
+        medians = [s.median for s in stats if not np.isnan(s.median)]
+        mads = [s.mad for s in stats if not np.isnan(s.mad)]
+        summary[channel] = BackgroundStats(float(np.median(medians)) if medians else float("nan"),
+                                           float(np.median(mads)) if mads else float("nan"))
+    return summary
+
+
 @dataclass(frozen=True)
-class PlateMedianBackground:
+class PlateMedianBackground(_OneForThePlate):
     """Median / MAD of the background pixels of all non-outlier images."""
 
     total_wells = frozenset()
@@ -549,7 +612,86 @@ class PlateMedianBackground:
 
 
 @dataclass(frozen=True)
-class EmptyWellsBackground:
+class ImageBackground:
+    """Each image's own background pixels (``cell_segmentation == 0``).
+
+    Camera offset, haze, medium and autofluorescence differ from image to
+    image (by hundreds of counts on real plates), so each image subtracts its
+    own median.  An image with fewer than ``min_pixels`` background pixels
+    in a channel (a confluent field) takes its well's background, or the
+    plate's when the well has too few as well.
+
+    Attributes
+    ----------
+    min_pixels : int
+        Fewest background pixels an image (or well) needs for its own value.
+
+    Examples
+    --------
+    >>> low, high = np.zeros(N_BINS, np.int64), np.zeros(N_BINS, np.int64)
+    >>> low[[100, 102]] = 5000; high[[300, 304]] = 5000
+    >>> plate = accumulate_histograms([ImageHistograms("a", "A01", {"c": low}),
+    ...                                ImageHistograms("b", "A02", {"c": high})])
+    >>> {name: s["c"].median for name, s in ImageBackground().per_image(plate).items()}
+    {'a': 101.0, 'b': 302.0}
+    """
+
+    min_pixels: int = 2000
+    total_wells = frozenset()
+
+    def per_image(self, histograms, channels=None):
+        """Return image -> channel -> `BackgroundStats` (own, else well, else plate)."""
+        channels = _channels(histograms, channels)
+        wells = histograms.well_background
+        plate = {ch: _sum_wells(wells, wells, ch).stats() for ch in channels}
+        well_stats = {well: {ch: spans[ch].stats() if spans[ch].counts.sum() >= self.min_pixels else plate[ch]
+                             for ch in channels} for well, spans in wells.items()}
+        result = {}
+        for image, own in histograms.image_stats.items():
+            pixels = histograms.image_pixels.get(image, {})
+            fallback = well_stats.get(histograms.image_wells[image], plate)
+            result[image] = {ch: own[ch] if pixels.get(ch, 0) >= self.min_pixels else fallback[ch]
+                             for ch in channels}
+        return result
+
+    def compute(self, histograms, channels=None):
+        """Return channel -> the typical image background (median of the per-image values)."""
+        channels = _channels(histograms, channels)
+        valid = {image: stats for image, stats in self.per_image(histograms, channels).items()
+                 if image not in histograms.outlier_images}
+        return _typical_image(valid, channels)
+
+
+@dataclass(frozen=True)
+class WellBackground:
+    """Each well's background pixels (its non-outlier images pooled).
+
+    Images of a well share the well's value; a well whose images are all
+    outliers takes the plate background.
+    """
+
+    total_wells = frozenset()
+
+    def per_image(self, histograms, channels=None):
+        """Return image -> channel -> `BackgroundStats` of the image's well."""
+        channels = _channels(histograms, channels)
+        wells = histograms.well_background
+        plate = {ch: _sum_wells(wells, wells, ch).stats() for ch in channels}
+        by_well = {well: {ch: spans[ch].stats() if spans[ch].counts.size else plate[ch] for ch in channels}
+                   for well, spans in wells.items()}
+        return {image: by_well.get(well, plate) for image, well in histograms.image_wells.items()}
+
+    def compute(self, histograms, channels=None):
+        """Return channel -> the typical well background (median of the per-well values)."""
+        channels = _channels(histograms, channels)
+        wells = histograms.well_background
+        valid = {well: {ch: spans[ch].stats() for ch in channels}
+                 for well, spans in wells.items() if all(spans[ch].counts.size for ch in channels)}
+        return _typical_image(valid, channels)
+
+
+@dataclass(frozen=True)
+class EmptyWellsBackground(_OneForThePlate):
     """Median / MAD of all pixels of cell-free background wells.
 
     Attributes
@@ -583,7 +725,7 @@ class EmptyWellsBackground:
 
 
 @dataclass(frozen=True)
-class MinWellBackground:
+class MinWellBackground(_OneForThePlate):
     """Per channel, the background of the valid well with the lowest median.
 
     A well is valid when it has at least one non-outlier image; ties go to
@@ -609,7 +751,7 @@ class MinWellBackground:
 
 
 @dataclass(frozen=True)
-class FixedBackground:
+class FixedBackground(_OneForThePlate):
     """Background values given per channel.
 
     Attributes
@@ -642,12 +784,15 @@ class FixedBackground:
 
 
 BACKGROUND_STRATEGIES = {
+    "image": ImageBackground,
+    "well": WellBackground,
+    "plate": PlateMedianBackground,
     "default": PlateMedianBackground,
     "empty_wells": EmptyWellsBackground,
     "min": MinWellBackground,
     "fixed": FixedBackground,
 }
-"""Plate background strategies keyed by their config name."""
+"""Background strategies keyed by their config name (``default`` is the old name of ``plate``)."""
 
 
 def make_background_strategy(name, **options):
@@ -655,7 +800,7 @@ def make_background_strategy(name, **options):
 
     Parameters
     ----------
-    name : {"default", "empty_wells", "min", "fixed"}
+    name : {"image", "well", "plate", "default", "empty_wells", "min", "fixed"}
     **options
         Passed to the strategy, e.g. ``wells=("H01", "G01")`` for
         ``"empty_wells"``, ``medians=..., mads=...`` for ``"fixed"``.
@@ -663,7 +808,9 @@ def make_background_strategy(name, **options):
     Returns
     -------
     strategy
-        Has ``total_wells`` and ``compute(histograms, channels=None)``.
+        Has ``total_wells``, ``compute(histograms, channels=None)`` (the
+        plate summary) and ``per_image(histograms, channels=None)`` (what
+        each image subtracts).
 
     Examples
     --------

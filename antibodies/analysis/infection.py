@@ -1,20 +1,55 @@
 """Infected / control cell calls from the virus-marker channel.
 
 A cell is *infected* when the ``quantile{q}`` column of its ``marker_tophat``
-features is strictly greater than the plate background threshold
-``median + threshold_factor * mad`` (MAD unscaled).  Every other cell is a
-*control* cell, except QC outlier cells, which are neither infected nor
-control and so take no part in any score.
+features is strictly greater than ``median + factor * mad`` of the marker
+background that applies to its image (MAD unscaled, at least `MIN_MAD`).
+Every other cell is a *control* cell, except QC outlier cells, which are
+neither infected nor control and so take no part in any score.
+
+In other words each cell has a *marker score* ``(x - median) / mad`` in
+units of its image's background noise, and ``factor`` is a plate-wide cut on
+that score.  How ``factor`` is chosen is a strategy (`INFECTION_METHODS`):
+
+``"otsu"`` (`LogOtsuFactor`)
+    Otsu's threshold on the log of the plate's marker scores: the cut falls
+    in the valley between the non-infected cells (scores of a few noise
+    units) and the infected ones (tens to hundreds), wherever that valley
+    lies on this plate.  It is kept within ``[min_factor, max_factor]``, so
+    a plate (or well) with almost no infected cells - a mock-infected
+    control - gets the floor, and its noise is not split in two.
+``"fixed"`` (`FixedFactor`)
+    a given factor; with the plate background this is the batchlib rule
+    ``plate median + 4.8 x plate MAD``.
+
+Normalising by each image's own background (see
+`antibodies.analysis.background.ImageBackground`) is what keeps the call
+stable when one image is brighter, hazier or noisier than its plate mates.
 """
 
 import logging
+from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
 
-__all__ = ["quantile_column", "infection_threshold", "classify_infected"]
+__all__ = [
+    "MIN_MAD",
+    "quantile_column",
+    "infection_threshold",
+    "marker_scores",
+    "FixedFactor",
+    "LogOtsuFactor",
+    "LogMixtureFactor",
+    "INFECTION_METHODS",
+    "make_infection_method",
+    "score_histogram",
+    "classify_infected",
+]
 
 logger = logging.getLogger(__name__)
+
+MIN_MAD = 1.0
+"""Smallest background MAD used as the noise unit (one count), so a flat background does not divide by 0."""
 
 
 def quantile_column(quantile):
@@ -34,22 +69,213 @@ def infection_threshold(background, threshold_factor=4.8):
     Parameters
     ----------
     background : BackgroundStats
-        Plate background of the marker channel.
+        Background of the marker channel.
     threshold_factor : float
-        Number of background MADs above the background median.
+        Number of background MADs (at least `MIN_MAD`) above the background median.
 
     Returns
     -------
     float
-        ``background.median + threshold_factor * background.mad``.
+        ``background.median + threshold_factor * max(background.mad, MIN_MAD)``.
 
     Examples
     --------
     >>> from antibodies.analysis.background import BackgroundStats
     >>> infection_threshold(BackgroundStats(10.0, 2.0), threshold_factor=4.8)
     19.6
+    >>> infection_threshold(BackgroundStats(10.0, 0.0), threshold_factor=4.8)   # MAD at least MIN_MAD
+    14.8
     """
-    return float(background.median + threshold_factor * background.mad)
+    return float(background.median + threshold_factor * _noise_unit(background))
+
+
+def _noise_unit(background):
+    return np.nan if np.isnan(background.mad) else max(background.mad, MIN_MAD)
+
+
+def marker_scores(values, background):
+    """Marker values in units of the background noise: ``(x - median) / max(mad, MIN_MAD)``.
+
+    Parameters
+    ----------
+    values : (N,) array_like of float
+        Per-cell marker statistic (e.g. the ``quantile0.95`` column).
+    background : BackgroundStats
+        Marker background of the cells' image.
+
+    Returns
+    -------
+    (N,) ndarray of float
+
+    Examples
+    --------
+    >>> from antibodies.analysis.background import BackgroundStats
+    >>> marker_scores([10.0, 30.0], BackgroundStats(10.0, 4.0)).tolist()
+    [0.0, 5.0]
+    """
+    return (np.asarray(values, dtype=float) - background.median) / _noise_unit(background)
+
+
+@dataclass(frozen=True)
+class FixedFactor:
+    """A given cut on the marker score (batchlib: 4.8 with the plate background)."""
+
+    factor: float = 4.8
+
+    def fit(self, scores):
+        """Return ``factor`` whatever the scores."""
+        return float(self.factor)
+
+
+def _log_scores(scores):
+    scores = np.asarray(scores, dtype=float)
+    return np.log10(np.clip(scores[np.isfinite(scores)], 0.1, None))
+
+
+@dataclass(frozen=True)
+class LogOtsuFactor:
+    """Otsu's threshold of the log10 marker scores, kept within ``[min_factor, max_factor]``.
+
+    Attributes
+    ----------
+    min_factor : float
+        Lowest cut (noise units); also the cut when there are too few cells.
+    max_factor : float
+        Highest cut (noise units).
+
+    Examples
+    --------
+    >>> rng = np.random.default_rng(0)
+    >>> scores = np.concatenate([rng.normal(4, 1, 500), rng.normal(200, 50, 500)])
+    >>> 5 < LogOtsuFactor(min_factor=1.0).fit(scores) < 60
+    True
+    >>> LogOtsuFactor(min_factor=8.0).fit(rng.normal(4, 1, 1000))   # no infected cells: the floor
+    8.0
+    """
+
+    min_factor: float = 8.0
+    max_factor: float = 200.0
+
+    def fit(self, scores):
+        """Return the cut for a plate's marker scores (any shape; NaN ignored)."""
+        from skimage.filters import threshold_otsu
+
+        logs = _log_scores(scores)
+        if logs.size < 2 or np.ptp(logs) == 0:
+            return float(self.min_factor)
+        cut = 10 ** float(threshold_otsu(logs, nbins=512))
+        return float(np.clip(cut, self.min_factor, self.max_factor))
+
+
+def _equal_posterior_cut(weights, means, sds):
+    """Point between two Gaussian means where both weighted densities are equal."""
+    (w0, w1), (m0, m1), (s0, s1) = weights, means, sds
+    a = 1 / s1 ** 2 - 1 / s0 ** 2
+    b = 2 * (m0 / s0 ** 2 - m1 / s1 ** 2)
+    c = m1 ** 2 / s1 ** 2 - m0 ** 2 / s0 ** 2 + 2 * np.log(w0 * s1 / (w1 * s0))
+    roots = np.roots([a, b, c]) if abs(a) > 1e-12 else np.array([-c / b])
+    inside = [r.real for r in np.atleast_1d(roots) if abs(r.imag) < 1e-9 and m0 <= r.real <= m1]
+    return inside[0] if inside else (m0 + m1) / 2
+
+
+@dataclass(frozen=True)
+class LogMixtureFactor:
+    """Two-Gaussian mixture of the log10 marker scores; the cut where both are equally likely.
+
+    Started from Otsu's split and refined by EM, so unequal class sizes and
+    widths (many narrow non-infected cells, fewer spread infected ones) move
+    the cut into the valley between them.  Kept within ``[min_factor,
+    max_factor]`` like `LogOtsuFactor`.
+
+    Examples
+    --------
+    >>> rng = np.random.default_rng(0)
+    >>> scores = np.concatenate([rng.normal(4, 1, 900), rng.normal(200, 50, 100)])
+    >>> 10 < LogMixtureFactor().fit(scores) < 60
+    True
+    >>> LogMixtureFactor(min_factor=8.0).fit(rng.normal(4, 1, 1000))
+    8.0
+    """
+
+    min_factor: float = 8.0
+    max_factor: float = 200.0
+    iterations: int = 50
+
+    def fit(self, scores):
+        """Return the cut for a plate's marker scores (any shape; NaN ignored)."""
+        from skimage.filters import threshold_otsu
+
+        logs = _log_scores(scores)
+        if logs.size < 10 or np.ptp(logs) == 0:
+            return float(self.min_factor)
+        upper = logs > threshold_otsu(logs, nbins=512)
+        responsibility = upper.astype(float)
+        for _ in range(self.iterations):
+            weights, means, sds = _mixture_parameters(logs, responsibility)
+            if min(weights) * logs.size < 3:
+                return float(self.min_factor)
+            responsibility = _upper_responsibility(logs, weights, means, sds)
+        cut = 10 ** _equal_posterior_cut(weights, means, sds)
+        return float(np.clip(cut, self.min_factor, self.max_factor))
+
+
+def _mixture_parameters(logs, upper):
+    """Weights, means and SDs of the (lower, upper) components given upper responsibilities."""
+    parameters = []
+    for r in (1.0 - upper, upper):
+        total = max(r.sum(), 1e-9)
+        mean = float((r * logs).sum() / total)
+        sd = float(np.sqrt((r * (logs - mean) ** 2).sum() / total))
+        parameters.append((total / logs.size, mean, max(sd, 0.02)))
+    return tuple(zip(*parameters))
+
+
+def _upper_responsibility(logs, weights, means, sds):
+    densities = [w / s * np.exp(-0.5 * ((logs - m) / s) ** 2) for w, m, s in zip(weights, means, sds)]
+    return densities[1] / np.maximum(densities[0] + densities[1], 1e-300)
+
+
+INFECTION_METHODS = {"mixture": LogMixtureFactor, "otsu": LogOtsuFactor, "fixed": FixedFactor}
+"""How the plate's cut on the marker score is chosen, keyed by config name."""
+
+
+def make_infection_method(name, **options):
+    """Build an infection method from its config name (see `INFECTION_METHODS`).
+
+    Examples
+    --------
+    >>> make_infection_method("fixed", factor=5.0).fit([1.0, 100.0])
+    5.0
+    """
+    try:
+        cls = INFECTION_METHODS[name]
+    except KeyError:
+        raise ValueError(f"unknown infection method {name!r}; choose from {sorted(INFECTION_METHODS)}") from None
+    return cls(**options)
+
+
+def score_histogram(scores, bins=np.linspace(-1.0, 4.0, 101)):
+    """Histogram of the log10 marker scores, for the report.
+
+    Parameters
+    ----------
+    scores : array_like of float
+    bins : (K + 1,) array_like
+        Bin edges in log10 units (scores below 0.1 are counted at 0.1).
+
+    Returns
+    -------
+    pandas.DataFrame
+        Columns ``log10_score_low, log10_score_high, n_cells``.
+
+    Examples
+    --------
+    >>> score_histogram([1.0, 10.0, 10.0], bins=[-1, 0.5, 1.5])["n_cells"].tolist()
+    [1, 2]
+    """
+    bins = np.asarray(bins, dtype=float)
+    counts, _ = np.histogram(np.clip(_log_scores(scores), bins[0], bins[-1]), bins)
+    return pd.DataFrame({"log10_score_low": bins[:-1], "log10_score_high": bins[1:], "n_cells": counts})
 
 
 def _outlier_mask(labels, cell_outliers):
@@ -73,9 +299,10 @@ def classify_infected(marker_table, background, threshold_factor=4.8, quantile=0
         Per-cell features of ``marker_tophat`` with columns ``label_id`` and
         ``quantile{quantile}``.
     background : BackgroundStats
-        Plate background of the marker channel.
+        Marker background of the image (or of the plate, for batchlib's rule).
     threshold_factor : float
-        ``k`` in ``median + k * mad``.
+        ``k`` in ``median + k * max(mad, MIN_MAD)``, e.g. the ``fit`` of an
+        infection method.
     quantile : float
         Which quantile column to compare, e.g. 0.95 -> ``quantile0.95``.
     cell_outliers : pandas.DataFrame, optional

@@ -35,7 +35,7 @@ __all__ = [
     "FixedMinInfectedIntensityQC",
     "NoQC",
     "QC_RULES",
-    "DEFAULT_INFECTED_INTENSITY_MINIMA",
+    "BATCHLIB_INFECTED_INTENSITY_MINIMA",
     "DEFAULT_CELL_RULES",
     "DEFAULT_IMAGE_RULES",
     "DEFAULT_WELL_RULES",
@@ -231,24 +231,27 @@ class MinInfectedIntensityQC:
         return _flag_below(table[_infected_column(serum)], limit, text)
 
 
-DEFAULT_INFECTED_INTENSITY_MINIMA = {"serum_IgG": 301.23, "serum_IgA": 392.76}
-"""Default fixed minima of the median infected intensity, per serum channel."""
+BATCHLIB_INFECTED_INTENSITY_MINIMA = {"serum_IgG": 301.23, "serum_IgA": 392.76}
+"""The original batchlib microscope's minima of the median infected intensity (opt-in: instrument constants)."""
 
 
 @dataclass(frozen=True)
 class FixedMinInfectedIntensityQC:
     """Rows whose median infected serum intensity is below a fixed per-serum minimum.
 
-    Sera without a minimum pass.
+    Sera without a minimum pass; by default none has one (absolute
+    intensities depend on the instrument, so minima are opt-in).
 
     Examples
     --------
     >>> table = pd.DataFrame({"serum_IgG_median_infected": [301.0, 301.23]})
-    >>> FixedMinInfectedIntensityQC().flag(table, "serum_IgG", None).tolist()
+    >>> FixedMinInfectedIntensityQC(BATCHLIB_INFECTED_INTENSITY_MINIMA).flag(table, "serum_IgG", None).tolist()
     ['median infected intensity too low (301 < 301.23)', '']
+    >>> FixedMinInfectedIntensityQC().flag(table, "serum_IgG", None).tolist()
+    ['', '']
     """
 
-    minima: Mapping = field(default_factory=lambda: dict(DEFAULT_INFECTED_INTENSITY_MINIMA))
+    minima: Mapping = field(default_factory=dict)
 
     def flag(self, table, serum, background=None):
         """Return per-row outlier types for one serum."""
@@ -281,7 +284,7 @@ QC_RULES = {
 DEFAULT_CELL_RULES = (CellSizeQC(),)
 DEFAULT_IMAGE_RULES = (CellCountQC(),)
 DEFAULT_WELL_RULES = (ControlCellCountQC(),)
-DEFAULT_SERUM_RULES = (MinInfectedIntensityQC(), FixedMinInfectedIntensityQC())
+DEFAULT_SERUM_RULES = (MinInfectedIntensityQC(),)
 
 
 def make_qc_rule(name, **options):

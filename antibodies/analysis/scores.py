@@ -56,6 +56,7 @@ __all__ = [
     "DEFAULT_POSITIVE_CUTOFFS",
     "compare_intensities",
     "cell_frame",
+    "subtract_backgrounds",
     "summarize_cells",
     "score_plate",
     "score_images",
@@ -96,6 +97,9 @@ class ImageCells:
     infection : pandas.DataFrame
         ``label_id, is_infected, is_control`` from
         `antibodies.analysis.infection.classify_infected`.
+    backgrounds : Mapping[str, BackgroundStats], optional
+        Channel -> the background this image subtracts (e.g. its own, see
+        `antibodies.analysis.background.ImageBackground`); None: the plate's.
     """
 
     image_name: str
@@ -103,6 +107,7 @@ class ImageCells:
     well_name: str
     tables: Mapping
     infection: pd.DataFrame
+    backgrounds: Mapping = None
 
 
 class PlateScores(NamedTuple):
@@ -194,7 +199,23 @@ def cell_frame(record, sera):
     return cells[cells["is_infected"] | cells["is_control"]]
 
 
-def summarize_cells(cells, sera, backgrounds):
+def subtract_backgrounds(cells, sera, backgrounds):
+    """Return ``cells`` with each serum column minus its background median.
+
+    Examples
+    --------
+    >>> from antibodies.analysis.background import BackgroundStats
+    >>> cells = pd.DataFrame({"serum_IgG": [110.0, 130.0]})
+    >>> subtract_backgrounds(cells, ["serum_IgG"], {"serum_IgG": BackgroundStats(100.0)})["serum_IgG"].tolist()
+    [10.0, 30.0]
+    """
+    cells = cells.copy()
+    for serum in sera:
+        cells[serum] = cells[serum] - backgrounds[serum].median
+    return cells
+
+
+def summarize_cells(cells, sera, backgrounds=None):
     """Counts, size statistics and per-serum statistics of a pool of valid cells.
 
     Parameters
@@ -202,8 +223,10 @@ def summarize_cells(cells, sera, backgrounds):
     cells : pandas.DataFrame
         As returned by `cell_frame` (possibly concatenated over images).
     sera : sequence of str
-    backgrounds : Mapping[str, BackgroundStats]
-        Plate background per serum; its median is subtracted from the means.
+    backgrounds : Mapping[str, BackgroundStats], optional
+        Background per serum, whose median is subtracted from the means;
+        None when ``cells`` are background-subtracted already
+        (`subtract_backgrounds`).
 
     Returns
     -------
@@ -225,10 +248,16 @@ def summarize_cells(cells, sera, backgrounds):
         "cell_size_max": float(sizes.max()) if sizes.size else np.nan,
     }
     for serum in sera:
-        values = cells[serum].to_numpy(dtype=float) - backgrounds[serum].median
+        offset = 0.0 if backgrounds is None else backgrounds[serum].median
+        values = cells[serum].to_numpy(dtype=float) - offset
         stats = compare_intensities(values[infected], values[control])
         row.update({f"{serum}_{key}": value for key, value in stats.items()})
     return row
+
+
+def _subtracted_cells(record, sera, backgrounds):
+    """Valid cells of a record minus the image's own backgrounds (else the plate's)."""
+    return subtract_backgrounds(cell_frame(record, sera), sera, record.backgrounds or backgrounds)
 
 
 def _serum_columns(serum):
@@ -300,7 +329,7 @@ def _well_table(pools, counts, sera, backgrounds, well_rules, serum_rules):
         cells = pd.concat(parts) if parts else _empty_cells(sera)
         n_images, n_outliers = counts[well]
         rows.append({"well_name": well, "n_images": n_images, "n_outlier_images": n_outliers,
-                     **summarize_cells(cells, sera, backgrounds)})
+                     **summarize_cells(cells, sera)})
     table = _frame(rows, _WELL_KEYS, sera)
     table = _add_flags(table, outlier_types(table, well_rules), sera, backgrounds, serum_rules)
     return _ordered(table, _WELL_KEYS, sera)
@@ -321,7 +350,9 @@ def score_plate(records, backgrounds, sera=None, image_flags=None, image_serum_r
     records : Iterable[ImageCells]
         One record per image; consumed once.
     backgrounds : Mapping[str, BackgroundStats]
-        Plate background per serum channel.
+        Plate background per serum channel: subtracted from the cells of
+        records without backgrounds of their own, and the noise level of the
+        serum rules.
     sera : sequence of str, optional
         Serum channels to score; default: the channels of the first record
         whose name starts with ``"serum"``.  Only these get columns.
@@ -353,9 +384,9 @@ def score_plate(records, backgrounds, sera=None, image_flags=None, image_serum_r
     outliers = _image_outliers(image_flags)
     rows, pools, counts = [], {}, {}
     for record in records:
-        cells = cell_frame(record, sera)
+        cells = _subtracted_cells(record, sera, backgrounds)
         rows.append({"image_name": record.image_name, "site_name": record.site_name,
-                     "well_name": record.well_name, **summarize_cells(cells, sera, backgrounds)})
+                     "well_name": record.well_name, **summarize_cells(cells, sera)})
         n_images, n_outliers = counts.get(record.well_name, (0, 0))
         is_outlier = record.image_name in outliers
         counts[record.well_name] = (n_images + 1, n_outliers + is_outlier)
@@ -371,7 +402,7 @@ def score_images(records, backgrounds, sera=None, image_flags=None, serum_rules=
     records, sera = _detect_sera(records, sera)
     outliers = _image_outliers(image_flags)
     rows = [{"image_name": r.image_name, "site_name": r.site_name, "well_name": r.well_name,
-             **summarize_cells(cell_frame(r, sera), sera, backgrounds)} for r in records]
+             **summarize_cells(_subtracted_cells(r, sera, backgrounds), sera)} for r in records]
     return _image_table(rows, outliers, sera, backgrounds, serum_rules)
 
 

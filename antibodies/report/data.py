@@ -11,7 +11,7 @@ from typing import NamedTuple
 import numpy as np
 import pandas as pd
 
-from ..analysis.scores import cell_frame
+from ..analysis.scores import cell_frame, subtract_backgrounds
 from .columns import serum_label
 
 __all__ = [
@@ -41,7 +41,8 @@ def cell_intensities(records, backgrounds, sera, skip_images=()):
     ----------
     records : iterable of antibodies.analysis.scores.ImageCells
     backgrounds : Mapping[str, BackgroundStats]
-        Plate background per serum; its median is subtracted.
+        Plate background per serum; its median is subtracted from records
+        without backgrounds of their own.
     sera : sequence of str
     skip_images : collection of str
         Images left out (e.g. QC outliers, which do not enter the well scores).
@@ -56,12 +57,12 @@ def cell_intensities(records, backgrounds, sera, skip_images=()):
     for record in records:
         if record.image_name in skip_images:
             continue
-        cells = cell_frame(record, sera)
+        cells = subtract_backgrounds(cell_frame(record, sera), sera, record.backgrounds or backgrounds)
         for serum in sera:
             parts.append(pd.DataFrame({
                 "well_name": record.well_name, "image_name": record.image_name, "serum": serum,
                 "infected": cells["is_infected"].to_numpy(bool),
-                "intensity": (cells[serum] - backgrounds[serum].median).to_numpy(np.float32),
+                "intensity": cells[serum].to_numpy(np.float32),
             }))
     if not parts:
         return pd.DataFrame({c: pd.Series(dtype=float if c == "intensity" else object) for c in INTENSITY_COLUMNS})

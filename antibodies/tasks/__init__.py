@@ -2,7 +2,7 @@
 from .background import PlateBackground
 from .exports import PlateExports
 from .features import CellFeatures
-from .infection import InfectedCells
+from .infection import InfectedCells, InfectionDecision
 from .omezarr import OmeZarrPlate
 from .preprocess import Preprocess
 from .report import PlateReport
@@ -17,6 +17,7 @@ __all__ = [
     "MarkerTophat",
     "CellFeatures",
     "PlateBackground",
+    "InfectionDecision",
     "InfectedCells",
     "PlateScores",
     "PlateExports",

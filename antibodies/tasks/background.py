@@ -6,39 +6,58 @@ from luigi_tasks import PlateJob
 from luigi_tasks.io import open_file, parse_image_name, read_table, write_table
 
 from ..analysis.background import (
+    BACKGROUND_STRATEGIES,
     BackgroundStats,
-    EmptyWellsBackground,
-    FixedBackground,
     ImageHistograms,
-    MinWellBackground,
-    PlateMedianBackground,
     accumulate_histograms,
     backgrounds_table,
     image_background_table,
+    image_backgrounds_table,
+    make_background_strategy,
     well_background_table,
 )
 from ..analysis.qc import CellCountQC, CellSizeQC, flag_cells, flag_images
 from ..inputs import channel_roles
-from ..keys import IMAGE_BACKGROUNDS, MARKER_TOPHAT, PLATE_BACKGROUNDS, WELL_BACKGROUNDS, cell_table, histogram_key
+from ..keys import (
+    IMAGE_BACKGROUNDS,
+    MARKER_TOPHAT,
+    PLATE_BACKGROUNDS,
+    SUBTRACTED_BACKGROUNDS,
+    WELL_BACKGROUNDS,
+    cell_table,
+    histogram_key,
+)
 
-__all__ = ["PlateBackground", "read_backgrounds"]
+__all__ = ["PlateBackground", "read_backgrounds", "read_image_backgrounds"]
 
 
-def read_backgrounds(tables_path):
-    """Return ``{channel: BackgroundStats}`` from the plate tables file."""
-    with open_file(tables_path, "r") as container:
-        row = read_table(container, PLATE_BACKGROUNDS).iloc[0]
+def _row_stats(row):
     channels = [column.removesuffix("_median") for column in row.index if column.endswith("_median")]
     return {c: BackgroundStats(float(row[f"{c}_median"]), float(row[f"{c}_mad"])) for c in channels}
 
 
+def read_backgrounds(tables_path):
+    """Return the plate summary ``{channel: BackgroundStats}`` from the plate tables file."""
+    with open_file(tables_path, "r") as container:
+        return _row_stats(read_table(container, PLATE_BACKGROUNDS).iloc[0])
+
+
+def read_image_backgrounds(tables_path):
+    """Return ``{image: {channel: BackgroundStats}}``: what each image subtracts."""
+    with open_file(tables_path, "r") as container:
+        table = read_table(container, SUBTRACTED_BACKGROUNDS).set_index("image_name").drop(columns="well_name")
+    return {image: _row_stats(row) for image, row in table.iterrows()}
+
+
 class PlateBackground(PlateJob):
-    """Per-image, per-well and plate background median/MAD of every measured channel."""
+    """Per-image, per-well and plate background median/MAD of every measured channel, and what each image subtracts."""
 
-    outputs = tuple(f"tables/{name}" for name in (PLATE_BACKGROUNDS, IMAGE_BACKGROUNDS, WELL_BACKGROUNDS))
+    outputs = tuple(f"tables/{name}" for name in (PLATE_BACKGROUNDS, IMAGE_BACKGROUNDS, WELL_BACKGROUNDS,
+                                                   SUBTRACTED_BACKGROUNDS))
 
-    background_method = luigi.ChoiceParameter(choices=["default", "empty_wells", "min", "fixed"], default="default",
-                                              description="How the plate background is estimated")
+    background_method = luigi.ChoiceParameter(choices=sorted(BACKGROUND_STRATEGIES), default="image",
+                                              description="Whose background pixels each image subtracts")
+    background_min_pixels = luigi.IntParameter(default=2000, description="'image': fewest own background pixels")
     background_wells = luigi.ListParameter(default=(), description="Cell-free wells for 'empty_wells'")
     background_fixed_marker_tophat = luigi.FloatParameter(default=0.0, description="Fixed marker_tophat background")
     background_fixed_serum_IgG = luigi.FloatParameter(default=0.0, description="Fixed serum_IgG background")
@@ -54,14 +73,13 @@ class PlateBackground(PlateJob):
         return [role for role in channel_roles(self.plate_dir) if role.startswith("serum")] + [MARKER_TOPHAT]
 
     def strategy(self):
-        """The background strategy chosen by ``background_method``."""
-        if self.background_method == "empty_wells":
-            return EmptyWellsBackground(tuple(self.background_wells))
-        if self.background_method == "min":
-            return MinWellBackground()
-        if self.background_method == "fixed":
-            return FixedBackground({c: getattr(self, f"background_fixed_{c}") for c in self.channels()})
-        return PlateMedianBackground()
+        """The background strategy chosen by ``background_method``, with its options."""
+        options = {
+            "image": lambda: {"min_pixels": self.background_min_pixels},
+            "empty_wells": lambda: {"wells": tuple(self.background_wells)},
+            "fixed": lambda: {"medians": {c: getattr(self, f"background_fixed_{c}") for c in self.channels()}},
+        }
+        return make_background_strategy(self.background_method, **options.get(self.background_method, dict)())
 
     def image_flags(self, images):
         """Outlier flags of the images from their numbers of valid cells."""
@@ -91,7 +109,9 @@ class PlateBackground(PlateJob):
         histograms = accumulate_histograms(self.histogram_records(images, strategy.total_wells), outliers,
                                            strategy.total_wells)
         backgrounds = strategy.compute(histograms)
+        per_image = strategy.per_image(histograms)
         with open_file(tables_file, "a") as container:
             write_table(container, PLATE_BACKGROUNDS, backgrounds_table(backgrounds))
+            write_table(container, SUBTRACTED_BACKGROUNDS, image_backgrounds_table(per_image, histograms.image_wells))
             write_table(container, IMAGE_BACKGROUNDS, image_background_table(histograms))
             write_table(container, WELL_BACKGROUNDS, well_background_table(histograms))

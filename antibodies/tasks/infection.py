@@ -1,15 +1,70 @@
-"""Infected-cell calls per image, against the plate background of the marker top-hat."""
+"""Infected-cell calls: the plate's cut on the marker score, then the calls per image."""
+from pathlib import Path
+
 import luigi
+import numpy as np
+import pandas as pd
 
-from luigi_tasks.io import open_file, write_table
+from luigi_tasks import PlateJob
+from luigi_tasks.io import open_file, read_table, write_table
 
-from ..analysis.infection import classify_infected
+from ..analysis.infection import (
+    INFECTION_METHODS,
+    classify_infected,
+    make_infection_method,
+    marker_scores,
+    quantile_column,
+    score_histogram,
+)
 from ..analysis.qc import CellSizeQC, flag_cells
-from ..keys import CELL_QC_TABLE, INFECTED_CELLS_TABLE, MARKER_TOPHAT, cell_table
-from .background import read_backgrounds
+from ..keys import CELL_QC_TABLE, INFECTED_CELLS_TABLE, INFECTION_DECISION, MARKER_SCORES, MARKER_TOPHAT, cell_table
+from .background import read_image_backgrounds
 from .base import AssayImageJob, read_tables
 
-__all__ = ["InfectedCells"]
+__all__ = ["InfectionDecision", "InfectedCells", "read_infection_factor"]
+
+
+def read_infection_factor(tables_path):
+    """Return the plate's cut on the marker score (background MADs above the background median)."""
+    with open_file(tables_path, "r") as container:
+        return float(read_table(container, INFECTION_DECISION)["factor"].iloc[0])
+
+
+class InfectionDecision(PlateJob):
+    """Tables ``plate/infection_decision`` (method, factor) and ``plate/marker_scores`` (histogram)."""
+
+    outputs = (f"tables/{INFECTION_DECISION}", f"tables/{MARKER_SCORES}")
+
+    infection_method = luigi.ChoiceParameter(choices=sorted(INFECTION_METHODS), default="mixture",
+                                             description="How the plate's cut on the marker score is chosen")
+    infection_threshold_factor = luigi.FloatParameter(default=4.8, description="'fixed': the cut (background MADs)")
+    infection_min_factor = luigi.FloatParameter(default=8.0, description="Lowest fitted cut (background MADs)")
+    infection_max_factor = luigi.FloatParameter(default=200.0, description="Highest fitted cut (background MADs)")
+
+    def method(self):
+        """The infection method chosen by ``infection_method``, with its options."""
+        if self.infection_method == "fixed":
+            return make_infection_method("fixed", factor=self.infection_threshold_factor)
+        return make_infection_method(self.infection_method, min_factor=self.infection_min_factor,
+                                     max_factor=self.infection_max_factor)
+
+    def scores(self, images):
+        """Marker scores of every cell of the given images, one container at a time."""
+        backgrounds = read_image_backgrounds(self.tables_path)
+        column = quantile_column(self.infection_quantile)
+        for image in images:
+            marker = read_tables(self.container(image), [cell_table(MARKER_TOPHAT)])[cell_table(MARKER_TOPHAT)]
+            yield marker_scores(marker[column], backgrounds[image][MARKER_TOPHAT])
+
+    def run_plate(self, images, tables_file):
+        scores = np.concatenate([np.zeros(0), *self.scores(images)])
+        factor = self.method().fit(scores)
+        self.logger.info("infected when the marker score exceeds %.3g background MADs (%s, %d cells)",
+                         factor, self.infection_method, scores.size)
+        decision = pd.DataFrame({"method": [self.infection_method], "factor": [factor], "n_cells": [scores.size]})
+        with open_file(tables_file, "a") as container:
+            write_table(container, INFECTION_DECISION, decision)
+            write_table(container, MARKER_SCORES, score_histogram(scores))
 
 
 class InfectedCells(AssayImageJob):
@@ -18,17 +73,22 @@ class InfectedCells(AssayImageJob):
     outputs = (f"tables/{INFECTED_CELLS_TABLE}", f"tables/{CELL_QC_TABLE}")
     inputs = (f"tables/{cell_table(MARKER_TOPHAT)}",)
 
-    infection_threshold_factor = luigi.FloatParameter(default=4.8, description="k in median + k * MAD")
+    def plate_decision(self):
+        """``(per-image backgrounds, factor)`` read once per task from the plate tables."""
+        if "_decision" not in self.__dict__:
+            self._decision = (read_image_backgrounds(self.tables_path), read_infection_factor(self.tables_path))
+        return self._decision
 
-    def run(self, input_files, output_files, infection_threshold_factor):
-        background = read_backgrounds(self.tables_path)[MARKER_TOPHAT]
+    def run(self, input_files, output_files):
+        backgrounds, factor = self.plate_decision()
         size_rule = CellSizeQC(self.qc_cell_min_size, self.qc_cell_max_size)
         whole_cells = cell_table(self.sera()[0])  # the marker table measures cell interiors only
         for input_file, output_file in zip(input_files, output_files):
+            image = Path(input_file).name.removesuffix(self.container_extension)
             tables = read_tables(input_file, [cell_table(MARKER_TOPHAT), whole_cells])
-            marker = tables[cell_table(MARKER_TOPHAT)]
             outliers = flag_cells(tables[whole_cells], (size_rule,))
-            calls = classify_infected(marker, background, infection_threshold_factor, self.infection_quantile, outliers)
+            calls = classify_infected(tables[cell_table(MARKER_TOPHAT)], backgrounds[image][MARKER_TOPHAT], factor,
+                                      self.infection_quantile, outliers)
             with open_file(output_file, "a") as container:
                 write_table(container, INFECTED_CELLS_TABLE, calls)
                 write_table(container, CELL_QC_TABLE, outliers)

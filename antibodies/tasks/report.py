@@ -15,7 +15,7 @@ from ..keys import (
 from ..report import Channel, Figure, ReportInputs, cell_intensities, cell_thumbnail, pick_wells, plate_report_html
 from ..report.columns import serum_label
 from ..report.figures import rgb_png
-from .background import read_backgrounds
+from .background import read_backgrounds, read_image_backgrounds
 from .base import read_tables
 
 __all__ = ["PlateReport", "REPORT_FILE", "THUMBNAIL_SIZE", "thumbnail_level"]
@@ -68,11 +68,12 @@ class PlateReport(PlateJob):
     def image_cells(self, images, sera):
         """Yield the per-cell tables of each image, one container at a time."""
         names = [cell_table(s) for s in sera] + [INFECTED_CELLS_TABLE]
+        backgrounds = read_image_backgrounds(self.tables_path)
         for image in images:
             tables = read_tables(self.container(image), names)
             name = parse_image_name(image)
             yield ImageCells(image, name.site_name, name.well_name, {s: tables[cell_table(s)] for s in sera},
-                             tables[INFECTED_CELLS_TABLE])
+                             tables[INFECTED_CELLS_TABLE], backgrounds[image])
 
     def thumbnail(self, image, serum, caption):
         """Composite of nuclei, serum and marker with cell outlines, as a report figure."""

@@ -20,7 +20,7 @@ from ..analysis.qc import (
 from ..analysis.scores import ImageCells, call_positive, score_plate, split_by_serum
 from ..inputs import channel_roles
 from ..keys import CELL_QC_TABLE, IMAGE_TABLE, INFECTED_CELLS_TABLE, WELL_TABLE, cell_table, image_table, well_table
-from .background import read_backgrounds
+from .background import read_backgrounds, read_image_backgrounds
 from .base import read_tables
 
 __all__ = ["PlateScores", "read_manual_outliers"]
@@ -42,8 +42,8 @@ class PlateScores(PlateJob):
 
     qc_well_min_control_cells = luigi.IntParameter(default=100, description="Wells with fewer control cells are outliers")
     qc_well_min_infected_intensity_factor = luigi.FloatParameter(default=3.0, description="x background MAD")
-    qc_well_min_infected_intensity_IgG = luigi.FloatParameter(default=301.23, description="Fixed IgG minimum")
-    qc_well_min_infected_intensity_IgA = luigi.FloatParameter(default=392.76, description="Fixed IgA minimum")
+    qc_well_min_infected_intensity_IgG = luigi.FloatParameter(default=0.0, description="Fixed IgG minimum (0: none)")
+    qc_well_min_infected_intensity_IgA = luigi.FloatParameter(default=0.0, description="Fixed IgA minimum (0: none)")
     qc_manual_outliers = luigi.Parameter(default="", description="CSV filename,label (1 = outlier image)")
     scores_positive_cutoff_IgG = luigi.FloatParameter(default=1.3, description="IgG score above which a well is positive")
     scores_positive_cutoff_IgA = luigi.FloatParameter(default=1.39, description="IgA positive cut-off")
@@ -73,19 +73,22 @@ class PlateScores(PlateJob):
         return tuple(rules)
 
     def well_serum_rules(self):
-        """Per-serum well QC: infected intensity against background MAD and fixed minima."""
+        """Per-serum well QC: infected intensity against background MAD; fixed minima only where configured."""
         minima = {"serum_IgG": self.qc_well_min_infected_intensity_IgG, "serum_IgA": self.qc_well_min_infected_intensity_IgA}
+        minima = {serum: value for serum, value in minima.items() if value > 0}
         return (MinInfectedIntensityQC(self.qc_well_min_infected_intensity_factor), FixedMinInfectedIntensityQC(minima))
 
     def records(self, images):
         """Yield the per-cell tables of each image, one container at a time."""
         names = [cell_table(s) for s in self.sera()] + [INFECTED_CELLS_TABLE, CELL_QC_TABLE]
+        backgrounds = read_image_backgrounds(self.tables_path)
         for image in images:
             tables = read_tables(self.container(image), names)
             name = parse_image_name(image)
             sera = {s: tables[cell_table(s)] for s in self.sera()}
             n_valid = int((~tables[CELL_QC_TABLE]["is_outlier"]).sum())
-            yield ImageCells(image, name.site_name, name.well_name, sera, tables[INFECTED_CELLS_TABLE]), n_valid
+            yield ImageCells(image, name.site_name, name.well_name, sera, tables[INFECTED_CELLS_TABLE],
+                             backgrounds[image]), n_valid
 
     def run_plate(self, images, tables_file):
         pairs = list(self.records(images))

@@ -6,7 +6,7 @@ import pytest
 
 from antibodies.analysis.background import (
     BACKGROUND_STRATEGIES, N_BINS, BackgroundStats, EmptyWellsBackground, FixedBackground,
-    ImageHistograms, MinWellBackground, PlateMedianBackground, accumulate_histograms,
+    ImageBackground, ImageHistograms, MinWellBackground, WellBackground, image_backgrounds_table, PlateMedianBackground, accumulate_histograms,
     backgrounds_table, histogram_mad, histogram_median, histogram_stats, image_background_table,
     intensity_histogram, make_background_strategy, plate_background_counts, well_background_table)
 
@@ -224,8 +224,9 @@ def test_fixed_background_missing_channel_raises():
 
 
 def test_registry_names_and_factory():
-    assert set(BACKGROUND_STRATEGIES) == {"default", "empty_wells", "min", "fixed"}
-    assert make_background_strategy("default") == PlateMedianBackground()
+    assert set(BACKGROUND_STRATEGIES) == {"image", "well", "plate", "default", "empty_wells", "min", "fixed"}
+    assert make_background_strategy("default") == PlateMedianBackground() == make_background_strategy("plate")
+    assert make_background_strategy("image", min_pixels=5) == ImageBackground(5)
     assert make_background_strategy("min") == MinWellBackground()
     assert make_background_strategy("empty_wells", wells=["H01", "G01"]) == \
         EmptyWellsBackground(("H01", "G01"))
@@ -239,3 +240,63 @@ def test_backgrounds_table():
     table = backgrounds_table({"a": BackgroundStats(1.0, 2.0), "b": BackgroundStats(3.0, 4.0)})
     expected = pd.DataFrame({"a_median": [1.0], "a_mad": [2.0], "b_median": [3.0], "b_mad": [4.0]})
     pd.testing.assert_frame_equal(table, expected)
+
+
+# -- per-image and per-well strategies ------------------------------------------
+
+def three_images():
+    """Two images of A01 (offsets 100 and 300, the second with 3 background pixels) and one of A02."""
+    return accumulate_histograms([record("a1", "A01", [99, 100, 101, 100, 102]),
+                                  record("a2", "A01", [300, 310, 320]),
+                                  record("b1", "A02", [50, 52, 54, 56, 58])])
+
+
+def test_image_background_uses_each_image_own_pixels():
+    per_image = ImageBackground(min_pixels=3).per_image(three_images())
+    assert per_image["a1"]["ch"] == BackgroundStats(100.0, 1.0)
+    assert per_image["a2"]["ch"] == BackgroundStats(310.0, 10.0)
+    assert per_image["b1"]["ch"] == BackgroundStats(54.0, 2.0)
+
+
+def test_image_background_falls_back_to_well_then_plate():
+    histograms = three_images()
+    per_image = ImageBackground(min_pixels=4).per_image(histograms)
+    well_a01 = histograms.well_background["A01"]["ch"].stats()   # 8 pixels pooled
+    assert per_image["a2"]["ch"] == well_a01 and per_image["a1"]["ch"] == BackgroundStats(100.0, 1.0)
+    per_image = ImageBackground(min_pixels=100).per_image(histograms)
+    plate = PlateMedianBackground().compute(histograms)["ch"]
+    assert all(stats["ch"] == plate for stats in per_image.values())
+
+
+def test_image_background_summary_is_median_over_valid_images():
+    histograms = accumulate_histograms(three_images_records(), outlier_images={"b1"})
+    summary = ImageBackground(min_pixels=1).compute(histograms)["ch"]
+    assert summary == BackgroundStats(205.0, 5.5)   # median of 100 and 310; of MADs 1 and 10
+
+
+def three_images_records():
+    return [record("a1", "A01", [99, 100, 101, 100, 102]), record("a2", "A01", [300, 310, 320]),
+            record("b1", "A02", [50, 52, 54, 56, 58])]
+
+
+def test_well_background_pools_the_well():
+    histograms = three_images()
+    per_image = WellBackground().per_image(histograms)
+    assert per_image["a1"] == per_image["a2"] == {"ch": histograms.well_background["A01"]["ch"].stats()}
+    assert per_image["b1"]["ch"] == BackgroundStats(54.0, 2.0)
+    assert WellBackground().compute(histograms)["ch"].median == pytest.approx((101.5 + 54.0) / 2)
+
+
+def test_plate_strategies_give_every_image_the_plate_value():
+    histograms = three_images()
+    plate = PlateMedianBackground().compute(histograms)
+    assert PlateMedianBackground().per_image(histograms) == {name: plate for name in ("a1", "a2", "b1")}
+    fixed = FixedBackground({"ch": 7.0}).per_image(histograms)
+    assert fixed["b1"]["ch"].median == 7.0
+
+
+def test_image_backgrounds_table():
+    histograms = three_images()
+    table = image_backgrounds_table(ImageBackground(1).per_image(histograms), histograms.image_wells)
+    assert table.columns.tolist() == ["image_name", "well_name", "ch_median", "ch_mad"]
+    assert table["ch_median"].tolist() == [100.0, 310.0, 54.0]

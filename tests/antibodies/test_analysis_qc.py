@@ -4,7 +4,7 @@ import pytest
 
 from antibodies.analysis.background import BackgroundStats
 from antibodies.analysis.qc import (
-    DEFAULT_SERUM_RULES, QC_RULES, CellCountQC, CellSizeQC, ControlCellCountQC,
+    BATCHLIB_INFECTED_INTENSITY_MINIMA, DEFAULT_SERUM_RULES, QC_RULES, CellCountQC, CellSizeQC, ControlCellCountQC,
     FixedMinInfectedIntensityQC, ManualOutlierQC, MinInfectedIntensityQC, NoQC,
     combine_outlier_types, flag_cells, flag_images, flag_table, make_qc_rule,
     manual_outlier_names, outlier_types, serum_outlier_types)
@@ -78,7 +78,8 @@ def test_fixed_minima_per_serum():
     table = pd.DataFrame({"serum_IgG_median_infected": [301.22, 301.23],
                           "serum_IgA_median_infected": [392.75, 392.76],
                           "serum_IgM_median_infected": [0.0, 0.0]})
-    rule = FixedMinInfectedIntensityQC()
+    assert FixedMinInfectedIntensityQC().flag(table, "serum_IgG").tolist() == ["", ""]  # no minimum by default
+    rule = FixedMinInfectedIntensityQC(BATCHLIB_INFECTED_INTENSITY_MINIMA)
     assert rule.flag(table, "serum_IgG").tolist() == [
         "median infected intensity too low (301.22 < 301.23)", ""]
     assert rule.flag(table, "serum_IgA").tolist() == [
@@ -90,10 +91,13 @@ def test_fixed_minima_per_serum():
 
 def test_serum_rules_combined():
     table = pd.DataFrame({"serum_IgG_median_infected": [10.0, 400.0]})
-    types = serum_outlier_types(table, "serum_IgG", BackgroundStats(0.0, 5.0), DEFAULT_SERUM_RULES)
+    rules = DEFAULT_SERUM_RULES + (FixedMinInfectedIntensityQC(BATCHLIB_INFECTED_INTENSITY_MINIMA),)
+    types = serum_outlier_types(table, "serum_IgG", BackgroundStats(0.0, 5.0), rules)
     assert types.tolist() == [
         "median infected intensity too low (10 < 15 = 3 x background MAD 5); "
         "median infected intensity too low (10 < 301.23)", ""]
+    assert serum_outlier_types(table, "serum_IgG", BackgroundStats(0.0, 5.0), DEFAULT_SERUM_RULES).tolist() == [
+        "median infected intensity too low (10 < 15 = 3 x background MAD 5)", ""]
 
 
 def test_combine_outlier_types():

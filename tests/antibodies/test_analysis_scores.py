@@ -196,14 +196,11 @@ def test_well_pooling_over_several_images():
 def test_default_well_rules_flag_too_few_control_cells_for_every_serum():
     wells = score_wells(plate_records(), BACKGROUNDS, image_flags=IMAGE_FLAGS)
     assert wells.outlier_type.tolist() == ["too few control cells (2 < 100)"] * 2
-    assert wells.serum_IgG_outlier_type.tolist() == [
-        "too few control cells (2 < 100); median infected intensity too low (50 < 301.23)",
-        "too few control cells (2 < 100); median infected intensity too low (20 < 301.23)"]
-    # fixed default minimum for IgG is 301.23; IgA: 392.76 and 3 x MAD 2
+    # no absolute (instrument) minimum by default; IgA: 3 x MAD 2
+    assert wells.serum_IgG_outlier_type.tolist() == ["too few control cells (2 < 100)"] * 2
     assert wells.serum_IgA_outlier_type.tolist()[1] == (
         "too few control cells (2 < 100); "
-        "median infected intensity too low (0 < 6 = 3 x background MAD 2); "
-        "median infected intensity too low (0 < 392.76)")
+        "median infected intensity too low (0 < 6 = 3 x background MAD 2)")
     assert wells.serum_IgG_score.isna().all() and wells.serum_IgA_score.isna().all()
 
 
