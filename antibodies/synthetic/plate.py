@@ -285,7 +285,10 @@ def render_cell_layout(shape, params, rng):
     shape : tuple of int
         Image shape (M, N).
     params : dict
-        Well parameters from :func:`random_well_params`.
+        Well parameters from :func:`random_well_params`; optional keys
+        ``dividing_fraction`` (share of seeds split into daughter pairs with
+        touching nuclei, default 0.04) and ``nucleus_halo`` (upper end of
+        the per-nucleus stain halo ratio, default 1.2).
     rng : numpy.random.Generator
         Random source.
 
@@ -309,7 +312,7 @@ def render_cell_layout(shape, params, rng):
         return no_cells
     spacing = math.sqrt(params["cell_area"] * 2 / math.sqrt(3))
     islands = _island_mask(shape, params["confluence"], rng)
-    seeds = _split_dividing(_seed_lattice(shape, spacing, rng), spacing, rng)
+    seeds = _split_dividing(_seed_lattice(shape, spacing, rng), spacing, rng, params.get("dividing_fraction", 0.04))
     if len(seeds) == 0:
         return no_cells
     cells = _voronoi_cells(shape, seeds, islands, 0.85 * spacing, rng)
