@@ -256,6 +256,9 @@ def draw_well_params(rng, ranges, serum_roles, ratios=None, fraction_infected=No
     dict
         The well parameters in the format of
         :func:`antibodies.synthetic.plate.random_well_params`, plus ``mock``.
+        ``nucleus_level`` and ``marker_level`` are drawn for that format
+        only: an image rendered with an :class:`ImageNuisance` takes both
+        from the nuisance (they are per-image draws).
     """
     positive = rng.random() < 0.5
     drawn = {role: _uniform(rng, ranges.positive_ratio if positive else ranges.negative_ratio)

@@ -544,6 +544,9 @@ def _nuisance_channels(shape, scheme_roles, layout, well_params, nuisance, rng):
     equal under and outside the cells; the recorded background of a channel
     is their mean under the cells.
     """
+    if len(nuisance.offset) < len(scheme_roles):
+        raise ValueError(f"the image nuisance has {len(nuisance.offset)} channel values but the scheme has "
+                         f"{len(scheme_roles)} channels; draw it with n_channels=len(scheme_roles)")
     cells, infected = layout["cells"], layout["infected"]
     patterns = None
     if infected.any():

@@ -274,3 +274,11 @@ def test_family_command_line(tmp_path):
     truth = np.load(next((tmp_path / "plate_truth").glob("*.npz")))
     assert json.loads(str(truth["nuisance"]))["nucleus_halo"] >= 1.2
     assert len(truth["infected_ids"]) == 0
+
+
+def test_nuisance_must_cover_every_channel():
+    rng = np.random.default_rng(0)
+    ranges = FAMILIES["tune_standard"].ranges
+    params = draw_well_params(rng, ranges, ("serum_IgG",))
+    with pytest.raises(ValueError, match="n_channels"):
+        render_image((64, 64), SCHEMES["scheme1"], params, rng, draw_image_nuisance(rng, ranges, n_channels=2))
