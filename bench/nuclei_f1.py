@@ -7,11 +7,19 @@ Prints, for the model given (default: the bundled ``vero_nuclei_v2``):
   512 x 512 DSB2018 nuclei with ground truth; never used for training),
 * the same on freshly rendered synthetic plate images (1024 x 1024 and
   930 x 1024) against their ground-truth nuclei,
+* with ``--families``, the mean F1 on 1024 x 1024 nuclei images of named
+  plate families (:data:`antibodies.synthetic.nuisance.FAMILIES`; per
+  family ``--n-family`` images drawn from generators seeded
+  ``[family seed, 777, index]``, which no training recipe uses),
 * the warm prediction time per 1024 x 1024 image.
 
 Usage::
 
-    python bench/nuclei_f1.py [--model vero_nuclei_v2] [--seed 123] [--threads 1]
+    python bench/nuclei_f1.py [--model vero_nuclei_v3] [--seed 123] [--threads 1] \\
+        [--families tune_standard,tune_broad | --families holdout] [--n-family 3]
+
+``--families holdout`` (or ``tune``) selects every family of that role.
+Holdout families are for reporting only: never choose a model setting by them.
 """
 import argparse
 import os
@@ -64,6 +72,45 @@ def _synthetic_image(shape, seed):
     return stack[0], truth["nuclei"]
 
 
+def _family_image(family, index, shape=(1024, 1024)):
+    """Render the nuclei channel of one image of a plate family; return (image, nuclei truth)."""
+    import numpy as np
+
+    from antibodies.synthetic.nuisance import draw_image_nuisance, draw_well_params
+    from antibodies.synthetic.plate import render_image
+
+    rng = np.random.default_rng([family.seed, 777, index])
+    params = draw_well_params(rng, family.ranges, ("serum_IgG",))
+    stack, truth = render_image(shape, {"DAPI": "nuclei"}, params, rng, draw_image_nuisance(rng, family.ranges, 1))
+    return stack[0], truth["nuclei"]
+
+
+def _family_names(text):
+    """Return the family names of ``--families`` (names, or a role: 'tune' / 'holdout')."""
+    from antibodies.synthetic.nuisance import FAMILIES
+
+    names = []
+    for part in filter(None, (p.strip() for p in text.split(","))):
+        names += [n for n, f in FAMILIES.items() if f.role == part] if part in ("tune", "holdout") else [part]
+    return names
+
+
+def _report_families(model, names, count):
+    """Print per-image and mean F1@0.5 on the images of each named family."""
+    import numpy as np
+
+    from antibodies.analysis.nuclei import segment_nuclei
+    from antibodies.synthetic.nuisance import FAMILIES
+
+    for name in names:
+        f1s = []
+        for index in range(count):
+            image, truth = _family_image(FAMILIES[name], index)
+            f1s.append(_report(f"{name} #{index}", truth, segment_nuclei(model, image)))
+        print(f"{name + ' (' + FAMILIES[name].role + ')':<34} mean F1@0.5={np.mean(f1s):.3f} "
+              f"min={np.min(f1s):.3f} over {count} images")
+
+
 def main(argv=None):
     """Run the benchmark and print the figures."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -71,6 +118,9 @@ def main(argv=None):
     parser.add_argument("--seed", type=int, default=123, help="seed of the synthetic test images")
     parser.add_argument("--n-synthetic", type=int, default=2, help="synthetic images per shape")
     parser.add_argument("--threads", type=int, default=1, help="CPU threads for the timing (default 1)")
+    parser.add_argument("--families", default="", help="plate families to score, or 'tune' / 'holdout'")
+    parser.add_argument("--n-family", type=int, default=3, help="1024x1024 images per family")
+    parser.add_argument("--no-sample", action="store_true", help="skip the stardist sample image")
     args = parser.parse_args(argv)
     _limit_threads(args.threads)
 
@@ -84,8 +134,11 @@ def main(argv=None):
     model = load_stardist_model(spec)
     print(f"model: {spec}  thresholds: prob={model.thresholds.prob:.3f} nms={model.thresholds.nms:.2f}")
 
-    image, truth = test_image_nuclei_2d(return_mask=True)
-    _report("stardist test image (512x512)", truth, segment_nuclei(model, image))
+    if not args.no_sample:
+        image, truth = test_image_nuclei_2d(return_mask=True)
+        _report("stardist test image (512x512)", truth, segment_nuclei(model, image))
+    if args.families:
+        _report_families(model, _family_names(args.families), args.n_family)
 
     for shape in ((1024, 1024), (930, 1024)):
         f1s = []

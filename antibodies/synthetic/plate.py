@@ -19,8 +19,9 @@ microscope *scheme* (:data:`SCHEMES`):
 ``None``
     Unused channel (weak autofluorescence) or transmitted light (``DIA``).
 
-Optics and camera: Gaussian blur (PSF), mild vignetting, camera offset of
-100-200 counts, Poisson shot noise with a gain, Gaussian read noise.
+Optics and camera (without a nuisance layer): Gaussian blur (PSF), mild
+vignetting, camera offset of 100-200 counts, Poisson shot noise with a
+gain, Gaussian read noise.
 
 File layout written by :func:`render_plate`::
 
@@ -32,7 +33,16 @@ File layout written by :func:`render_plate`::
 Command line::
 
     python -m antibodies.synthetic.plate OUT_DIR --scheme scheme1 --wells A01,A02 --sites 2 \\
-        [--shape 930,1024] [--truth DIR] [--seed 0] [--empty A02] [--ratio A01=2.5]
+        [--shape 930,1024] [--truth DIR] [--seed 0] [--empty A02] [--mock A03] [--ratio A01=2.5]
+    python -m antibodies.synthetic.plate OUT_DIR --family holdout_density --scheme scheme4 \\
+        --wells A01:B06 --sites 4 --seed 0          # plate 0 of a named family
+
+Nuisance layer: ``render_plate(..., nuisance=...)`` (ranges, a family or a
+family name; see :mod:`antibodies.synthetic.nuisance`) draws the biology of
+each well and the optics and staining of each image within wider ranges
+(per-channel offsets and haze, vignetting, blur, gain, read noise, marker
+and nucleus appearance); :func:`render_family_plate` renders one plate of a
+named family.  Without it the output is bit-identical to earlier versions.
 """
 import argparse
 import csv
@@ -46,6 +56,9 @@ import numpy as np
 from scipy import ndimage as ndi
 
 from antibodies.synthetic.nuclei import paint_nuclei, shade_nuclei, smooth_noise
+from antibodies.synthetic.nuisance import (
+    FAMILIES, background_under_cells, draw_image_nuisance, draw_well_params, haze_field, resolve_ranges,
+    vignette_field)
 
 __all__ = [
     "SCHEMES",
@@ -59,6 +72,7 @@ __all__ = [
     "render_cell_layout",
     "render_image",
     "render_plate",
+    "render_family_plate",
     "main",
 ]
 
@@ -271,7 +285,10 @@ def render_cell_layout(shape, params, rng):
     shape : tuple of int
         Image shape (M, N).
     params : dict
-        Well parameters from :func:`random_well_params`.
+        Well parameters from :func:`random_well_params`; optional keys
+        ``dividing_fraction`` (share of seeds split into daughter pairs with
+        touching nuclei, default 0.04) and ``nucleus_halo`` (upper end of
+        the per-nucleus stain halo ratio, default 1.2).
     rng : numpy.random.Generator
         Random source.
 
@@ -295,7 +312,7 @@ def render_cell_layout(shape, params, rng):
         return no_cells
     spacing = math.sqrt(params["cell_area"] * 2 / math.sqrt(3))
     islands = _island_mask(shape, params["confluence"], rng)
-    seeds = _split_dividing(_seed_lattice(shape, spacing, rng), spacing, rng)
+    seeds = _split_dividing(_seed_lattice(shape, spacing, rng), spacing, rng, params.get("dividing_fraction", 0.04))
     if len(seeds) == 0:
         return no_cells
     cells = _voronoi_cells(shape, seeds, islands, 0.85 * spacing, rng)
@@ -313,7 +330,7 @@ def render_cell_layout(shape, params, rng):
     radius = np.sqrt(nucleus_area / np.pi)
     semi_axes = np.stack([radius * np.sqrt(elongation), radius / np.sqrt(elongation)], axis=1)
     centers = _cell_centroids(cells, ids) + rng.normal(0, 0.06 * spacing, (len(ids), 2))
-    halo = rng.uniform(1.0, 1.2, len(ids))
+    halo = rng.uniform(1.0, params.get("nucleus_halo", 1.2), len(ids))
     painted = paint_nuclei(nuclei, rho, centers, semi_axes, rng.uniform(0, np.pi, len(ids)),
                            rng.uniform(0.0, 0.09, len(ids)), rng, ids=ids, region=cells, min_kept=0.6,
                            halo=halo, owners=owners)
@@ -364,15 +381,19 @@ def _unit_mean_per_cell(values, cells, n_cells):
     return (values * scale[cells]).astype(np.float32)
 
 
-def _perinuclear_pattern(cells, nuclei, infected, rng):
-    """Return (granular, diffuse) perinuclear patterns of infected cells, unit mean per cell."""
+def _perinuclear_pattern(cells, nuclei, infected, rng, density=0.35, granule_size=0.9):
+    """Return (granular, diffuse) perinuclear patterns of infected cells, unit mean per cell.
+
+    ``density`` is the fraction of perinuclear pixels seeding a granule and
+    ``granule_size`` the Gaussian sigma (px) of a granule.
+    """
     n_cells = int(cells.max())
     distance = ndi.distance_transform_edt(nuclei == 0).astype(np.float32)
     reach = rng.uniform(4.0, 9.0, n_cells + 1).astype(np.float32)
     inside = np.clip(_distance_to_cell_border(cells) / 4.0, 0.0, 1.0)  # virus stays inside its cell
     weight = np.exp(-((distance / reach[cells]) ** 2)) * inside * (infected[cells] & (nuclei == 0))
-    granules = (rng.random(cells.shape, dtype=np.float32) < 0.35 * weight).astype(np.float32)
-    granules = ndi.gaussian_filter(granules * rng.uniform(0.5, 1.5, cells.shape).astype(np.float32), 0.9)
+    granules = (rng.random(cells.shape, dtype=np.float32) < density * weight).astype(np.float32)
+    granules = ndi.gaussian_filter(granules * rng.uniform(0.5, 1.5, cells.shape).astype(np.float32), granule_size)
     granules *= infected[cells]
     return (_unit_mean_per_cell(granules, cells, n_cells),
             _unit_mean_per_cell(weight.astype(np.float32), cells, n_cells))
@@ -435,7 +456,7 @@ def _camera(signal, offset, gain, read_noise, rng):
     return np.clip(np.round(counts), 0, 65535).astype(np.uint16)
 
 
-def render_image(shape, scheme_roles, well_params, rng):
+def render_image(shape, scheme_roles, well_params, rng, nuisance=None):
     """Render one multi-channel field of view and its ground truth.
 
     Parameters
@@ -445,9 +466,14 @@ def render_image(shape, scheme_roles, well_params, rng):
     scheme_roles : dict
         Ordered ``{channel name: role}`` (e.g. ``SCHEMES["scheme1"]``).
     well_params : dict
-        Biology of the well, from :func:`random_well_params`.
+        Biology of the well, from :func:`random_well_params` or
+        :func:`antibodies.synthetic.nuisance.draw_well_params`.
     rng : numpy.random.Generator
         Random source (rendering is deterministic for a given state).
+    nuisance : antibodies.synthetic.nuisance.ImageNuisance, optional
+        Optics and staining of this image (one value per channel for the
+        per-channel fields, in ``scheme_roles`` order).  Omitted: today's
+        fixed optics, bit-identical to renders without the nuisance layer.
 
     Returns
     -------
@@ -458,27 +484,26 @@ def render_image(shape, scheme_roles, well_params, rng):
         id); ``infected_ids``: int32 ids of infected cells; ``cell_ids``:
         all ids 1..K; ``serum_means``: {role: (K,) true mean serum signal per
         cell in counts above background, aligned with ``cell_ids``};
-        ``background``: {channel: mean background level in counts};
-        ``ratios``: {role: true ratio}.
+        ``background``: {channel: mean additive background in counts (with
+        a nuisance: under the cells)}; ``ratios``: {role: true ratio, NaN in
+        mock wells}; with a nuisance also ``nuisance`` (JSON string).
     """
     shape = tuple(int(s) for s in shape)
+    if nuisance is not None:
+        well_params = {**well_params, "nucleus_halo": nuisance.nucleus_halo}
     cells, nuclei, stain = render_cell_layout(shape, well_params, rng)
     n_cells = int(cells.max())
     infected = rng.random(n_cells + 1) < well_params["fraction_infected"]
     infected[0] = False
     cell_ids = np.arange(1, n_cells + 1, dtype=np.int32)
     texture = smooth_noise(shape, 2.0, rng)
-    patterns = _perinuclear_pattern(cells, nuclei, infected, rng) if infected.any() else None
-    vignette = _vignette(shape, rng.uniform(0.05, 0.15), rng)
-    blur = rng.uniform(0.8, 1.5)
-    channels, serum_means, background = [], {}, {}
-    for channel, role in scheme_roles.items():
-        signal, autofluorescence = _channel_signal(role, channel, cells, nuclei, stain, infected, patterns,
-                                                   texture, well_params, rng, serum_means)
-        signal = (ndi.gaussian_filter(signal, blur) + autofluorescence) * vignette
-        offset = rng.uniform(100.0, 200.0)
-        channels.append(_camera(signal, offset, gain=rng.uniform(1.0, 3.0), read_noise=rng.uniform(2.0, 6.0), rng=rng))
-        background[channel] = float(offset + autofluorescence * vignette.mean())
+    layout = {"cells": cells, "nuclei": nuclei, "stain": stain, "infected": infected, "texture": texture}
+    if nuisance is None:
+        stack, serum_means, background = _fixed_optics_channels(shape, scheme_roles, layout, well_params, rng)
+    else:
+        stack, serum_means, background = _nuisance_channels(shape, scheme_roles, layout, well_params,
+                                                            nuisance, rng)
+    mock = bool(well_params.get("mock", False))
     truth = {
         "nuclei": nuclei,
         "cells": cells,
@@ -486,9 +511,81 @@ def render_image(shape, scheme_roles, well_params, rng):
         "cell_ids": cell_ids,
         "serum_means": {role: means[1:] for role, means in serum_means.items()},
         "background": background,
-        "ratios": {role: well_params["ratios"].get(role, float("nan")) for role in serum_means},
+        "ratios": {role: float("nan") if mock else well_params["ratios"].get(role, float("nan"))
+                   for role in serum_means},
     }
-    return np.stack(channels), truth
+    if nuisance is not None:
+        truth["nuisance"] = nuisance.to_json()
+    return stack, truth
+
+
+def _fixed_optics_channels(shape, scheme_roles, layout, well_params, rng):
+    """Render the channels with the renderer's original fixed optics ranges (no nuisance layer)."""
+    cells, infected = layout["cells"], layout["infected"]
+    patterns = _perinuclear_pattern(cells, layout["nuclei"], infected, rng) if infected.any() else None
+    vignette = _vignette(shape, rng.uniform(0.05, 0.15), rng)
+    blur = rng.uniform(0.8, 1.5)
+    channels, serum_means, background = [], {}, {}
+    for channel, role in scheme_roles.items():
+        signal, autofluorescence = _channel_signal(role, channel, cells, layout["nuclei"], layout["stain"],
+                                                   infected, patterns, layout["texture"], well_params, rng,
+                                                   serum_means)
+        signal = (ndi.gaussian_filter(signal, blur) + autofluorescence) * vignette
+        offset = rng.uniform(100.0, 200.0)
+        channels.append(_camera(signal, offset, gain=rng.uniform(1.0, 3.0), read_noise=rng.uniform(2.0, 6.0), rng=rng))
+        background[channel] = float(offset + autofluorescence * vignette.mean())
+    return np.stack(channels), serum_means, background
+
+
+def _nuisance_channels(shape, scheme_roles, layout, well_params, nuisance, rng):
+    """Render the channels with the optics and staining of an ``ImageNuisance``.
+
+    Offset, haze and background autofluorescence are additive background,
+    equal under and outside the cells; the recorded background of a channel
+    is their mean under the cells.
+    """
+    if len(nuisance.offset) < len(scheme_roles):
+        raise ValueError(f"the image nuisance has {len(nuisance.offset)} channel values but the scheme has "
+                         f"{len(scheme_roles)} channels; draw it with n_channels=len(scheme_roles)")
+    cells, infected = layout["cells"], layout["infected"]
+    patterns = None
+    if infected.any():
+        patterns = _perinuclear_pattern(cells, layout["nuclei"], infected, rng,
+                                        nuisance.granule_density, nuisance.granule_size)
+    vignette = vignette_field(shape, nuisance.vignetting, rng)
+    channels, serum_means, background = [], {}, {}
+    for index, (channel, role) in enumerate(scheme_roles.items()):
+        signal = _nuisance_signal(role, channel, layout, patterns, well_params, nuisance, rng, serum_means)
+        additive = (nuisance.autofluorescence[index] * vignette
+                    + haze_field(shape, nuisance.haze_amplitude[index], nuisance.haze_scale[index], rng))
+        signal = ndi.gaussian_filter(signal, nuisance.blur) * vignette + additive
+        channels.append(_camera(signal, nuisance.offset[index], nuisance.gain, nuisance.read_noise, rng))
+        background[channel] = float(nuisance.offset[index] + background_under_cells(additive, cells))
+    return np.stack(channels), serum_means, background
+
+
+def _nuisance_signal(role, channel, layout, patterns, params, nuisance, rng, serum_means):
+    """Return the noise-free, background-free (M, N) signal of one channel under a nuisance."""
+    cells, nuclei, infected = layout["cells"], layout["nuclei"], layout["infected"]
+    n_cells = int(cells.max())
+    if role == "nuclei":
+        brightness = np.exp(rng.normal(0.0, 0.25, n_cells + 1)).astype(np.float32)
+        brightness[rng.random(n_cells + 1) < 0.02] *= 2.5
+        signal = nuisance.nucleus_level * shade_nuclei(
+            layout["stain"]["owners"], layout["stain"]["rho"], brightness, rng,
+            profile_gamma=nuisance.nucleus_gamma, texture=nuisance.nucleus_texture, halo=layout["stain"]["halo"])
+        return signal + 0.03 * nuisance.nucleus_level * (cells > 0)
+    if role == "marker":
+        body = np.clip(1.0 + 0.5 * smooth_noise(cells.shape, 3.0, rng), 0.0, None) * (cells > 0)
+        signal = (nuisance.marker_autofluorescence * body).astype(np.float32)
+        if patterns is not None:
+            amplitude = np.exp(rng.normal(0.0, nuisance.marker_spread, n_cells + 1)).astype(np.float32) * infected
+            mix = nuisance.granular_fraction * patterns[0] + (1.0 - nuisance.granular_fraction) * patterns[1]
+            signal = signal + nuisance.marker_level * amplitude[cells] * mix
+        return signal
+    signal, _ = _channel_signal(role, channel, cells, nuclei, layout["stain"], infected, patterns,
+                                layout["texture"], params, rng, serum_means)
+    return signal
 
 
 def _channel_signal(role, channel, cells, nuclei, stain, infected, patterns, texture, params, rng, serum_means):
@@ -542,7 +639,8 @@ def _lookup(mapping, well, default=None):
 
 
 def render_plate(plate_dir, truth_dir, scheme="scheme1", wells=("A01", "A02"), sites_per_well=2,
-                 shape=(1024, 1024), seed=0, well_ratios=None, empty_wells=(), fraction_infected=None):
+                 shape=(1024, 1024), seed=0, well_ratios=None, empty_wells=(), fraction_infected=None,
+                 nuisance=None, mock_wells=()):
     """Render a synthetic plate folder and its ground truth.
 
     Parameters
@@ -570,6 +668,17 @@ def render_plate(plate_dir, truth_dir, scheme="scheme1", wells=("A01", "A02"), s
         Wells rendered without cells (background only).
     fraction_infected : float or dict, optional
         Infected fraction for all wells or ``{well: fraction}``.
+    nuisance : str or PlateFamily or NuisanceRanges, optional
+        Nuisance ranges (or a family, or a key of
+        :data:`antibodies.synthetic.nuisance.FAMILIES`): the biology of each
+        well is drawn within them (:func:`~antibodies.synthetic.nuisance.draw_well_params`)
+        and the optics and staining of each image
+        (:func:`~antibodies.synthetic.nuisance.draw_image_nuisance`); each
+        truth npz then also holds ``nuisance`` (JSON).  Omitted: the
+        renderer's original draws, bit-identical to earlier versions.
+    mock_wells : sequence of str
+        Mock-infected wells: cells but no infected cells (``fraction_infected``
+        0, ratios NaN in ``wells.csv``).
 
     Returns
     -------
@@ -589,13 +698,17 @@ def render_plate(plate_dir, truth_dir, scheme="scheme1", wells=("A01", "A02"), s
     serum_roles = [role for role in roles.values() if role in SERUM_ROLES]
     (plate_dir / "channel_mapping.json").write_text(json.dumps(roles, indent=2) + "\n")
     empty = {_well_name(*_split_well(w)) for w in empty_wells}
+    mock = {_well_name(*_split_well(w)) for w in mock_wells}
+    ranges = None if nuisance is None else resolve_ranges(nuisance)
     files, well_rows, seq = [], [], 0
     for well in (_well_name(*_split_well(w)) for w in wells):
-        params = random_well_params(_well_rng(seed, well), _lookup(well_ratios, well),
-                                    _lookup(fraction_infected, well), well in empty, serum_roles)
+        params = _draw_well(_well_rng(seed, well), ranges, serum_roles, _lookup(well_ratios, well),
+                            _lookup(fraction_infected, well), well in empty, well in mock)
         n_cells = n_infected = 0
         for site in range(sites_per_well):
-            stack, truth = render_image(shape, roles, params, _well_rng(seed, well, site))
+            rng = _well_rng(seed, well, site)
+            image_nuisance = None if ranges is None else draw_image_nuisance(rng, ranges, len(roles))
+            stack, truth = render_image(shape, roles, params, rng, image_nuisance)
             path = plate_dir / image_file_name(well, site, list(roles), seq)
             _write_image(path, stack, truth, truth_dir / (path.stem + ".npz"))
             files.append(path)
@@ -608,6 +721,55 @@ def render_plate(plate_dir, truth_dir, scheme="scheme1", wells=("A01", "A02"), s
     return {"plate_dir": plate_dir, "truth_dir": truth_dir, "scheme": scheme, "files": files, "wells": well_rows}
 
 
+def _draw_well(rng, ranges, serum_roles, ratios, fraction_infected, empty, mock):
+    """Return the biology of one well: original draws without ranges, else within the ranges."""
+    if ranges is not None:
+        return draw_well_params(rng, ranges, serum_roles, ratios, fraction_infected, empty, mock)
+    params = random_well_params(rng, ratios, 0.0 if mock else fraction_infected, empty, serum_roles)
+    return {**params, "mock": True} if mock else params
+
+
+def render_family_plate(family, scheme, out_dir, truth_dir=None, wells=("A01", "A02"), sites=2,
+                        shape=(1024, 1024), plate_index=0, **options):
+    """Render one plate of a named plate family.
+
+    Parameters
+    ----------
+    family : str or PlateFamily
+        Key of :data:`antibodies.synthetic.nuisance.FAMILIES` or a family.
+    scheme : str
+        Key of :data:`SCHEMES`.
+    out_dir : str or pathlib.Path
+        Plate folder (TIFFs and ``channel_mapping.json``).
+    truth_dir : str or pathlib.Path, optional
+        Truth folder (default: ``out_dir`` + ``"_truth"``).
+    wells : sequence of str
+        Well names.
+    sites : int
+        Images per well.
+    shape : tuple of int
+        Image shape (M, N).
+    plate_index : int
+        Plate number within the family; the seed is ``family.seed + plate_index``.
+    **options
+        Further :func:`render_plate` arguments (``well_ratios``,
+        ``empty_wells``, ``mock_wells``, ``fraction_infected``).
+
+    Returns
+    -------
+    dict
+        The :func:`render_plate` summary plus ``family`` (name) and ``seed``.
+    """
+    family = FAMILIES[family] if isinstance(family, str) and family in FAMILIES else family
+    if isinstance(family, str):
+        resolve_ranges(family)  # raises the unknown-family error
+    out_dir = Path(out_dir)
+    truth_dir = Path(truth_dir) if truth_dir is not None else out_dir.with_name(out_dir.name + "_truth")
+    seed = family.seed + int(plate_index)
+    summary = render_plate(out_dir, truth_dir, scheme, wells, sites, shape, seed, nuisance=family, **options)
+    return {**summary, "family": family.name, "seed": seed}
+
+
 def _write_image(path, stack, truth, truth_path):
     """Write the (C, M, N) TIFF and its truth npz."""
     import tifffile
@@ -617,16 +779,19 @@ def _write_image(path, stack, truth, truth_path):
               "infected_ids": truth["infected_ids"], "cell_ids": truth["cell_ids"]}
     arrays.update({f"{role}_cell_means": means for role, means in truth["serum_means"].items()})
     arrays.update({f"background_{channel}": np.float64(level) for channel, level in truth["background"].items()})
+    if "nuisance" in truth:
+        arrays["nuisance"] = np.array(truth["nuisance"])
     np.savez_compressed(truth_path, **arrays)
 
 
 def _well_row(well, params, serum_roles, n_cells, n_infected):
     """Return the wells.csv record of one well."""
     row = {"well_name": well}
+    no_ratio = params["empty"] or params.get("mock", False)
     for role in serum_roles:
-        row[f"ratio_{role}"] = float("nan") if params["empty"] else params["ratios"][role]
+        row[f"ratio_{role}"] = float("nan") if no_ratio else params["ratios"][role]
     ratios = [row[f"ratio_{role}"] for role in serum_roles]
-    row["is_positive"] = bool(not params["empty"] and max(ratios, default=0.0) >= POSITIVE_RATIO_THRESHOLD)
+    row["is_positive"] = bool(not no_ratio and max(ratios, default=0.0) >= POSITIVE_RATIO_THRESHOLD)
     row["fraction_infected"] = 0.0 if params["empty"] else params["fraction_infected"]
     row["is_empty"] = params["empty"]
     row["n_cells"] = n_cells
@@ -653,8 +818,12 @@ def main(argv=None):
     parser.add_argument("--sites", type=int, default=2, help="images per well")
     parser.add_argument("--shape", default="1024,1024", help="image shape 'H,W', e.g. 930,1024")
     parser.add_argument("--truth", default=None, help="truth folder (default: OUT_DIR + '_truth')")
-    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--seed", type=int, default=0,
+                        help="master seed (with --family: the plate index added to the family's seed)")
+    parser.add_argument("--family", default=None, choices=sorted(FAMILIES),
+                        help="render with the nuisance ranges of a plate family")
     parser.add_argument("--empty", default="", help="comma separated wells without cells")
+    parser.add_argument("--mock", default="", help="comma separated mock-infected wells (no infected cells)")
     parser.add_argument("--ratio", action="append", default=[], metavar="WELL=R",
                         help="true serum ratio of a well (repeatable)")
     args = parser.parse_args(argv)
@@ -662,8 +831,14 @@ def main(argv=None):
     shape = tuple(int(s) for s in args.shape.split(","))
     ratios = {w: float(r) for w, r in (item.split("=") for item in args.ratio)}
     truth_dir = args.truth or str(Path(args.out_dir).with_name(Path(args.out_dir).name + "_truth"))
-    summary = render_plate(args.out_dir, truth_dir, args.scheme, parse_well_list(args.wells), args.sites,
-                           shape, args.seed, ratios or None, parse_well_list(args.empty))
+    options = {"well_ratios": ratios or None, "empty_wells": parse_well_list(args.empty),
+               "mock_wells": parse_well_list(args.mock)}
+    if args.family:
+        summary = render_family_plate(args.family, args.scheme, args.out_dir, truth_dir,
+                                      parse_well_list(args.wells), args.sites, shape, args.seed, **options)
+    else:
+        summary = render_plate(args.out_dir, truth_dir, args.scheme, parse_well_list(args.wells), args.sites,
+                               shape, args.seed, **options)
     print(f"wrote {len(summary['files'])} images to {summary['plate_dir']} and truth to {summary['truth_dir']}")
 
 

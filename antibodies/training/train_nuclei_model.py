@@ -62,6 +62,51 @@ ARCHITECTURES = {
 }
 
 
+def _nuisance_training_ranges():
+    """Return the nuisance ranges of the v3 training crops: the tune families, wider in nucleus appearance.
+
+    Optics, staining and biology come from the ``tune_broad`` family (which
+    contains ``tune_standard``); nucleus size (150-700 px), brightness,
+    texture, profile, halo, blur, cell density (sparse to confluent) and noise
+    are widened.  Holdout families are not used.
+    """
+    from antibodies.synthetic.nuisance import FAMILIES
+
+    return FAMILIES["tune_broad"].ranges.replace(
+        cell_area=(1400.0, 5000.0), confluence=(0.2, 1.0), nucleus_area=(150.0, 700.0),
+        nucleus_level=(500.0, 6000.0), nucleus_texture=(0.05, 0.45), nucleus_gamma=(0.05, 0.75),
+        nucleus_halo=(1.0, 1.28), blur=(0.7, 2.0), gain=(0.8, 5.0), read_noise=(2.0, 12.0),
+        haze_amplitude=(0.0, 250.0), vignetting=(0.0, 0.3))
+
+
+def _tune_family_ranges():
+    """Return the nuisance ranges of the tune families (validation crops)."""
+    from antibodies.synthetic.nuisance import FAMILIES
+
+    return [family.ranges for family in FAMILIES.values() if family.role == "tune"]
+
+
+def _nuisance_crop(rng, ranges, shape=PATCH_SHAPE):
+    """Return a (nuclei image, nucleus labels) crop of a nuisance-renderer image.
+
+    ``ranges`` is a list of :class:`~antibodies.synthetic.nuisance.NuisanceRanges`,
+    one chosen at random; up to a quarter of the cells divide (touching
+    daughter nuclei).
+    """
+    from antibodies.synthetic.nuisance import draw_image_nuisance, draw_well_params
+    from antibodies.synthetic.plate import render_image
+
+    full_shape = (512, 512)
+    chosen = ranges[int(rng.integers(len(ranges)))]
+    params = draw_well_params(rng, chosen, ("serum_IgG",))
+    params["dividing_fraction"] = float(rng.uniform(0.0, 0.25))
+    stack, truth = render_image(full_shape, {"DAPI": "nuclei"}, params, rng, draw_image_nuisance(rng, chosen, 1))
+    row = int(rng.integers(0, full_shape[0] - shape[0] + 1))
+    col = int(rng.integers(0, full_shape[1] - shape[1] + 1))
+    window = (slice(row, row + shape[0]), slice(col, col + shape[1]))
+    return stack[0][window], truth["nuclei"][window]
+
+
 def _plate_crop(rng, shape=PATCH_SHAPE):
     """Return a (nuclei image, nucleus labels) crop of a rendered plate image."""
     from antibodies.synthetic.plate import random_well_params, render_image
@@ -75,7 +120,8 @@ def _plate_crop(rng, shape=PATCH_SHAPE):
     return stack[0][window], truth["nuclei"][window]
 
 
-def make_dataset(count, seed, plate_fraction=0.25, shape=PATCH_SHAPE):
+def make_dataset(count, seed, plate_fraction=0.25, shape=PATCH_SHAPE, nuisance_fraction=0.0,
+                 nuisance_ranges=None):
     """Draw normalised training images and their nucleus labels.
 
     Parameters
@@ -86,9 +132,15 @@ def make_dataset(count, seed, plate_fraction=0.25, shape=PATCH_SHAPE):
         Seed of the random generator.
     plate_fraction : float
         Fraction of images that are crops of the plate renderer's nuclei
-        channel; the rest are nuclei-only images of random style.
+        channel (original optics); the rest, less the nuisance crops, are
+        nuclei-only images of random style.
     shape : tuple of int
         Image shape (M, N).
+    nuisance_fraction : float
+        Fraction of images that are crops of the plate renderer with a
+        nuisance layer (0 reproduces the v1/v2 data exactly).
+    nuisance_ranges : list of NuisanceRanges, optional
+        Ranges of the nuisance crops, one drawn per crop.
 
     Returns
     -------
@@ -100,8 +152,11 @@ def make_dataset(count, seed, plate_fraction=0.25, shape=PATCH_SHAPE):
     rng = np.random.default_rng(seed)
     images, labels = [], []
     for _ in range(count):
-        if rng.random() < plate_fraction:
+        source = rng.random()
+        if source < plate_fraction:
             image, label = _plate_crop(rng, shape)
+        elif source < plate_fraction + nuisance_fraction:
+            image, label = _nuisance_crop(rng, nuisance_ranges, shape)
         else:
             image, label, _ = render_nuclei_image(shape, rng)
         images.append(normalize_percentile(image))
@@ -109,13 +164,17 @@ def make_dataset(count, seed, plate_fraction=0.25, shape=PATCH_SHAPE):
     return images, labels
 
 
-def make_augmenter(seed):
+def make_augmenter(seed, intensity_noise=False):
     """Return a StarDist augmenter: flips, 90 degree turns, intensity and gamma.
 
     Parameters
     ----------
     seed : int
         Seed of the augmenter's own random generator.
+    intensity_noise : bool
+        Also add, each at random, a smooth background ramp, slight blur,
+        signal-dependent (shot-like) noise and Gaussian noise on the
+        normalised image (v3); False reproduces the v1/v2 augmenter.
 
     Returns
     -------
@@ -123,6 +182,7 @@ def make_augmenter(seed):
         ``augment(image, labels) -> (image, labels)`` on (M, N) arrays.
     """
     rng = np.random.default_rng(seed)
+    extra = _intensity_noise_augmenter(rng) if intensity_noise else None
 
     def augment(image, labels):
         turns = int(rng.integers(4))
@@ -135,8 +195,33 @@ def make_augmenter(seed):
         image = image * rng.uniform(0.6, 1.4) + rng.uniform(-0.15, 0.15)
         if rng.random() < 0.2:
             image = image + rng.normal(0.0, rng.uniform(0.0, 0.05), size=image.shape)
+        if extra is not None:
+            image = extra(image)
         return (np.ascontiguousarray(image, dtype=np.float32),
                 np.ascontiguousarray(labels, dtype=np.int32))
+
+    return augment
+
+
+def _intensity_noise_augmenter(rng):
+    """Return ``image -> image``: random background ramp, blur, shot-like and Gaussian noise."""
+    from scipy import ndimage as ndi
+
+    def augment(image):
+        if rng.random() < 0.4:
+            rows = np.linspace(-0.5, 0.5, image.shape[0], dtype=np.float32)[:, None]
+            cols = np.linspace(-0.5, 0.5, image.shape[1], dtype=np.float32)[None, :]
+            slope_r, slope_c, curve = rng.normal(0.0, 1.0, 3)
+            ramp = slope_r * rows + slope_c * cols + curve * (rows ** 2 + cols ** 2)
+            image = image + rng.uniform(0.0, 0.25) * ramp / max(float(np.abs(ramp).max()), 1e-6)
+        if rng.random() < 0.2:
+            image = ndi.gaussian_filter(image, rng.uniform(0.4, 1.0))
+        if rng.random() < 0.3:
+            scale = rng.uniform(0.0, 0.02)
+            image = image + np.sqrt(np.clip(image, 0.0, None) * scale) * rng.standard_normal(image.shape)
+        if rng.random() < 0.3:
+            image = image + rng.normal(0.0, rng.uniform(0.0, 0.08), size=image.shape)
+        return image
 
     return augment
 
@@ -197,7 +282,7 @@ def _cosine_schedule(epochs, learning_rate, final_fraction=0.05):
 
 
 def train_model(out_dir, name, steps, seed=0, n_train=1000, n_val=48, plate_fraction=0.25,
-                steps_per_epoch=100, architecture="narrow_deep"):
+                steps_per_epoch=100, architecture="narrow_deep", nuisance_fraction=0.0, intensity_noise=False):
     """Train, threshold-optimise and tidy a StarDist2D nucleus model.
 
     Parameters
@@ -218,6 +303,13 @@ def train_model(out_dir, name, steps, seed=0, n_train=1000, n_val=48, plate_frac
         Steps between validation passes.
     architecture : str
         Key of :data:`ARCHITECTURES`.
+    nuisance_fraction : float
+        Fraction of nuisance-renderer crops: in the training set drawn with
+        the widened tune ranges (:func:`_nuisance_training_ranges`), in the
+        validation set (best weights, thresholds) with the tune families'
+        own ranges.  0 reproduces the v1/v2 recipe.
+    intensity_noise : bool
+        Use the intensity and noise augmentation (see :func:`make_augmenter`).
 
     Returns
     -------
@@ -229,8 +321,10 @@ def train_model(out_dir, name, steps, seed=0, n_train=1000, n_val=48, plate_frac
 
     keras.utils.set_random_seed(seed)
     started = time.time()
-    x_train, y_train = make_dataset(n_train, seed, plate_fraction)
-    x_val, y_val = make_dataset(n_val, seed + 10_000, plate_fraction)
+    x_train, y_train = make_dataset(n_train, seed, plate_fraction, nuisance_fraction=nuisance_fraction,
+                                    nuisance_ranges=[_nuisance_training_ranges()])
+    x_val, y_val = make_dataset(n_val, seed + 10_000, plate_fraction, nuisance_fraction=nuisance_fraction,
+                                nuisance_ranges=_tune_family_ranges())
     logger.info("drew %d training and %d validation images in %.0f s",
                 n_train, n_val, time.time() - started)
 
@@ -240,7 +334,8 @@ def train_model(out_dir, name, steps, seed=0, n_train=1000, n_val=48, plate_frac
     model.callbacks.append(keras.callbacks.LearningRateScheduler(
         _cosine_schedule(config.train_epochs, config.train_learning_rate)))
     train_started = time.time()
-    model.train(x_train, y_train, validation_data=(x_val, y_val), augmenter=make_augmenter(seed))
+    model.train(x_train, y_train, validation_data=(x_val, y_val),
+                augmenter=make_augmenter(seed, intensity_noise))
     logger.info("trained %d steps in %.0f s", config.train_epochs * steps_per_epoch,
                 time.time() - train_started)
 
@@ -277,10 +372,15 @@ def main(argv=None):
     parser.add_argument("--steps-per-epoch", type=int, default=100)
     parser.add_argument("--architecture", choices=sorted(ARCHITECTURES), default="narrow_deep",
                         help="network shape (see ARCHITECTURES)")
+    parser.add_argument("--nuisance-fraction", type=float, default=0.0,
+                        help="fraction of nuisance-renderer crops (tune-family ranges; v3)")
+    parser.add_argument("--intensity-noise", action="store_true",
+                        help="intensity and noise augmentation (v3)")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
     train_model(args.out, args.name, args.steps, args.seed, args.n_train, args.n_val,
-                args.plate_fraction, args.steps_per_epoch, args.architecture)
+                args.plate_fraction, args.steps_per_epoch, args.architecture, args.nuisance_fraction,
+                args.intensity_noise)
 
 
 if __name__ == "__main__":

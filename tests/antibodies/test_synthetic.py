@@ -1,5 +1,6 @@
 """Tests of the synthetic plate renderer and the nuclei-only image generator."""
 import csv
+import dataclasses
 import json
 
 import numpy as np
@@ -7,8 +8,9 @@ import pytest
 import tifffile
 
 from antibodies.synthetic import (
-    FILENAME_PATTERN, SCHEMES, SERUM_ROLES, image_file_name, parse_well_list, random_well_params,
-    render_image, render_nuclei_image, render_plate)
+    FAMILIES, FILENAME_PATTERN, SCHEMES, SERUM_ROLES, NuisanceRanges, draw_image_nuisance, draw_well_params,
+    image_file_name, parse_well_list, random_well_params, render_family_plate, render_image, render_nuclei_image,
+    render_plate)
 from antibodies.synthetic.plate import main as plate_main
 
 SMALL = (200, 240)
@@ -134,3 +136,149 @@ def test_well_lists_and_command_line(tmp_path):
     assert len(list((tmp_path / "plate").glob("WellB03_PointB03_0000_ChannelDAPI,WF_Cy5,TRITC_Seq0000.tiff"))) == 1
     assert (tmp_path / "plate_truth" / "wells.csv").is_file()
     assert set(SERUM_ROLES) >= {"serum_IgG"}
+
+
+# --------------------------------------------------------------------------- nuisance layer and families
+
+
+def _stack_digest(stack, truth):
+    import hashlib
+
+    digest = hashlib.sha256(stack.tobytes())
+    digest.update(truth["cells"].tobytes())
+    digest.update(repr(sorted(truth["background"].items())).encode())
+    return digest.hexdigest()
+
+
+def test_rendering_without_nuisance_is_unchanged():
+    # digest of this exact render before the nuisance layer existed (commit c57ed86, numpy 2.4.6 as pinned
+    # in requirements.txt); a numpy/scipy upgrade may change random streams and require a new digest
+    rng = np.random.default_rng(5)
+    params = random_well_params(rng)
+    stack, truth = render_image((128, 160), SCHEMES["scheme4"], params, rng)
+    assert _stack_digest(stack, truth) == NO_NUISANCE_DIGEST
+    assert "nuisance" not in truth
+
+
+NO_NUISANCE_DIGEST = "755e5acd6596ca5db6c5092ef9bffa5026a41bdb9f7fafdc91cba2523a85e98d"
+
+
+def test_nuisance_draws_stay_in_range():
+    from antibodies.synthetic.nuisance import CHANNEL_FIELDS, IMAGE_FIELDS, WELL_FIELDS
+
+    rng = np.random.default_rng(0)
+    for family in FAMILIES.values():
+        ranges = family.ranges
+        for _ in range(20):
+            nuisance = draw_image_nuisance(rng, ranges, n_channels=4)
+            for name in IMAGE_FIELDS:
+                low, high = getattr(ranges, name)
+                values = getattr(nuisance, name) if name in CHANNEL_FIELDS else (getattr(nuisance, name),)
+                assert len(values) == (4 if name in CHANNEL_FIELDS else 1)
+                assert all(low <= value <= high for value in values), (family.name, name, values)
+            params = draw_well_params(rng, ranges, ("serum_IgG",))
+            for name, key in (("cell_area", "cell_area"), ("confluence", "confluence"),
+                              ("nucleus_area", "nucleus_area"), ("fraction_infected", "fraction_infected")):
+                low, high = getattr(ranges, name)
+                assert low <= params[key] <= high
+            low, high = ranges.serum_level
+            assert all(low <= level <= high for level in params["serum_levels"].values())
+        assert set(WELL_FIELDS) | set(IMAGE_FIELDS) == {f.name for f in dataclasses.fields(NuisanceRanges)}
+
+
+def test_nuisance_ranges_reject_reversed_pairs():
+    with pytest.raises(ValueError, match="blur"):
+        NuisanceRanges(blur=(2.0, 1.0))
+
+
+@pytest.mark.parametrize("family", ["tune_broad", "holdout_hazy_dim", "holdout_offsets_dim_serum"])
+def test_true_ratio_stays_exact_under_nuisance(family):
+    ranges = FAMILIES[family].ranges
+    rng = np.random.default_rng(4)
+    params = draw_well_params(rng, ranges.replace(confluence=(0.9, 0.9)), ("serum_IgG", "serum_IgA"),
+                              ratios={"serum_IgG": 2.2, "serum_IgA": 1.0}, fraction_infected=0.4)
+    nuisance = draw_image_nuisance(rng, ranges, n_channels=len(SCHEMES["scheme4"]))
+    stack, truth = render_image((256, 256), SCHEMES["scheme4"], params, rng, nuisance)
+    infected = np.isin(truth["cell_ids"], truth["infected_ids"])
+    assert infected.any() and (~infected).any()
+    for role, ratio in (("serum_IgG", 2.2), ("serum_IgA", 1.0)):
+        means = truth["serum_means"][role]
+        assert np.median(means[infected]) / np.median(means[~infected]) == pytest.approx(ratio, rel=1e-9)
+        assert truth["ratios"][role] == ratio
+    assert json.loads(truth["nuisance"])["blur"] == nuisance.blur
+
+
+def test_serum_background_is_the_same_under_and_outside_cells():
+    # noise-free, signal-free serum channel: only the additive background remains, and the recorded
+    # background equals its mean under the cells
+    from antibodies.synthetic.nuisance import background_under_cells, haze_field, vignette_field
+
+    rng = np.random.default_rng(1)
+    field = 40.0 * vignette_field((64, 64), 0.3, rng) + haze_field((64, 64), 200.0, 50.0, rng)
+    cells = np.zeros((64, 64), int)
+    cells[10:30, 10:30] = 1
+    assert background_under_cells(field, cells) == pytest.approx(field[10:30, 10:30].mean())
+    assert background_under_cells(field, np.zeros_like(cells)) == pytest.approx(field.mean())
+    assert field.min() >= 0.0 and field.max() <= 240.0
+
+
+def test_backgrounds_differ_between_images_of_a_well(tmp_path):
+    summary = render_family_plate("holdout_offsets_dim_serum", "scheme1", tmp_path / "plate", wells=("B02",),
+                                  sites=3, shape=(128, 128))
+    truths = [np.load(tmp_path / "plate_truth" / (path.stem + ".npz")) for path in summary["files"]]
+    for channel in SCHEMES["scheme1"]:
+        levels = [float(truth[f"background_{channel}"]) for truth in truths]
+        assert max(levels) - min(levels) > 20.0, (channel, levels)
+    offsets = [json.loads(str(truth["nuisance"]))["offset"] for truth in truths]
+    assert len({tuple(offset) for offset in offsets}) == 3
+    # the recorded background is close to the measured median outside the cells
+    stack = tifffile.imread(summary["files"][0])
+    cells = truths[0]["cells"]
+    for index, channel in enumerate(SCHEMES["scheme1"]):
+        measured = np.median(stack[index][cells == 0])
+        assert abs(measured - float(truths[0][f"background_{channel}"])) < 150.0
+
+
+def test_mock_wells_have_no_infected_cells(tmp_path):
+    summary = render_family_plate("tune_standard", "scheme1", tmp_path / "plate", wells=("A01", "A02"), sites=1,
+                                  shape=(128, 128), mock_wells=("A02",), well_ratios={"A01": 2.0})
+    rows = {row["well_name"]: row for row in summary["wells"]}
+    assert rows["A02"]["n_infected"] == 0 and rows["A02"]["n_cells"] > 0
+    assert np.isnan(rows["A02"]["ratio_serum_IgG"]) and not rows["A02"]["is_positive"]
+    assert rows["A01"]["ratio_serum_IgG"] == 2.0
+    assert summary["family"] == "tune_standard" and summary["seed"] == FAMILIES["tune_standard"].seed
+
+
+def test_families_are_named_and_distinct():
+    tune = {name for name, family in FAMILIES.items() if family.role == "tune"}
+    holdout = {name for name, family in FAMILIES.items() if family.role == "holdout"}
+    assert len(tune) >= 2 and len(holdout) >= 3
+    assert tune.isdisjoint(holdout) and tune | holdout == set(FAMILIES)
+    assert all(name == family.name for name, family in FAMILIES.items())
+    assert len({family.ranges for family in FAMILIES.values()}) == len(FAMILIES)
+    assert len({family.seed for family in FAMILIES.values()}) == len(FAMILIES)
+    for name in holdout:
+        # a holdout family leaves the union of the tune ranges somewhere (not only a new seed)
+        ranges = FAMILIES[name].ranges
+        outside = [field.name for field in dataclasses.fields(NuisanceRanges)
+                   if getattr(ranges, field.name)[0] < min(getattr(FAMILIES[t].ranges, field.name)[0] for t in tune)
+                   or getattr(ranges, field.name)[1] > max(getattr(FAMILIES[t].ranges, field.name)[1] for t in tune)]
+        assert outside, name
+    with pytest.raises(ValueError, match="unknown plate family"):
+        render_family_plate("no_such_family", "scheme1", "/nonexistent")
+
+
+def test_family_command_line(tmp_path):
+    plate_main([str(tmp_path / "plate"), "--family", "holdout_density", "--scheme", "scheme1", "--wells", "A01",
+                "--sites", "1", "--shape", "96,128", "--mock", "A01"])
+    truth = np.load(next((tmp_path / "plate_truth").glob("*.npz")))
+    assert json.loads(str(truth["nuisance"]))["nucleus_halo"] >= 1.2
+    assert len(truth["infected_ids"]) == 0
+
+
+def test_nuisance_must_cover_every_channel():
+    rng = np.random.default_rng(0)
+    ranges = FAMILIES["tune_standard"].ranges
+    params = draw_well_params(rng, ranges, ("serum_IgG",))
+    with pytest.raises(ValueError, match="n_channels"):
+        render_image((64, 64), SCHEMES["scheme1"], params, rng, draw_image_nuisance(rng, ranges, n_channels=2))

@@ -1,0 +1,460 @@
+"""Nuisance layer of the synthetic plate renderer: optics, staining and biology ranges, plate families.
+
+Readouts tuned on one renderer broke on plates of an independent renderer
+with other optics, staining and cell model.  This module widens what the
+plate renderer (:mod:`antibodies.synthetic.plate`) can produce, so readouts
+can be tuned on some *families* of plates and reported on others.
+
+Two levels of random draws
+--------------------------
+Per **well** (:func:`draw_well_params`, the biology shared by all sites of a
+well): fraction of infected cells, true serum ratios, serum level (the
+"serum baseline" brightness of control cells), cell area, confluence (cell
+density) and mean nucleus area.
+
+Per **image** (:func:`draw_image_nuisance`, so one site can be hazier,
+brighter or noisier than its well mates), as an :class:`ImageNuisance`:
+
+* per channel: camera offset, smooth additive haze (amplitude and length
+  scale) and background autofluorescence;
+* per image: vignetting, PSF blur, camera gain and read noise;
+* marker: level, per-cell amplitude spread, granule density and size,
+  granular vs diffuse fraction, and a weak textured cell-body
+  autofluorescence (non-infected cells get some marker signal too);
+* nuclei: level, chromatin texture, profile gamma and stain halo.
+
+Serum truth stays exact: every additive nuisance in a serum channel is
+background (offset, haze and autofluorescence are present under the cells
+and outside them alike), so ``median(infected) / median(control)`` of the
+noise-free, background-free serum signal is the well's true ratio.  The
+renderer records per image the true background level of each channel (the
+mean additive background under the cells) and the nuisance values as JSON.
+
+Plate families
+--------------
+:data:`FAMILIES` names plate families (:class:`PlateFamily`): nuisance
+ranges, a base seed, a role and a description.  ``"tune"`` families may be
+used to develop readouts and to choose methods, parameters and thresholds.
+``"holdout"`` families differ from the tune families in their *ranges* (not
+only in the seed) and are used only to report how well a readout holds; they
+are never used to choose a method or a number.  Once a holdout figure has
+influenced a choice, that family is no longer held out and must be replaced.
+
+Examples
+--------
+>>> import numpy as np
+>>> ranges = FAMILIES["tune_standard"].ranges
+>>> nuisance = draw_image_nuisance(np.random.default_rng(0), ranges, n_channels=3)
+>>> len(nuisance.offset)
+3
+>>> ranges.blur[0] <= nuisance.blur <= ranges.blur[1]
+True
+"""
+import dataclasses
+import json
+
+import numpy as np
+
+from antibodies.synthetic.nuclei import smooth_noise
+
+__all__ = [
+    "NuisanceRanges",
+    "ImageNuisance",
+    "PlateFamily",
+    "FAMILIES",
+    "WELL_FIELDS",
+    "IMAGE_FIELDS",
+    "draw_well_params",
+    "draw_image_nuisance",
+    "resolve_ranges",
+    "haze_field",
+    "vignette_field",
+    "background_under_cells",
+]
+
+WELL_FIELDS = ("fraction_infected", "positive_ratio", "negative_ratio", "serum_level", "cell_area",
+               "confluence", "nucleus_area")
+"""Range fields drawn once per well (biology)."""
+
+CHANNEL_FIELDS = ("offset", "haze_amplitude", "haze_scale", "autofluorescence")
+"""Range fields drawn once per image and channel."""
+
+IMAGE_FIELDS = CHANNEL_FIELDS + (
+    "vignetting", "blur", "gain", "read_noise", "marker_level", "marker_spread", "marker_autofluorescence",
+    "granule_density", "granule_size", "granular_fraction", "nucleus_level", "nucleus_texture",
+    "nucleus_gamma", "nucleus_halo")
+"""Range fields drawn once per image (the first four once per channel)."""
+
+
+@dataclasses.dataclass(frozen=True)
+class NuisanceRanges:
+    """Closed ``(low, high)`` ranges of the renderer's random draws.
+
+    Per-well fields (:data:`WELL_FIELDS`) set the biology; per-image fields
+    (:data:`IMAGE_FIELDS`) the optics and staining.  Intensities are in
+    camera counts; lengths in pixels.
+
+    Attributes
+    ----------
+    fraction_infected : tuple of float
+        Fraction of infected cells per well.
+    positive_ratio, negative_ratio : tuple of float
+        True serum ratio of positive and of negative wells (half each).
+    serum_level : tuple of float
+        Mean serum signal of control cells ("serum baseline").
+    cell_area, confluence, nucleus_area : tuple of float
+        Mean cell area (px), covered fraction of the field, mean nucleus area (px).
+    offset, haze_amplitude, haze_scale, autofluorescence : tuple of float
+        Per channel: camera offset, peak-to-trough amplitude and correlation
+        length of the smooth additive haze, background autofluorescence.
+    vignetting, blur, gain, read_noise : tuple of float
+        Illumination falloff strength, PSF sigma (px), camera gain (counts
+        per electron) and Gaussian read noise (counts).
+    marker_level, marker_spread : tuple of float
+        Marker brightness of infected cells and sigma of its per-cell log amplitude.
+    marker_autofluorescence : tuple of float
+        Mean textured cell-body autofluorescence in the marker channel (all cells).
+    granule_density, granule_size, granular_fraction : tuple of float
+        Fraction of perinuclear pixels seeding a granule, granule blur sigma
+        (px), and share of the granular (vs diffuse) marker pattern.
+    nucleus_level, nucleus_texture, nucleus_gamma, nucleus_halo : tuple of float
+        Nuclear stain level, chromatin texture amplitude, dome profile gamma
+        and the upper end of the per-nucleus stain halo ratio.
+    """
+
+    fraction_infected: tuple = (0.1, 0.6)
+    positive_ratio: tuple = (1.5, 3.0)
+    negative_ratio: tuple = (1.0, 1.15)
+    serum_level: tuple = (600.0, 1800.0)
+    cell_area: tuple = (2000.0, 3800.0)
+    confluence: tuple = (0.55, 0.9)
+    nucleus_area: tuple = (250.0, 450.0)
+    offset: tuple = (100.0, 200.0)
+    haze_amplitude: tuple = (0.0, 0.0)
+    haze_scale: tuple = (80.0, 400.0)
+    autofluorescence: tuple = (20.0, 60.0)
+    vignetting: tuple = (0.05, 0.15)
+    blur: tuple = (0.8, 1.5)
+    gain: tuple = (1.0, 3.0)
+    read_noise: tuple = (2.0, 6.0)
+    marker_level: tuple = (800.0, 3000.0)
+    marker_spread: tuple = (0.4, 0.4)
+    marker_autofluorescence: tuple = (0.0, 0.0)
+    granule_density: tuple = (0.35, 0.35)
+    granule_size: tuple = (0.9, 0.9)
+    granular_fraction: tuple = (0.85, 0.85)
+    nucleus_level: tuple = (1200.0, 4000.0)
+    nucleus_texture: tuple = (0.1, 0.35)
+    nucleus_gamma: tuple = (0.1, 0.6)
+    nucleus_halo: tuple = (1.2, 1.2)
+
+    def __post_init__(self):
+        """Check every field is an ordered pair."""
+        for field in dataclasses.fields(self):
+            low, high = getattr(self, field.name)
+            if not low <= high:
+                raise ValueError(f"NuisanceRanges.{field.name}: low {low} > high {high}")
+
+    def replace(self, **changes):
+        """Return a copy with some ranges changed (``dataclasses.replace``)."""
+        return dataclasses.replace(self, **changes)
+
+
+@dataclasses.dataclass(frozen=True)
+class ImageNuisance:
+    """Nuisance values of one image (drawn by :func:`draw_image_nuisance`).
+
+    The four per-channel fields (:data:`CHANNEL_FIELDS`) are tuples indexed
+    by the channel position in the scheme; the other fields are floats with
+    the meaning of the :class:`NuisanceRanges` field of the same name.
+    """
+
+    offset: tuple
+    haze_amplitude: tuple
+    haze_scale: tuple
+    autofluorescence: tuple
+    vignetting: float
+    blur: float
+    gain: float
+    read_noise: float
+    marker_level: float
+    marker_spread: float
+    marker_autofluorescence: float
+    granule_density: float
+    granule_size: float
+    granular_fraction: float
+    nucleus_level: float
+    nucleus_texture: float
+    nucleus_gamma: float
+    nucleus_halo: float
+
+    def to_json(self):
+        """Return the values as a JSON string (as stored in the truth npz)."""
+        return json.dumps(dataclasses.asdict(self), sort_keys=True)
+
+
+@dataclasses.dataclass(frozen=True)
+class PlateFamily:
+    """A named family of synthetic plates.
+
+    Attributes
+    ----------
+    name : str
+        Key in :data:`FAMILIES`.
+    ranges : NuisanceRanges
+        Ranges of the random draws.
+    seed : int
+        Base seed of the family's plates (a plate index is added to it).
+    role : str
+        ``"tune"`` (may be used to choose methods and numbers) or
+        ``"holdout"`` (report only; never used to choose anything).
+    description : str
+        What distinguishes the family.
+    """
+
+    name: str
+    ranges: NuisanceRanges
+    seed: int
+    role: str
+    description: str
+
+    def __post_init__(self):
+        """Check the role."""
+        if self.role not in ("tune", "holdout"):
+            raise ValueError(f"PlateFamily {self.name!r}: role must be 'tune' or 'holdout', not {self.role!r}")
+
+
+def _uniform(rng, bounds):
+    """Return one float drawn uniformly from ``bounds = (low, high)``."""
+    low, high = bounds
+    return float(low) if low == high else float(rng.uniform(low, high))
+
+
+def draw_well_params(rng, ranges, serum_roles, ratios=None, fraction_infected=None, empty=False, mock=False):
+    """Draw the biology of one well within ``ranges``.
+
+    Parameters
+    ----------
+    rng : numpy.random.Generator
+        Random source (the well's generator).
+    ranges : NuisanceRanges
+        Ranges of the per-well fields (:data:`WELL_FIELDS`).
+    serum_roles : sequence of str
+        Serum roles to draw ratios for.
+    ratios : float or dict, optional
+        True serum ratio(s), overriding the draws (one value or ``{role: ratio}``).
+    fraction_infected : float, optional
+        Infected fraction, overriding the draw.
+    empty : bool
+        True for a well without cells.
+    mock : bool
+        True for a mock-infected well: cells but no infected cells
+        (``fraction_infected`` 0; ratios are undefined).
+
+    Returns
+    -------
+    dict
+        The well parameters in the format of
+        :func:`antibodies.synthetic.plate.random_well_params`, plus ``mock``.
+        ``nucleus_level`` and ``marker_level`` are drawn for that format
+        only: an image rendered with an :class:`ImageNuisance` takes both
+        from the nuisance (they are per-image draws).
+    """
+    positive = rng.random() < 0.5
+    drawn = {role: _uniform(rng, ranges.positive_ratio if positive else ranges.negative_ratio)
+             for role in serum_roles}
+    if isinstance(ratios, dict):
+        drawn.update({role: float(value) for role, value in ratios.items()})
+    elif ratios is not None:
+        drawn = {role: float(ratios) for role in serum_roles}
+    fraction = _uniform(rng, ranges.fraction_infected) if fraction_infected is None else float(fraction_infected)
+    serum_level = {role: _uniform(rng, ranges.serum_level) for role in ("serum_IgG", "serum_IgA", "serum_IgM")}
+    return {
+        "empty": bool(empty),
+        "mock": bool(mock),
+        "fraction_infected": 0.0 if mock else fraction,
+        "ratios": drawn,
+        "cell_area": _uniform(rng, ranges.cell_area),
+        "confluence": _uniform(rng, ranges.confluence),
+        "nucleus_area": _uniform(rng, ranges.nucleus_area),
+        "nucleus_level": _uniform(rng, ranges.nucleus_level),
+        "marker_level": _uniform(rng, ranges.marker_level),
+        "serum_levels": serum_level,
+    }
+
+
+def draw_image_nuisance(rng, ranges, n_channels=5):
+    """Draw the optics and staining nuisance of one image.
+
+    Parameters
+    ----------
+    rng : numpy.random.Generator
+        Random source (the image's generator).
+    ranges : NuisanceRanges
+        Ranges of the per-image fields (:data:`IMAGE_FIELDS`).
+    n_channels : int
+        Number of channels (per-channel fields get one value each).
+
+    Returns
+    -------
+    ImageNuisance
+    """
+    values = {name: tuple(_uniform(rng, getattr(ranges, name)) for _ in range(n_channels))
+              for name in CHANNEL_FIELDS}
+    values.update({name: _uniform(rng, getattr(ranges, name)) for name in IMAGE_FIELDS
+                   if name not in CHANNEL_FIELDS})
+    return ImageNuisance(**values)
+
+
+def haze_field(shape, amplitude, scale, rng):
+    """Return a smooth, non-negative (M, N) additive haze ranging over [0, amplitude].
+
+    Parameters
+    ----------
+    shape : tuple of int
+        Image shape (M, N).
+    amplitude : float
+        Peak-to-trough haze in counts (0 gives zeros; no random draw).
+    scale : float
+        Correlation length in pixels.
+    rng : numpy.random.Generator
+        Random source.
+
+    Returns
+    -------
+    numpy.ndarray
+        (M, N) float32 field.
+
+    Examples
+    --------
+    >>> field = haze_field((64, 64), 100.0, 30.0, np.random.default_rng(0))
+    >>> float(field.min()), round(float(field.max()), 3)
+    (0.0, 100.0)
+    """
+    if amplitude <= 0:
+        return np.zeros(shape, np.float32)
+    field = smooth_noise(shape, scale, rng)
+    span = float(field.max() - field.min())
+    return (amplitude * (field - field.min()) / (span if span > 0 else 1.0)).astype(np.float32)
+
+
+def vignette_field(shape, strength, rng):
+    """Return an (M, N) multiplicative illumination falloff (1 at an off-centre optical axis).
+
+    Parameters
+    ----------
+    shape : tuple of int
+        Image shape (M, N).
+    strength : float
+        Relative loss at a corner distance of ``0.5 * max(shape)`` from the axis.
+    rng : numpy.random.Generator
+        Random source for the position of the optical axis.
+
+    Returns
+    -------
+    numpy.ndarray
+        (M, N) float32 field, at most 1 and at least ``1 - 2 * strength``.
+    """
+    yy = (np.arange(shape[0], dtype=np.float32) - rng.uniform(0.35, 0.65) * shape[0]) / max(shape)
+    xx = (np.arange(shape[1], dtype=np.float32) - rng.uniform(0.35, 0.65) * shape[1]) / max(shape)
+    r2 = np.minimum(yy[:, None] ** 2 + xx[None, :] ** 2, 0.5)
+    return (1.0 - strength * 2.0 * r2).astype(np.float32)
+
+
+def background_under_cells(background, cells):
+    """Return the mean of an additive (M, N) background under the cells (whole field without cells).
+
+    Parameters
+    ----------
+    background : numpy.ndarray
+        (M, N) additive background in counts (offset, haze, autofluorescence).
+    cells : numpy.ndarray
+        (M, N) int cell labels (0 outside cells).
+
+    Returns
+    -------
+    float
+
+    Examples
+    --------
+    >>> background_under_cells(np.array([[1.0, 3.0]]), np.array([[0, 1]]))
+    3.0
+    """
+    inside = cells > 0
+    return float(background[inside].mean() if inside.any() else background.mean())
+
+
+# --------------------------------------------------------------------------- families
+
+_TUNE_STANDARD = NuisanceRanges(
+    offset=(80.0, 300.0), haze_amplitude=(0.0, 120.0), haze_scale=(100.0, 400.0),
+    autofluorescence=(10.0, 60.0), vignetting=(0.0, 0.2), blur=(0.7, 1.6), gain=(0.8, 3.0),
+    read_noise=(2.0, 8.0), marker_level=(800.0, 3000.0), marker_spread=(0.3, 0.5),
+    marker_autofluorescence=(0.0, 25.0), granule_density=(0.25, 0.45), granule_size=(0.7, 1.2),
+    granular_fraction=(0.6, 0.9), nucleus_texture=(0.1, 0.35), nucleus_gamma=(0.1, 0.6),
+    nucleus_halo=(1.05, 1.2))
+
+_TUNE_BROAD = _TUNE_STANDARD.replace(
+    fraction_infected=(0.05, 0.7), serum_level=(400.0, 2000.0), cell_area=(1600.0, 4500.0),
+    confluence=(0.4, 0.95), nucleus_area=(220.0, 520.0), offset=(80.0, 450.0), haze_amplitude=(0.0, 200.0),
+    autofluorescence=(10.0, 90.0), vignetting=(0.0, 0.25), blur=(0.7, 1.8), gain=(0.8, 4.0),
+    read_noise=(2.0, 10.0), marker_level=(500.0, 3500.0), marker_spread=(0.3, 0.6),
+    marker_autofluorescence=(0.0, 35.0), granule_density=(0.2, 0.5), granule_size=(0.6, 1.5),
+    granular_fraction=(0.5, 0.95), nucleus_level=(1000.0, 4500.0), nucleus_texture=(0.05, 0.4),
+    nucleus_gamma=(0.08, 0.7), nucleus_halo=(1.0, 1.25))
+
+FAMILIES = {family.name: family for family in (
+    PlateFamily("tune_standard", _TUNE_STANDARD, 1000, "tune",
+                "Today's biology with moderate optics: offsets 80-300, haze up to 120 counts, mild vignetting, "
+                "blur 0.7-1.6, marker 800-3000 counts."),
+    PlateFamily("tune_broad", _TUNE_BROAD, 2000, "tune",
+                "Broader biology and optics: offsets up to 450, haze up to 200, gain up to 4, read noise up to 10, "
+                "marker 500-3500, confluence 0.4-0.95."),
+    PlateFamily("holdout_hazy_dim", _TUNE_BROAD.replace(
+        haze_amplitude=(150.0, 300.0), haze_scale=(80.0, 250.0), vignetting=(0.2, 0.35), blur=(1.6, 2.2),
+        gain=(3.0, 6.0), read_noise=(8.0, 15.0), marker_level=(250.0, 800.0), marker_spread=(0.5, 0.7),
+        marker_autofluorescence=(30.0, 60.0), granule_density=(0.1, 0.25), granule_size=(1.2, 2.0),
+        granular_fraction=(0.3, 0.6)), 3000, "holdout",
+                "Beyond the tune ranges in optics: strong haze (150-300 counts) and vignetting, blur 1.6-2.2, "
+                "gain 3-6 and read noise 8-15, dim and spread marker (250-800) over cell-body "
+                "autofluorescence of 30-60 counts, coarse diffuse granules."),
+    PlateFamily("holdout_density", _TUNE_BROAD.replace(
+        cell_area=(1200.0, 6000.0), confluence=(0.15, 1.0), nucleus_area=(150.0, 700.0),
+        nucleus_level=(300.0, 8000.0), nucleus_texture=(0.3, 0.5), nucleus_gamma=(0.6, 0.9),
+        nucleus_halo=(1.2, 1.35)), 4000, "holdout",
+                "Extreme cell density from sparse (confluence 0.15) to fully confluent, cells 1200-6000 px, "
+                "nuclei 150-700 px with levels 300-8000, strong texture and domed profiles with wide halos."),
+    PlateFamily("holdout_offsets_dim_serum", _TUNE_BROAD.replace(
+        offset=(80.0, 600.0), autofluorescence=(60.0, 150.0), haze_amplitude=(50.0, 250.0),
+        serum_level=(120.0, 400.0)), 5000, "holdout",
+                "Wide per-image camera offsets (80-600, backgrounds differ by hundreds of counts between "
+                "sites of a well), high background autofluorescence (60-150) and dim serum (120-400 counts)."),
+)}
+"""Named plate families; see the module docstring for the tune/holdout rule."""
+
+
+def resolve_ranges(nuisance):
+    """Return the :class:`NuisanceRanges` of a family name, a family or ranges.
+
+    Parameters
+    ----------
+    nuisance : str or PlateFamily or NuisanceRanges
+        A key of :data:`FAMILIES`, a family, or ranges.
+
+    Returns
+    -------
+    NuisanceRanges
+
+    Raises
+    ------
+    ValueError
+        For an unknown family name.
+    """
+    if isinstance(nuisance, NuisanceRanges):
+        return nuisance
+    if isinstance(nuisance, PlateFamily):
+        return nuisance.ranges
+    if nuisance in FAMILIES:
+        return FAMILIES[nuisance].ranges
+    raise ValueError(f"unknown plate family {nuisance!r}; choose one of {sorted(FAMILIES)}")
+
