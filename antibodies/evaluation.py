@@ -1,21 +1,22 @@
 """Compare a processed plate with the ground truth of a synthetic plate.
 
 Used by the tests and by ``bench/``: nuclei and cells matched at IoU 0.5,
-infected-cell accuracy and the rank correlation of well scores with the
-true ratios.
+infected-cell accuracy (mean and worst image), and the well scores against
+the true ratios: rank and linear correlation, median relative error,
+positive/negative AUC, wrong calls and wells left without a score.
 """
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
-from scipy.stats import spearmanr
+from scipy.stats import pearsonr, spearmanr
 
-from luigi_tasks.io import open_file, read_image, read_table
+from luigi_tasks.io import open_file, parse_image_name, read_image, read_table
 from luigi_tasks.job import plate_tables_path
 
 from .keys import CELL_SEGMENTATION, INFECTED_CELLS_TABLE, NUCLEUS_SEGMENTATION, WELL_TABLE
 
-__all__ = ["segmentation_f1", "evaluate_image", "evaluate_plate"]
+__all__ = ["segmentation_f1", "evaluate_image", "evaluate_plate", "auc", "well_score_figures"]
 
 
 def segmentation_f1(truth, prediction, threshold=0.5):
@@ -49,7 +50,77 @@ def evaluate_image(container, truth_file):
         "cells_f1": segmentation_f1(truth["cells"], cells),
         "infected_accuracy": float((called[valid] == expected[valid]).mean()),
         "n_cells": int(valid.sum()),
+        "n_infected_called": int(called[valid].sum()),
     }
+
+
+def auc(positive, negative):
+    """Area under the ROC curve of scores of positive versus negative samples (ties count half).
+
+    Examples
+    --------
+    >>> auc([2.0, 3.0], [1.0, 1.5])
+    1.0
+    >>> auc([1.0], [1.0, 2.0])
+    0.25
+    """
+    positive, negative = np.asarray(positive, float)[:, None], np.asarray(negative, float)[None, :]
+    if positive.size == 0 or negative.size == 0:
+        return float("nan")
+    return float(((positive > negative) + 0.5 * (positive == negative)).mean())
+
+
+def well_score_figures(true_ratio, scores, is_positive_call, positive_ratio=1.3):
+    """Figures of one serum's well scores against the true ratios.
+
+    Parameters
+    ----------
+    true_ratio : pandas.Series
+        True ratio per well (NaN for wells without one: empty or mock-infected).
+    scores : pandas.Series
+        ``<serum>_score`` per well (same index; NaN = no score).
+    is_positive_call : pandas.Series
+        ``<serum>_is_positive`` per well (nullable boolean).
+    positive_ratio : float
+        A true ratio at or above this is positive.
+
+    Returns
+    -------
+    dict
+        ``spearman, pearson, median_rel_error, auc, wrong_calls,
+        wells_without_score, negative_wells_without_score``.
+
+    Examples
+    --------
+    >>> truth = pd.Series([1.0, 2.0, 3.0, 1.1])
+    >>> figures = well_score_figures(truth, pd.Series([1.1, 2.0, 2.7, np.nan]),
+    ...                              pd.Series([False, True, True, pd.NA], dtype="boolean"))
+    >>> round(figures["median_rel_error"], 6), figures["wells_without_score"], figures["negative_wells_without_score"]
+    (0.1, 1, 1)
+    """
+    scored = true_ratio.notna()
+    truth, score = true_ratio[scored], scores.reindex(true_ratio.index)[scored]
+    both = score.notna()
+    positive = truth >= positive_ratio
+    calls = is_positive_call.reindex(true_ratio.index)[scored]
+    wrong = (calls.notna() & (calls.astype("boolean") != positive)).sum()
+    enough = both.sum() > 2
+    return {
+        "spearman": float(spearmanr(truth[both], score[both]).statistic) if enough else float("nan"),
+        "pearson": float(pearsonr(truth[both], score[both]).statistic) if enough else float("nan"),
+        "median_rel_error": float((abs(score[both] - truth[both]) / truth[both]).median()),
+        "auc": auc(score[both & positive], score[both & ~positive]),
+        "wrong_calls": int(wrong),
+        "wells_without_score": int((~both).sum()),
+        "negative_wells_without_score": int((~both & ~positive).sum()),
+    }
+
+
+def _mock_infected_fraction(images, truth):
+    """Fraction of valid cells called infected in mock-infected wells (cells, no virus)."""
+    mock = truth.index[(truth["fraction_infected"] == 0) & ~truth["is_empty"].astype(bool)]
+    rows = images[images["well_name"].isin(mock)]
+    return float(rows["n_infected_called"].sum() / max(rows["n_cells"].sum(), 1)) if len(rows) else float("nan")
 
 
 def evaluate_plate(output_dir, truth_dir, plate_name):
@@ -60,14 +131,19 @@ def evaluate_plate(output_dir, truth_dir, plate_name):
         for t in sorted(truth_dir.glob("*.npz"))
     ]
     images = pd.DataFrame(rows)
+    images["well_name"] = [parse_image_name(name).well_name for name in images["image_name"]]
     truth = pd.read_csv(truth_dir / "wells.csv").set_index("well_name")
     with open_file(plate_tables_path(output_dir, plate_name)) as f:
         wells = read_table(f, WELL_TABLE).set_index("well_name")
     figures = {key: float(images[key].mean()) for key in ("nuclei_f1", "cells_f1", "infected_accuracy")}
+    figures["worst_image_infected_accuracy"] = float(images["infected_accuracy"].min())
+    figures["mock_infected_fraction"] = _mock_infected_fraction(images, truth)
     for column in [c for c in truth.columns if c.startswith("ratio_")]:
         serum = column.removeprefix("ratio_")
+        calls = wells.get(f"{serum}_is_positive", pd.Series(pd.NA, index=wells.index, dtype="boolean"))
+        for key, value in well_score_figures(truth[column], wells[f"{serum}_score"], calls).items():
+            figures[f"{serum}_{key}"] = value
         both = pd.concat([truth[column], wells[f"{serum}_score"]], axis=1).dropna()
-        figures[f"{serum}_spearman"] = float(spearmanr(both.iloc[:, 0], both.iloc[:, 1]).statistic) if len(both) > 2 else np.nan
         positive, negative = both[truth.loc[both.index, "is_positive"]], both[~truth.loc[both.index, "is_positive"]]
         if len(positive) and len(negative):
             figures[f"{serum}_separation"] = float(positive.iloc[:, 1].min() - negative.iloc[:, 1].max())
