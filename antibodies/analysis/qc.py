@@ -48,6 +48,7 @@ __all__ = [
     "flag_table",
     "flag_cells",
     "flag_images",
+    "well_mate_warnings",
 ]
 
 logger = logging.getLogger(__name__)
@@ -414,3 +415,62 @@ def flag_images(image_table, rules=DEFAULT_IMAGE_RULES):
     ['too few cells (7 < 10)', '']
     """
     return flag_table(image_table, rules, ("image_name",))
+
+
+def _well_median(table, column):
+    """Per row, the median of ``column`` over the images of its well (NaN for a well of one image)."""
+    medians = table.groupby("well_name")[column].transform("median").astype(float)
+    alone = table.groupby("well_name")[column].transform("size") < 2
+    return medians.mask(alone)
+
+
+def well_mate_warnings(images, fraction_limit=0.2, background_ratio=1.5, channels=()):
+    """Warnings for images far from the other images of their well.
+
+    A site whose infected fraction, or background, differs much from its
+    well mates' usually has a problem of its own (focus, a bubble, a stain
+    artefact) or shows a decision that did not hold on it.  The images are
+    not excluded; the warnings are for a person to look at.
+
+    Parameters
+    ----------
+    images : pandas.DataFrame
+        ``image_name, well_name, fraction_infected`` and one
+        ``<channel>_median`` column per channel in ``channels``.
+    fraction_limit : float
+        Largest accepted difference of the infected fraction from the median
+        over the well's images.  (With two images per well both are flagged
+        when they differ by more than twice this.)
+    background_ratio : float
+        Largest accepted ratio (either way) of a channel's background median
+        to the median over the well's images.
+    channels : sequence of str
+        Channels whose backgrounds are compared.
+
+    Returns
+    -------
+    pandas.DataFrame
+        ``image_name, well_name, channel, reason``, one row per warning.
+
+    Examples
+    --------
+    >>> images = pd.DataFrame({"image_name": ["a", "b", "c"], "well_name": ["A01"] * 3,
+    ...                        "fraction_infected": [0.3, 0.32, 0.9], "ch_median": [100.0, 110.0, 400.0]})
+    >>> well_mate_warnings(images, channels=["ch"])["reason"].tolist()
+    ['infected fraction 0.9 vs 0.32 in its well', 'background 400 vs 110 in its well']
+    """
+    rows = []
+    mates = _well_median(images, "fraction_infected")
+    for index, record in images.iterrows():
+        if abs(record["fraction_infected"] - mates[index]) > fraction_limit:
+            rows.append((record["image_name"], record["well_name"], "all",
+                         f"infected fraction {record['fraction_infected']:.2g} vs {mates[index]:.2g} in its well"))
+    for channel in channels:
+        column = f"{channel}_median"
+        mates = _well_median(images, column)
+        ratio = images[column].astype(float) / mates
+        far = (ratio > background_ratio) | (ratio < 1 / background_ratio)
+        for index in images.index[far.to_numpy()]:
+            rows.append((images.at[index, "image_name"], images.at[index, "well_name"], channel,
+                         f"background {images.at[index, column]:.3g} vs {mates[index]:.3g} in its well"))
+    return pd.DataFrame(rows, columns=["image_name", "well_name", "channel", "reason"])

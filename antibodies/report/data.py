@@ -84,8 +84,8 @@ def _flag_rows(table, level, name_column, sera):
     return rows
 
 
-def qc_table(images, wells, sera, invalid=None, failed=None):
-    """Every outlier image and well, invalid raw file and failed image, with its reason.
+def qc_table(images, wells, sera, invalid=None, failed=None, warnings=None):
+    """Every outlier image and well, invalid raw file and failed image, with its reason, then the warnings.
 
     Parameters
     ----------
@@ -94,12 +94,16 @@ def qc_table(images, wells, sera, invalid=None, failed=None):
     sera : sequence of str
     invalid, failed : Mapping[str, str], optional
         Raw file -> reason it is invalid; image -> reason it failed.
+    warnings : pandas.DataFrame, optional
+        ``image_name, well_name, channel, reason`` (images far from their
+        well mates; not outliers).
 
     Returns
     -------
     pandas.DataFrame
         :data:`QC_COLUMNS`; ``level`` is ``raw file``, ``failed image``,
-        ``image`` or ``well``; ``channel`` is ``all`` or the serum label.
+        ``image``, ``well`` or ``image (warning)``; ``channel`` is ``all``,
+        the serum label or the channel of a warning.
 
     Examples
     --------
@@ -117,6 +121,9 @@ def qc_table(images, wells, sera, invalid=None, failed=None):
              for n, r in (failed or {}).items()]
     rows += _flag_rows(images, "image", "image_name", sera)
     rows += _flag_rows(wells, "well", "well_name", sera)
+    if warnings is not None:
+        rows += [{"level": "image (warning)", "name": w["image_name"], "well_name": w["well_name"],
+                  "channel": w["channel"], "reason": w["reason"]} for w in warnings.to_dict("records")]
     return pd.DataFrame(rows, columns=list(QC_COLUMNS))
 
 

@@ -12,7 +12,8 @@ from ..analysis.layout import ROWS  # noqa: E402
 from ..plots import plate_heatmap  # noqa: E402
 from .columns import readable_column, serum_label  # noqa: E402
 
-__all__ = ["HeatmapSpec", "heatmap_specs", "intensity_boxplot_png", "score_histogram_png", "rgb_png"]
+__all__ = ["HeatmapSpec", "heatmap_specs", "intensity_boxplot_png", "score_histogram_png", "marker_score_png",
+           "rgb_png"]
 
 _DPI = 72
 _INFECTED, _CONTROL = "#d62728", "#1f77b4"
@@ -117,6 +118,34 @@ def score_histogram_png(images, wells, serum, cutoff=None):
         ax.axvline(cutoff, color="black", lw=2, label=f"cut-off {cutoff:g}")
     ax.set_xlabel(readable_column(column))
     ax.set_ylabel("count")
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    return _figure_png(fig)
+
+
+def marker_score_png(histogram, factor, method):
+    """Histogram of the plate's per-cell marker scores (log scale) with the infected-cell cut.
+
+    Parameters
+    ----------
+    histogram : pandas.DataFrame
+        ``log10_score_low, log10_score_high, n_cells``
+        (:func:`antibodies.analysis.infection.score_histogram`).
+    factor : float
+        The cut (background MADs above the background median).
+    method : str
+        How the cut was chosen.
+    """
+    fig, ax = plt.subplots(figsize=(6.0, 3.0))
+    low, high = histogram["log10_score_low"].to_numpy(), histogram["log10_score_high"].to_numpy()
+    counts = histogram["n_cells"].to_numpy()
+    infected = low >= np.log10(max(factor, 1e-3))
+    ax.bar(10 ** low, counts, width=10 ** high - 10 ** low, align="edge",
+           color=np.where(infected, _INFECTED, _CONTROL), alpha=0.8)
+    ax.axvline(factor, color="black", lw=2, label=f"cut {factor:.3g} ({method})")
+    ax.set_xscale("log")
+    ax.set_xlabel("marker score: (cell q95 - image background) / background MAD")
+    ax.set_ylabel("cells")
     ax.legend(fontsize=8)
     fig.tight_layout()
     return _figure_png(fig)

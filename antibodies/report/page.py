@@ -10,7 +10,7 @@ import pandas as pd
 from ..analysis.scores import sera_in
 from .columns import serum_label
 from .data import failed_images, invalid_inputs, job_table, qc_table, run_summary
-from .figures import heatmap_specs, intensity_boxplot_png, score_histogram_png
+from .figures import heatmap_specs, intensity_boxplot_png, marker_score_png, score_histogram_png
 from .html import Figure, Section, figures_html, key_value_html, page_html, plate_grid_html, table_html
 
 __all__ = ["ReportInputs", "plate_report_html"]
@@ -35,6 +35,13 @@ class ReportInputs(NamedTuple):
     version : str
     cutoffs : Mapping[str, float]
         Serum -> positive cut-off.
+    decision : pandas.DataFrame
+        One row ``method, factor`` of the infected-cell cut.
+    marker_scores : pandas.DataFrame
+        Histogram of the plate's marker scores.
+    warnings : pandas.DataFrame
+        ``image_name, well_name, channel, reason`` of images far from their
+        well mates (:func:`antibodies.analysis.qc.well_mate_warnings`).
     """
 
     plate_name: str
@@ -46,6 +53,9 @@ class ReportInputs(NamedTuple):
     params: dict
     version: str
     cutoffs: dict
+    decision: pd.DataFrame
+    marker_scores: pd.DataFrame
+    warnings: pd.DataFrame
 
 
 def _outlier_wells(wells, serum):
@@ -62,8 +72,15 @@ def _serum_section(inputs, serum):
     return Section(f"plate-{serum}", f"Plate: {serum_label(serum)}", body)
 
 
+def _decision_figure(inputs):
+    method, factor = inputs.decision["method"].iloc[0], float(inputs.decision["factor"].iloc[0])
+    caption = (f"Infected-cell decision: a cell is infected when its marker score exceeds {factor:.3g} "
+               f"background MADs of its image ({method}); red: called infected")
+    return Figure(marker_score_png(inputs.marker_scores, factor, method), caption, alt="marker score histogram")
+
+
 def _distribution_section(inputs, sera):
-    figures = []
+    figures = [_decision_figure(inputs)]
     for serum in sera:
         figures.append(Figure(intensity_boxplot_png(inputs.intensities, serum),
                               f"{serum_label(serum)}: infected vs control cells per well (non-outlier images)"))
@@ -74,7 +91,7 @@ def _distribution_section(inputs, sera):
 
 def _qc_section(inputs, sera):
     table = qc_table(inputs.images, inputs.wells, sera, invalid_inputs(inputs.statuses),
-                     failed_images(inputs.statuses))
+                     failed_images(inputs.statuses), inputs.warnings)
     if table.empty:
         return Section("qc", "Quality control", "<p>No outlier images or wells, no invalid or failed images.</p>")
     shown = table.rename(columns={"level": "Level", "name": "Name", "channel": "Channel", "reason": "Reason"})

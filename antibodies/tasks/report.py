@@ -8,10 +8,11 @@ from luigi_tasks.io import atomic_write, image_levels, open_file, parse_image_na
 from luigi_tasks.provenance import software_version
 from luigi_tasks.status import read_status, status_names
 
+from ..analysis.qc import well_mate_warnings
 from ..analysis.scores import ImageCells, sera_in
 from ..keys import (
-    CELL_QC_TABLE, CELL_SEGMENTATION, CHANNEL_COLORS, IMAGE_TABLE, INFECTED_CELLS_TABLE, MARKER, NUCLEI, REPORT_RECORD,
-    WELL_TABLE, cell_table)
+    CELL_QC_TABLE, CELL_SEGMENTATION, CHANNEL_COLORS, IMAGE_BACKGROUNDS, IMAGE_TABLE, INFECTED_CELLS_TABLE,
+    INFECTION_DECISION, MARKER, MARKER_SCORES, MARKER_TOPHAT, NUCLEI, REPORT_RECORD, WELL_TABLE, cell_table)
 from ..report import Channel, Figure, ReportInputs, cell_intensities, cell_thumbnail, pick_wells, plate_report_html
 from ..report.columns import serum_label
 from ..report.figures import rgb_png
@@ -112,9 +113,19 @@ class PlateReport(PlateJob):
         outlier_images = set(image_table.loc[image_table["is_outlier"].astype(bool), "image_name"])
         intensities = cell_intensities(self.image_cells(list(image_table["image_name"]), sera),
                                        read_backgrounds(self.tables_path), sera, outlier_images)
+        decision, marker_scores, warnings = self.infection_inputs(image_table, sera)
         return ReportInputs(self.plate_name, image_table, well_table, intensities,
                             self.thumbnails(image_table, well_table, sera), self.statuses(),
-                            self.significant_params(), software_version(), self.cutoffs())
+                            self.significant_params(), software_version(), self.cutoffs(),
+                            decision, marker_scores, warnings)
+
+    def infection_inputs(self, image_table, sera):
+        """The infected-cell decision, the marker score histogram and the well-mate warnings."""
+        with open_file(self.tables_path, "r") as container:
+            decision, scores = read_table(container, INFECTION_DECISION), read_table(container, MARKER_SCORES)
+            measured = read_table(container, IMAGE_BACKGROUNDS).drop(columns="well_name")
+        images = image_table[["image_name", "well_name", "fraction_infected"]].merge(measured, on="image_name")
+        return decision, scores, well_mate_warnings(images, channels=[*sera, MARKER_TOPHAT])
 
     def run_plate(self, images, tables_file):
         page = plate_report_html(self.report_inputs(images))
