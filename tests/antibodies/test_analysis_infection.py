@@ -82,3 +82,73 @@ def test_row_order_and_labels_kept():
 def test_empty_table():
     table = classify_infected(marker([]), BackgroundStats(0.0, 1.0))
     assert table.columns.tolist() == ["label_id", "is_infected", "is_control"] and len(table) == 0
+
+
+# -- marker scores and the plate's cut ------------------------------------------
+
+from antibodies.analysis.infection import (  # noqa: E402
+    MIN_MAD, FixedFactor, LogMixtureFactor, LogOtsuFactor, make_infection_method, marker_scores, score_histogram)
+
+
+def two_populations(rng, n_control, n_infected, noise=(4.0, 1.0), infected_median=150.0, spread=0.6):
+    control = rng.normal(*noise, n_control)
+    infected = np.exp(rng.normal(np.log(infected_median), spread, n_infected))
+    return np.concatenate([control, infected]), np.r_[np.zeros(n_control, bool), np.ones(n_infected, bool)]
+
+
+def test_marker_scores_use_the_image_background_and_a_minimum_noise_unit():
+    assert marker_scores([30.0], BackgroundStats(10.0, 4.0)).tolist() == [5.0]
+    assert marker_scores([12.0], BackgroundStats(10.0, 0.0)).tolist() == [2.0 / MIN_MAD]
+
+
+@pytest.mark.parametrize("fraction", [0.5, 0.2, 0.05])
+def test_mixture_cut_separates_infected_cells_whatever_their_share(fraction):
+    rng = np.random.default_rng(1)
+    n_infected = int(2000 * fraction)
+    scores, truth = two_populations(rng, 2000 - n_infected, n_infected)
+    cut = LogMixtureFactor().fit(scores)
+    assert 8.0 <= cut < 60.0
+    assert ((scores > cut) == truth).mean() >= 0.99
+
+
+def test_cut_of_a_plate_without_infected_cells_is_the_floor():
+    noise = np.random.default_rng(2).normal(4.0, 1.0, 3000)
+    for method in (LogMixtureFactor(min_factor=9.0), LogOtsuFactor(min_factor=9.0)):
+        assert method.fit(noise) == 9.0
+        assert (noise > method.fit(noise)).mean() < 0.001
+
+
+def test_cut_stays_within_bounds_and_handles_degenerate_input():
+    assert LogMixtureFactor(min_factor=8.0).fit([]) == 8.0
+    assert LogMixtureFactor(min_factor=8.0).fit([np.nan, 5.0]) == 8.0
+    high = np.r_[np.full(500, 1000.0), np.full(500, 1e5)]
+    assert LogMixtureFactor(max_factor=200.0).fit(high) == 200.0
+
+
+def test_a_noisier_hazier_image_keeps_its_calls_when_scored_against_its_own_background():
+    # same cells seen on a clean image and on one with +100 counts of background and 3x the noise
+    rng = np.random.default_rng(3)
+    clean_bg, hazy_bg = BackgroundStats(20.0, 5.0), BackgroundStats(120.0, 15.0)
+    controls, infected = rng.normal(4, 1, 300), np.exp(rng.normal(np.log(150), 0.5, 100))
+    clean = clean_bg.median + clean_bg.mad * np.r_[controls, infected]
+    hazy = hazy_bg.median + hazy_bg.mad * np.r_[controls, infected / 3]   # infected signal unchanged in counts
+    truth = np.r_[np.zeros(300, bool), np.ones(100, bool)]
+    cut = LogMixtureFactor().fit(np.r_[marker_scores(clean, clean_bg), marker_scores(hazy, hazy_bg)])
+    for values, background in ((clean, clean_bg), (hazy, hazy_bg)):
+        calls = classify_infected(marker(list(values)), background, cut).is_infected.to_numpy()
+        assert (calls == truth).mean() >= 0.98
+    # the plate background (batchlib) calls most cells of the hazy image infected
+    plate = classify_infected(marker(list(hazy)), clean_bg, 4.8).is_infected.to_numpy()
+    assert plate[~truth].mean() > 0.9
+
+
+def test_fixed_factor_and_registry():
+    assert FixedFactor().fit([1.0, 1e6]) == 4.8
+    assert make_infection_method("otsu", min_factor=3.0) == LogOtsuFactor(min_factor=3.0)
+    with pytest.raises(ValueError, match="unknown infection method"):
+        make_infection_method("kmeans")
+
+
+def test_score_histogram_counts_every_cell():
+    histogram = score_histogram(np.r_[np.full(10, 0.01), np.full(5, 50.0), np.nan])
+    assert histogram["n_cells"].sum() == 15 and histogram["n_cells"].iloc[0] == 10
