@@ -14,9 +14,9 @@ from scipy.stats import pearsonr, spearmanr
 from luigi_tasks.io import open_file, parse_image_name, read_image, read_table
 from luigi_tasks.job import plate_tables_path
 
-from .keys import CELL_SEGMENTATION, INFECTED_CELLS_TABLE, NUCLEUS_SEGMENTATION, WELL_TABLE
+from .keys import CELL_SEGMENTATION, INFECTED_CELLS_TABLE, NUCLEUS_SEGMENTATION, SUBTRACTED_BACKGROUNDS, WELL_TABLE
 
-__all__ = ["segmentation_f1", "evaluate_image", "evaluate_plate", "auc", "well_score_figures"]
+__all__ = ["segmentation_f1", "evaluate_image", "evaluate_plate", "auc", "well_score_figures", "background_errors"]
 
 
 def segmentation_f1(truth, prediction, threshold=0.5):
@@ -123,8 +123,47 @@ def _mock_infected_fraction(images, truth):
     return float(rows["n_infected_called"].sum() / max(rows["n_cells"].sum(), 1)) if len(rows) else float("nan")
 
 
-def evaluate_plate(output_dir, truth_dir, plate_name):
-    """Return per-image figures and plate figures of a processed synthetic plate."""
+def background_errors(subtracted, truth_files, channel_roles):
+    """Signed error of each image's subtracted serum background, relative to its control cells' true signal.
+
+    Parameters
+    ----------
+    subtracted : pandas.DataFrame
+        ``images/subtracted_backgrounds`` (``image_name``, ``<role>_median``).
+    truth_files : Mapping[str, pathlib.Path]
+        Image name -> truth npz (``background_<channel>``, ``<role>_cell_means``).
+    channel_roles : Mapping[str, str]
+        Microscope channel -> role (``channel_mapping.json``).
+
+    Returns
+    -------
+    dict
+        ``<role>_background_error``: median over images of
+        ``(subtracted - true) / median(true control cell means)``.
+    """
+    table = subtracted.set_index("image_name")
+    errors = {}
+    for channel, role in channel_roles.items():
+        if not (role or "").startswith("serum") or f"{role}_median" not in table:
+            continue
+        values = []
+        for image, path in truth_files.items():
+            truth = np.load(path)
+            control = np.setdiff1d(truth["cell_ids"], truth["infected_ids"])
+            means = truth[f"{role}_cell_means"][np.isin(truth["cell_ids"], control)]
+            if means.size and image in table.index:
+                values.append((table.at[image, f"{role}_median"] - float(truth[f"background_{channel}"]))
+                              / np.median(means))
+        errors[f"{role}_background_error"] = float(np.median(values)) if values else float("nan")
+    return errors
+
+
+def evaluate_plate(output_dir, truth_dir, plate_name, channel_roles=None):
+    """Return per-image figures and plate figures of a processed synthetic plate.
+
+    With ``channel_roles`` (``channel_mapping.json``) also the serum background errors
+    (`background_errors`).
+    """
     output_dir, truth_dir = Path(output_dir), Path(truth_dir)
     rows = [
         {"image_name": t.stem, **evaluate_image(output_dir / f"{t.stem}.h5", t)}
@@ -135,7 +174,10 @@ def evaluate_plate(output_dir, truth_dir, plate_name):
     truth = pd.read_csv(truth_dir / "wells.csv").set_index("well_name")
     with open_file(plate_tables_path(output_dir, plate_name)) as f:
         wells = read_table(f, WELL_TABLE).set_index("well_name")
+        subtracted = read_table(f, SUBTRACTED_BACKGROUNDS)
     figures = {key: float(images[key].mean()) for key in ("nuclei_f1", "cells_f1", "infected_accuracy")}
+    if channel_roles is not None:
+        figures.update(background_errors(subtracted, {t.stem: t for t in truth_dir.glob("*.npz")}, channel_roles))
     figures["worst_image_infected_accuracy"] = float(images["infected_accuracy"].min())
     figures["mock_infected_fraction"] = _mock_infected_fraction(images, truth)
     for column in [c for c in truth.columns if c.startswith("ratio_")]:

@@ -69,7 +69,8 @@ def evaluate(root, family, scheme, args):
     if args.variant != "default" and not output.exists() and default.exists():
         shutil.copytree(default, output)
     seconds = process(plate, output, args.extra, args.workers)
-    images, figures = evaluate_plate(output, truth, plate.name)
+    roles = json.loads((plate / "channel_mapping.json").read_text())
+    images, figures = evaluate_plate(output, truth, plate.name, roles)
     return {"family": family, "scheme": scheme, "images": len(images), "seconds": seconds, **figures}
 
 
@@ -78,7 +79,8 @@ def serum_cells(row):
     return "  ".join(
         f"{serum.removeprefix('serum_')} r {row[f'{serum}_pearson']:.3f} err {100 * row[f'{serum}_median_rel_error']:.1f}% "
         f"auc {row[f'{serum}_auc']:.2f} wrong {row[f'{serum}_wrong_calls']} "
-        f"unscored {row[f'{serum}_wells_without_score']}({row[f'{serum}_negative_wells_without_score']})"
+        f"unscored {row[f'{serum}_wells_without_score']}({row[f'{serum}_negative_wells_without_score']}) "
+        f"bg {100 * row.get(f'{serum}_background_error', float('nan')):+.1f}%"
         for serum in sera)
 
 

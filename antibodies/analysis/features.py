@@ -12,7 +12,7 @@ import pandas as pd
 
 from .tophat import near_mask
 
-__all__ = ["cell_border_band", "cell_features", "label_sizes", "TOP_COUNTS"]
+__all__ = ["cell_border_band", "background_pixels", "cell_features", "label_sizes", "TOP_COUNTS"]
 
 logger = logging.getLogger(__name__)
 
@@ -338,6 +338,33 @@ def cell_border_band(labels, width):
         edges[tuple(low)] |= step
         edges[tuple(high)] |= step
     return (labels > 0) & near_mask(edges, width)
+
+
+def background_pixels(labels, exclusion=0):
+    """Pixels farther than ``exclusion`` from every cell: the background that is measured.
+
+    Blur spreads a cell's signal over a few pixels around it; leaving them
+    out keeps it from raising the background estimate.
+
+    Parameters
+    ----------
+    labels : (M, N) int array
+        Cell labels; 0 is background.
+    exclusion : int
+        Distance (px) kept from cells; 0 gives ``labels == 0``.
+
+    Returns
+    -------
+    (M, N) bool array
+
+    Examples
+    --------
+    >>> labels = np.zeros((1, 9), int); labels[0, 4] = 1
+    >>> background_pixels(labels, 2).astype(int).tolist()
+    [[1, 1, 0, 0, 0, 0, 0, 1, 1]]
+    """
+    labels = _check_labels(labels)
+    return (labels == 0) & ~near_mask(labels > 0, exclusion + 1 if exclusion > 0 else 0)
 
 
 def label_sizes(labels):

@@ -40,6 +40,7 @@ __all__ = [
     "FixedFactor",
     "LogOtsuFactor",
     "LogMixtureFactor",
+    "LogMidpointFactor",
     "INFECTION_METHODS",
     "make_infection_method",
     "score_histogram",
@@ -235,7 +236,38 @@ def _upper_responsibility(logs, weights, means, sds):
     return densities[1] / np.maximum(densities[0] + densities[1], 1e-300)
 
 
-INFECTION_METHODS = {"mixture": LogMixtureFactor, "otsu": LogOtsuFactor, "fixed": FixedFactor}
+@dataclass(frozen=True)
+class LogMidpointFactor:
+    """Halfway, on the log scale, between the medians of the two classes of the mixture split.
+
+    Robust to a heavy upper tail of the non-infected class (cells that take
+    in a bit of an infected neighbour), which pulls a Gaussian mixture's cut
+    towards the non-infected cells.  Kept within ``[min_factor, max_factor]``.
+
+    Examples
+    --------
+    >>> rng = np.random.default_rng(0)
+    >>> scores = np.concatenate([rng.normal(4, 1, 900), rng.normal(400, 50, 100)])
+    >>> 30 < LogMidpointFactor().fit(scores) < 50
+    True
+    """
+
+    min_factor: float = 8.0
+    max_factor: float = 200.0
+
+    def fit(self, scores):
+        """Return the cut for a plate's marker scores (any shape; NaN ignored)."""
+        logs = _log_scores(scores)
+        mixture_cut = LogMixtureFactor(min_factor=0.0, max_factor=np.inf).fit(scores)
+        lower, upper = logs[logs <= np.log10(mixture_cut)], logs[logs > np.log10(mixture_cut)]
+        if mixture_cut <= 0 or lower.size < 3 or upper.size < 3:
+            return float(self.min_factor)
+        cut = 10 ** ((np.median(lower) + np.median(upper)) / 2)
+        return float(np.clip(cut, self.min_factor, self.max_factor))
+
+
+INFECTION_METHODS = {"mixture": LogMixtureFactor, "midpoint": LogMidpointFactor, "otsu": LogOtsuFactor,
+                     "fixed": FixedFactor}
 """How the plate's cut on the marker score is chosen, keyed by config name."""
 
 

@@ -5,7 +5,7 @@ import numpy as np
 from luigi_tasks.io import open_file, write_table
 
 from ..analysis.background import intensity_histogram
-from ..analysis.features import cell_border_band, cell_features
+from ..analysis.features import background_pixels, cell_border_band, cell_features
 from ..keys import CELL_SEGMENTATION, MARKER_TOPHAT, NUCLEUS_SEGMENTATION, cell_table, cell_table_key, histogram_key
 from .base import AssayImageJob, read_images
 
@@ -23,6 +23,7 @@ class CellFeatures(AssayImageJob):
     features_exclude_nuclei = luigi.BoolParameter(default=False, description="Leave nucleus pixels out of serum stats")
     infection_quantile = luigi.FloatParameter(default=0.95, description="Marker quantile used to call infection")
     infection_border_exclusion = luigi.IntParameter(default=8, description="Border band (px) left out of marker stats")
+    background_exclusion = luigi.IntParameter(default=0, description="Background pixels this close (px) to a cell are left out")
 
     def channels(self):
         """Channels measured: the sera and the marker top-hat."""
@@ -37,19 +38,21 @@ class CellFeatures(AssayImageJob):
         keys = [cell_table_key(channel) for channel in self.channels()]
         return keys + [histogram_key(c, which) for c in self.channels() for which in ("background", "total")]
 
-    def run(self, input_files, output_files, features_exclude_nuclei, infection_quantile, infection_border_exclusion):
+    def run(self, input_files, output_files, features_exclude_nuclei, infection_quantile, infection_border_exclusion,
+            background_exclusion):
         quantiles = sorted({0.95, infection_quantile})
         for input_file, output_file in zip(input_files, output_files):
             images = read_images(input_file, self.inputs)
             cells, nuclei = images[CELL_SEGMENTATION], images[NUCLEUS_SEGMENTATION]
             border = cell_border_band(cells, infection_border_exclusion)
+            background = background_pixels(cells, background_exclusion)
             with open_file(output_file, "a") as container:
                 for channel in self.channels():
                     is_marker = channel == MARKER_TOPHAT
                     table = cell_features(cells, images[channel], nuclei, exclude_nuclei=features_exclude_nuclei and not is_marker,
                                           quantiles=quantiles, exclude=border if is_marker else None)
                     write_table(container, cell_table(channel), table)
-                    self.write_histograms(container, channel, images[channel], cells == 0)
+                    self.write_histograms(container, channel, images[channel], background)
 
     @staticmethod
     def write_histograms(container, channel, image, background):

@@ -81,7 +81,8 @@ def test_noop_rerun_changes_nothing(plate_copy):
 def test_changed_threshold_recomputes_only_infection_and_plate_tables(plate_copy):
     container = next(plate_copy["output"].glob("*.h5"))
     before = stamps(container)
-    run_local([cell_analysis(plate_copy["plate"], plate_copy["output"], infection_threshold_factor="6.0")])
+    run_local([cell_analysis(plate_copy["plate"], plate_copy["output"], infection_method="fixed",
+                             infection_threshold_factor="6.0")])
     after = stamps(container)
     changed = {key for key in after if after[key] != before[key]}
     assert changed == {"tables/cell_segmentation/infected_cells", "tables/cell_segmentation/cell_qc"}
@@ -127,3 +128,24 @@ def test_every_channel_scheme_runs_and_leaves_raw_data_untouched(tmp_path, schem
         wells = read_table(f, "wells/default")
     assert sorted(c.removesuffix("_score") for c in wells.columns if c.endswith("_score") and "z_score" not in c) == sera
     assert set(keys.SERUM_ROLES) >= set(sera)
+
+
+def test_randomised_plate_with_a_mock_well_and_per_image_nuisances(tmp_path):
+    """Per-image offsets, haze and noise, a mock-infected well: calls and scores hold, negatives get a score."""
+    from antibodies.synthetic.plate import render_family_plate
+
+    wells = ("A01", "A02", "A03", "A04")
+    render_family_plate("tune_broad", "scheme4", tmp_path / "plate", tmp_path / "truth", wells=wells, sites=2,
+                        shape=(464, 512), mock_wells=("A04",), well_ratios={"A01": 2.2, "A02": 1.05, "A03": 1.6})
+    assert run_local([cell_analysis(tmp_path / "plate", tmp_path / "out")]).status.name == "SUCCESS"
+    images, figures = evaluate_plate(tmp_path / "out", tmp_path / "truth", "plate")
+    assert figures["infected_accuracy"] >= 0.95, figures
+    assert figures["mock_infected_fraction"] < 0.02, figures
+    for serum in ("serum_IgG", "serum_IgA"):
+        assert figures[f"{serum}_wrong_calls"] == 0, figures
+        assert figures[f"{serum}_negative_wells_without_score"] == 0, figures
+    with open_file(tmp_path / "out" / "plate_tables.hdf5") as f:
+        decision = read_table(f, keys.INFECTION_DECISION)
+        subtracted = read_table(f, keys.SUBTRACTED_BACKGROUNDS)
+    assert decision["method"].iloc[0] == "mixture" and decision["factor"].iloc[0] >= 8.0
+    assert subtracted["serum_IgG_median"].nunique() == len(subtracted)  # each image its own background
