@@ -124,7 +124,7 @@ def _mock_infected_fraction(images, truth):
 
 
 def background_errors(subtracted, truth_files, channel_roles):
-    """Signed error of each image's subtracted serum background, relative to its control cells' true signal.
+    """Error of each image's subtracted serum background, relative to its control cells' true signal.
 
     Parameters
     ----------
@@ -139,7 +139,7 @@ def background_errors(subtracted, truth_files, channel_roles):
     -------
     dict
         ``<role>_background_error``: median over images of
-        ``(subtracted - true) / median(true control cell means)``.
+        ``|subtracted - true| / median(true control cell means)``.
     """
     table = subtracted.set_index("image_name")
     errors = {}
@@ -152,7 +152,7 @@ def background_errors(subtracted, truth_files, channel_roles):
             control = np.setdiff1d(truth["cell_ids"], truth["infected_ids"])
             means = truth[f"{role}_cell_means"][np.isin(truth["cell_ids"], control)]
             if means.size and image in table.index:
-                values.append((table.at[image, f"{role}_median"] - float(truth[f"background_{channel}"]))
+                values.append(abs(table.at[image, f"{role}_median"] - float(truth[f"background_{channel}"]))
                               / np.median(means))
         errors[f"{role}_background_error"] = float(np.median(values)) if values else float("nan")
     return errors

@@ -80,7 +80,7 @@ def serum_cells(row):
         f"{serum.removeprefix('serum_')} r {row[f'{serum}_pearson']:.3f} err {100 * row[f'{serum}_median_rel_error']:.1f}% "
         f"auc {row[f'{serum}_auc']:.2f} wrong {row[f'{serum}_wrong_calls']} "
         f"unscored {row[f'{serum}_wells_without_score']}({row[f'{serum}_negative_wells_without_score']}) "
-        f"bg {100 * row.get(f'{serum}_background_error', float('nan')):+.1f}%"
+        f"bg err {100 * row.get(f'{serum}_background_error', float('nan')):.1f}%"
         for serum in sera)
 
 

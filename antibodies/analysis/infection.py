@@ -10,16 +10,24 @@ In other words each cell has a *marker score* ``(x - median) / mad`` in
 units of its image's background noise, and ``factor`` is a plate-wide cut on
 that score.  How ``factor`` is chosen is a strategy (`INFECTION_METHODS`):
 
+``"midpoint"`` (`LogMidpointFactor`, the default)
+    halfway, on the log scale, between the medians of the two groups that
+    ``"mixture"`` splits the plate's scores into.
+``"mixture"`` (`LogMixtureFactor`)
+    where the two components of a Gaussian mixture of the log scores are
+    equally likely.
 ``"otsu"`` (`LogOtsuFactor`)
-    Otsu's threshold on the log of the plate's marker scores: the cut falls
-    in the valley between the non-infected cells (scores of a few noise
-    units) and the infected ones (tens to hundreds), wherever that valley
-    lies on this plate.  It is kept within ``[min_factor, max_factor]``, so
-    a plate (or well) with almost no infected cells - a mock-infected
-    control - gets the floor, and its noise is not split in two.
+    Otsu's threshold on the log of the plate's marker scores.
 ``"fixed"`` (`FixedFactor`)
     a given factor; with the plate background this is the batchlib rule
     ``plate median + 4.8 x plate MAD``.
+
+The fitted cuts fall in the valley between the non-infected cells (scores
+of a few noise units) and the infected ones (tens to hundreds), wherever
+that valley lies on this plate.  They are kept within ``[min_factor,
+max_factor]``, so a plate without infected cells gets the floor and its
+noise is not split in two; a mock-infected well on an infected plate is
+judged by the plate's cut and gets (almost) no infected cells.
 
 Normalising by each image's own background (see
 `antibodies.analysis.background.ImageBackground`) is what keeps the call

@@ -35,7 +35,7 @@ class InfectionDecision(PlateJob):
 
     outputs = (f"tables/{INFECTION_DECISION}", f"tables/{MARKER_SCORES}")
 
-    infection_method = luigi.ChoiceParameter(choices=sorted(INFECTION_METHODS), default="mixture",
+    infection_method = luigi.ChoiceParameter(choices=sorted(INFECTION_METHODS), default="midpoint",
                                              description="How the plate's cut on the marker score is chosen")
     infection_threshold_factor = luigi.FloatParameter(default=4.8, description="'fixed': the cut (background MADs)")
     infection_min_factor = luigi.FloatParameter(default=8.0, description="Lowest fitted cut (background MADs)")
