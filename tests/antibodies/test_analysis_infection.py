@@ -87,7 +87,8 @@ def test_empty_table():
 # -- marker scores and the plate's cut ------------------------------------------
 
 from antibodies.analysis.infection import (  # noqa: E402
-    MIN_MAD, FixedFactor, LogMixtureFactor, LogOtsuFactor, make_infection_method, marker_scores, score_histogram)
+    MIN_MAD, FixedFactor, LogMidpointFactor, LogMixtureFactor, LogOtsuFactor, make_infection_method, marker_scores,
+    score_histogram)
 
 
 def two_populations(rng, n_control, n_infected, noise=(4.0, 1.0), infected_median=150.0, spread=0.6):
@@ -152,3 +153,14 @@ def test_fixed_factor_and_registry():
 def test_score_histogram_counts_every_cell():
     histogram = score_histogram(np.r_[np.full(10, 0.01), np.full(5, 50.0), np.nan])
     assert histogram["n_cells"].sum() == 15 and histogram["n_cells"].iloc[0] == 10
+
+
+def test_midpoint_cut_is_not_pulled_down_by_a_tail_of_non_infected_cells():
+    # 3 % of non-infected cells take in a little of an infected neighbour (scores 20-150)
+    rng = np.random.default_rng(4)
+    scores, truth = two_populations(rng, 1400, 600, infected_median=800.0, spread=0.5)
+    scores[:42] = np.exp(rng.uniform(np.log(20), np.log(150), 42))
+    midpoint, mixture = LogMidpointFactor().fit(scores), LogMixtureFactor().fit(scores)
+    assert midpoint > mixture
+    assert ((scores > midpoint) == truth).mean() > ((scores > mixture) == truth).mean()
+    assert LogMidpointFactor(min_factor=9.0).fit(rng.normal(4, 1, 2000)) == 9.0
