@@ -424,7 +424,7 @@ def _well_median(table, column):
     return medians.mask(alone)
 
 
-def well_mate_warnings(images, fraction_limit=0.2, background_ratio=1.5, channels=()):
+def well_mate_warnings(images, fraction_limit=0.2, background_ratio=1.5, channels=(), noise_units=5.0):
     """Warnings for images far from the other images of their well.
 
     A site whose infected fraction, or background, differs much from its
@@ -435,8 +435,8 @@ def well_mate_warnings(images, fraction_limit=0.2, background_ratio=1.5, channel
     Parameters
     ----------
     images : pandas.DataFrame
-        ``image_name, well_name, fraction_infected`` and one
-        ``<channel>_median`` column per channel in ``channels``.
+        ``image_name, well_name, fraction_infected`` and, per channel in
+        ``channels``, ``<channel>_median`` and optionally ``<channel>_mad``.
     fraction_limit : float
         Largest accepted difference of the infected fraction from the median
         over the well's images.  (With two images per well both are flagged
@@ -446,6 +446,10 @@ def well_mate_warnings(images, fraction_limit=0.2, background_ratio=1.5, channel
         to the median over the well's images.
     channels : sequence of str
         Channels whose backgrounds are compared.
+    noise_units : float
+        A background is far only if it also differs from the well's by more
+        than this many of the image's background MADs (so a noise-level
+        background, e.g. of a top-hat, is not flagged for small changes).
 
     Returns
     -------
@@ -458,6 +462,9 @@ def well_mate_warnings(images, fraction_limit=0.2, background_ratio=1.5, channel
     ...                        "fraction_infected": [0.3, 0.32, 0.9], "ch_median": [100.0, 110.0, 400.0]})
     >>> well_mate_warnings(images, channels=["ch"])["reason"].tolist()
     ['infected fraction 0.9 vs 0.32 in its well', 'background 400 vs 110 in its well']
+    >>> images["ch_mad"] = 100.0   # 290 counts are less than 5 MADs: not far
+    >>> well_mate_warnings(images, channels=["ch"])["reason"].tolist()
+    ['infected fraction 0.9 vs 0.32 in its well']
     """
     rows = []
     mates = _well_median(images, "fraction_infected")
@@ -469,7 +476,9 @@ def well_mate_warnings(images, fraction_limit=0.2, background_ratio=1.5, channel
         column = f"{channel}_median"
         mates = _well_median(images, column)
         ratio = images[column].astype(float) / mates
-        far = (ratio > background_ratio) | (ratio < 1 / background_ratio)
+        noise = images.get(f"{channel}_mad", pd.Series(0.0, index=images.index)).astype(float)
+        far = ((ratio > background_ratio) | (ratio < 1 / background_ratio)) & \
+            ((images[column].astype(float) - mates).abs() > noise_units * noise)
         for index in images.index[far.to_numpy()]:
             rows.append((images.at[index, "image_name"], images.at[index, "well_name"], channel,
                          f"background {images.at[index, column]:.3g} vs {mates[index]:.3g} in its well"))

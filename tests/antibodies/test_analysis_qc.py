@@ -131,3 +131,15 @@ def test_registry_and_factory():
     assert make_qc_rule("none") == NoQC()
     with pytest.raises(ValueError, match="unknown QC rule"):
         make_qc_rule("sharpness")
+
+
+def test_well_mate_warnings_flag_the_odd_site_only():
+    from antibodies.analysis.qc import well_mate_warnings
+
+    images = pd.DataFrame({"image_name": list("abcde"), "well_name": ["A01"] * 3 + ["A02"] * 2,
+                           "fraction_infected": [0.30, 0.31, 0.95, 0.0, 0.05],
+                           "ch_median": [100.0, 104.0, 98.0, 400.0, 120.0], "ch_mad": [5.0] * 5})
+    warnings = well_mate_warnings(images, channels=["ch"])
+    assert warnings[["image_name", "channel"]].values.tolist() == [["c", "all"], ["d", "ch"], ["e", "ch"]]
+    alone = well_mate_warnings(images.iloc[:1], channels=["ch"])
+    assert alone.empty  # a well of one image has no mates
