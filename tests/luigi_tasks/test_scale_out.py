@@ -190,10 +190,12 @@ def test_rerun_of_the_same_batches_after_deleting_outputs_runs_them_once(tmp_pat
 def test_progress_command_counts_images_done_from_disk(toy, capsys):
     run_local([toy.workflow(threshold_value="666")])  # one image fails, the plate table is not written
     assert progress.main([str(toy.output)]) == 1
-    assert capsys.readouterr().out.strip() == "plate: 3/4 images done; plate tables 0/1"
+    assert capsys.readouterr().out.strip() == "plate: 3/4 images done, 1 failed; plate tables 0/1"
     run_local([toy.workflow(threshold_value="666", ignore_failed_outputs=True)])
-    assert progress.main([str(toy.output), "--verbose"]) == 1
-    assert "3/4 images done, 1 failed" in capsys.readouterr().out
+    assert progress.main([str(toy.output), "--verbose"]) == 0  # finished, leaving the failed image out
+    out = capsys.readouterr().out
+    assert "3/4 images done, 1 failed; plate tables 1/1 (leaving out failed images)" in out
+    assert "CountTable done (some leave failed images out)" in out
     run_local([toy.workflow()])
     assert progress.main([str(toy.output.parent)]) == 0  # a folder of plate output folders
     assert capsys.readouterr().out.strip() == "plate: 4/4 images done; plate tables 1/1"
