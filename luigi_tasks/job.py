@@ -73,8 +73,18 @@ def report_progress(task, force=False):
 
 
 def _one_line(error):
+    """``"<Type>: <first line>"``; a lower-case type name gets its module (``zlib.error``).
+
+    Examples
+    --------
+    >>> import zlib
+    >>> _one_line(zlib.error("Error -3 while decompressing data")), _one_line(ValueError("a\\nb"))
+    ('zlib.error: Error -3 while decompressing data', 'ValueError: a')
+    """
+    kind = type(error)
+    name = kind.__name__ if kind.__name__[:1].isupper() else f"{kind.__module__}.{kind.__name__}"
     text = str(error).strip().splitlines()
-    return f"{type(error).__name__}: {text[0] if text else ''}"
+    return f"{name}: {text[0] if text else ''}"
 
 
 def _failure_message(job, failed, n_images, shown=5):

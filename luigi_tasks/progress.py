@@ -83,10 +83,10 @@ class PlateProgress:
 
     @property
     def complete(self):
-        """True when all plate tables are written, from every image or (all of them) leaving out the failed ones."""
+        """True when all plate tables are written, from every image or leaving out the failed ones."""
         if not all(self.plate_jobs.values()):
             return False
-        return self.done == self.total or (self.done + self.failed == self.total and self.partial == len(self.plate_jobs))
+        return self.done == self.total or (self.done + self.failed == self.total and self.partial > 0)
 
     def message(self):
         """One line for the visualizer and the command line.

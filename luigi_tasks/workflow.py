@@ -16,6 +16,7 @@ killed before its end leaves ``running``; the next run on this host finds the
 process gone and records ``previous_run: interrupted``.
 """
 import atexit
+import datetime
 import logging
 import os
 import socket
@@ -136,7 +137,7 @@ class PlateWorkflow(luigi.WrapperTask):
         if previous:
             logger.warning("%s: the previous run %s", output_dir, previous)
         update_status(output_dir, self.task_family, state="running", invalid=plan.invalid, n_images=len(plan.images),
-                      host=socket.gethostname(), pid=os.getpid(), started=time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+                      host=socket.gethostname(), pid=os.getpid(), started=datetime.datetime.now().astimezone().isoformat(timespec="seconds"),
                       reason=None, previous_run=previous or None)
         try:
             plan.require_valid(self.ignore_invalid_inputs)
