@@ -297,8 +297,7 @@ class ImageJob(PlateTask):
         done = [image for image in done if image not in lost]
         update_status(self.output_dir, self.task_family, state="processed", failed=failed, succeeded=done)
         record_timing(self.output_dir, self.task_family, time.perf_counter() - started, len(todo), self._job_seconds)
-        to_raise = {image: reason for image, reason in failed.items()
-                    if image in unrecorded or not (self.ignore_failed_outputs or reason.startswith(UPSTREAM_FAILED))}
+        to_raise = unrecorded if self.ignore_failed_outputs else failed  # a failure record stands in only then
         if to_raise:
             raise FailedOutputsError(_failure_message(self.task_family, to_raise, len(todo)))
 
