@@ -135,7 +135,7 @@ class PlateWorkflow(luigi.WrapperTask):
         self._take_lock(output_dir, logger)
         previous = _interrupted_run(read_status(output_dir, self.task_family))
         if previous:
-            logger.warning("%s: the previous run %s", output_dir, previous)
+            logger.warning("%s: the previous run was %s", output_dir, previous)
         update_status(output_dir, self.task_family, state="running", invalid=plan.invalid, n_images=len(plan.images),
                       host=socket.gethostname(), pid=os.getpid(), started=datetime.datetime.now().astimezone().isoformat(timespec="seconds"),
                       reason=None, previous_run=previous or None)

@@ -28,7 +28,7 @@ ROOT = Path(__file__).resolve().parents[1]
 H5_SUFFIXES = (".h5", ".hdf5")
 IMAGE_ATTRS = ("Color", "Visible", "Skip", "Alpha", "ScaleFactors", "format_version", "is_label")
 STALE_LOCK = re.compile(r"recovering stale lock \S+ left by (.*)$", re.M)
-INTERRUPTED = re.compile(r"the previous run interrupted: pid (\d+) ")
+INTERRUPTED = re.compile(r"the previous run was interrupted: pid (\d+) ")
 
 
 # ---------------------------------------------------------------- raw folders

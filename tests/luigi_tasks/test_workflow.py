@@ -96,13 +96,17 @@ def add_invalid_files(plate):
     (plate / "notes.txt").write_text("not an image: ignored silently")
 
 
-def test_invalid_inputs_refuse_to_start_and_list_every_problem(toy):
+def test_invalid_inputs_refuse_to_start_and_list_every_problem(toy, capsys):
     add_invalid_files(toy.plate)
     result = run_local([toy.workflow()])
     assert result.status == LuigiStatusCode.SCHEDULING_FAILED
     assert toy.containers() == []
     status = read_status(toy.output, "ToyWorkflow")
     assert status["state"] == "refused" and status["reason"].startswith("2 invalid input(s) in ")
+    from luigi_tasks import progress
+
+    assert progress.main([str(toy.output)]) == 1
+    assert capsys.readouterr().out.startswith("out: last run refused, nothing computed: 2 invalid input(s) in ")
     invalid = status["invalid_inputs"]
     assert set(invalid) == {"WellA09_PointA09_0001_ChannelDAPI,GFP_Seq0099.tiff", "scan_0001.tiff"}
     assert "empty" in invalid["WellA09_PointA09_0001_ChannelDAPI,GFP_Seq0099.tiff"]
@@ -236,7 +240,7 @@ def test_next_run_reports_a_killed_run_as_interrupted(toy):
     record = read_status(toy.output, "ToyWorkflow")
     assert record["state"] == "finished"
     assert record["previous_run"].startswith(f"interrupted: pid {dead.pid} (started 2026-01-01T00:00:00+0000)")
-    assert "the previous run interrupted" in (toy.output / "batchlib" / "ToyWorkflow.log").read_text()
+    assert "the previous run was interrupted" in (toy.output / "batchlib" / "ToyWorkflow.log").read_text()
     assert run_local([toy.workflow()]).status == LuigiStatusCode.SUCCESS  # a finished run is not "interrupted"
     assert "previous_run" not in read_status(toy.output, "ToyWorkflow")
 
