@@ -365,7 +365,7 @@ class KillLoop:
                     self.cleanup()
                     raise
                 mode = self._kill(process, output)
-                self.history.append((self.stats.runs, mode))
+                self.history.append((self.stats.runs, mode, process.pid))
                 known = self._check_kept(known, output, f"run {self.stats.runs} (killed, {mode})")
                 continue
             known = self._check_kept(known, output, f"run {self.stats.runs} (rc {process.returncode})")
@@ -401,8 +401,10 @@ class KillLoop:
             reported = {int(pid) for pid in INTERRUPTED.findall(_workflow_log(out))}
             self.stats.interrupted_reported += len(reported)
             if reported != set(self.expected_interrupted.get(out, ())):
+                said = [line[-200:] for line in _workflow_log(out).splitlines() if "previous run" in line]
                 self.problems.append(f"{out.name}: runs reported interrupted {reported}, killed while running "
-                                     f"{set(self.expected_interrupted.get(out, ()))}")
+                                     f"{set(self.expected_interrupted.get(out, ()))}; history {self.history}; "
+                                     f"log: {said}")
         return completed
 
     def _wait_for_transaction(self, process, output, extra):
