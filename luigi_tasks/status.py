@@ -18,7 +18,10 @@ from pathlib import Path
 from .errors import WorkflowLockedError
 from .io.atomic import atomic_write, file_lock, remove_stale_temporaries
 
-__all__ = ["UPSTREAM_FAILED", "root_cause", "status_dir", "status_path", "status_names", "read_status", "update_status", "record_timing", "pid_alive", "RunLock"]
+__all__ = [
+    "UPSTREAM_FAILED", "root_cause", "status_dir", "status_path", "status_names", "read_status", "update_status",
+    "record_timing", "pid_alive", "RunLock",
+]
 
 STATUS_DIR = "batchlib"
 UPSTREAM_FAILED = "upstream failed: "

@@ -136,9 +136,10 @@ class PlateWorkflow(luigi.WrapperTask):
         previous = _interrupted_run(read_status(output_dir, self.task_family))
         if previous:
             logger.warning("%s: the previous run was %s", output_dir, previous)
+        started = datetime.datetime.now().astimezone().isoformat(timespec="seconds")
         update_status(output_dir, self.task_family, state="running", invalid=plan.invalid, n_images=len(plan.images),
-                      host=socket.gethostname(), pid=os.getpid(), started=datetime.datetime.now().astimezone().isoformat(timespec="seconds"),
-                      reason=None, previous_run=previous or None)
+                      host=socket.gethostname(), pid=os.getpid(), started=started, reason=None,
+                      previous_run=previous or None)
         try:
             plan.require_valid(self.ignore_invalid_inputs)
             self.check_config(values)
