@@ -49,11 +49,10 @@ def test_damaged_compressed_tiff_fails_only_its_image(tmp_path):
                "--output", str(output), "--config", str(TEST_CONFIG), "--local-scheduler"]
     done = subprocess.run(command, cwd=ROOT, env=luigi_env(), capture_output=True, text=True, timeout=600)
     assert done.returncode == 30, done.stderr[-3000:]
-    error_lines = [line for line in done.stderr.splitlines()
-                   if line.startswith("luigi_tasks.errors.FailedOutputsError")]
-    assert error_lines == [f"luigi_tasks.errors.FailedOutputsError: Preprocess failed on 1 of 4 image(s): "
-                           f"{bad.stem} ({DECODING_ERROR}); the others are committed"]
-    print(f"\n[damaged compressed TIFF] exit {done.returncode}; {error_lines[0]}")
+    message = (f"FailedOutputsError: Preprocess failed on 1 of 4 image(s): {bad.stem} ({DECODING_ERROR}); "
+               "the others are committed")
+    assert message in done.stderr  # the task's error line (Luigi's traceback, or the step line of a quiet terminal)
+    print(f"\n[damaged compressed TIFF] exit {done.returncode}; {message}")
     workflow = read_status(output, "CellAnalysis")
     print(json.dumps(workflow, indent=1))
     assert workflow["state"] == "failed" and workflow["failed_outputs"] == {bad.stem: cause}
