@@ -322,7 +322,7 @@ def _refused_runs(folder):
         except (OSError, ValueError):
             continue
         if status.get("state") == "refused":
-            lines.append(f"{path.parents[1].name}: last run refused, nothing computed: {status.get('reason', '')}")
+            lines.append(f"{path.parents[1].name}: last run refused: {status.get('reason', '')}")
     return lines
 
 

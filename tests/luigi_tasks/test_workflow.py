@@ -106,7 +106,7 @@ def test_invalid_inputs_refuse_to_start_and_list_every_problem(toy, capsys):
     from luigi_tasks import progress
 
     assert progress.main([str(toy.output)]) == 1
-    assert capsys.readouterr().out.startswith("out: last run refused, nothing computed: 2 invalid input(s) in ")
+    assert capsys.readouterr().out.startswith("out: last run refused: 2 invalid input(s) in ")
     invalid = status["invalid_inputs"]
     assert set(invalid) == {"WellA09_PointA09_0001_ChannelDAPI,GFP_Seq0099.tiff", "scan_0001.tiff"}
     assert "empty" in invalid["WellA09_PointA09_0001_ChannelDAPI,GFP_Seq0099.tiff"]
