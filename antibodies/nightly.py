@@ -276,6 +276,8 @@ def _plate_problem(output_dir):
     failed = Counter()
     for name in status_names(output_dir):
         status = read_status(output_dir, name)
+        if "n_images" in status:  # the workflow: its failed images are the jobs' ones
+            continue
         failed.update({name: len(status.get("failed_outputs", {}))} if status.get("state") == "failed" else {})
     if failed:
         return "failed: " + ", ".join(f"{job} ({n} image(s))" if n else job for job, n in sorted(failed.items()))

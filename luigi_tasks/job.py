@@ -25,7 +25,7 @@ from .io.files import open_file
 from .plan import RawImagePlanner
 from .provenance import Stamp, fingerprint, write_stamps
 from .settings import batchlib
-from .status import record_timing, update_status
+from .status import UPSTREAM_FAILED, record_timing, root_cause, update_status
 from .targets import dataset_target
 
 __all__ = [
@@ -73,8 +73,32 @@ def report_progress(task, force=False):
 
 
 def _one_line(error):
+    """``"<Type>: <first line>"``; a lower-case type name gets its module (``zlib.error``).
+
+    Examples
+    --------
+    >>> import zlib
+    >>> _one_line(zlib.error("Error -3 while decompressing data")), _one_line(ValueError("a\\nb"))
+    ('zlib.error: Error -3 while decompressing data', 'ValueError: a')
+    """
+    kind = type(error)
+    name = kind.__name__ if kind.__name__[:1].isupper() else f"{kind.__module__}.{kind.__name__}"
     text = str(error).strip().splitlines()
-    return f"{type(error).__name__}: {text[0] if text else ''}"
+    return f"{name}: {text[0] if text else ''}"
+
+
+def _failure_message(job, failed, n_images, shown=5):
+    """One line naming the failed images of a task and their reasons.
+
+    Examples
+    --------
+    >>> _failure_message("Smooth", {"a": "Smooth: ValueError: bad"}, 3)
+    'Smooth failed on 1 of 3 image(s): a (ValueError: bad); the others are committed'
+    """
+    items = sorted(failed.items())
+    named = "; ".join(f"{image} ({reason.removeprefix(job + ': ')})" for image, reason in items[:shown])
+    more = f"; and {len(items) - shown} more (batchlib/{job}.status lists all)" if len(items) > shown else ""
+    return f"{job} failed on {len(items)} of {n_images} image(s): {named}{more}; the others are committed"
 
 
 class PlateTask(luigi.Task):
@@ -229,79 +253,88 @@ class ImageJob(PlateTask):
         return all(target.exists() for target in self.targets_for(image))
 
     def failed_inputs(self, image):
-        """Return reasons why upstream outputs of ``image`` are failure records."""
-        reasons = []
+        """Return the root causes (``"<Job>: <error>"``, each once) of upstream failure records of ``image``."""
+        causes = []
         for task in luigi.task.flatten(self.requires()):
             if isinstance(task, ImageJob):
-                reasons += [f"{task.task_family}: {t.stamp().error}" for t in task.targets_for(image) if t.failed()]
-        return reasons
+                causes += [root_cause(t.stamp().error) for t in task.targets_for(image) if t.failed()]
+        return list(dict.fromkeys(causes))
 
     def run(self):
         """Process every image of the task that is not complete yet."""
         self.run_images()
 
     def run_images(self):
-        """Process the images of this task one by one, committing each."""
+        """Process the images of this task one by one, committing each.
+
+        An image that fails gets a failure record (its reason, stated once) and
+        the others go on. At the end the task raises :class:`FailedOutputsError`
+        naming every failed image, unless ``ignore_failed_outputs`` lets the
+        failure records stand in for the outputs. Luigi then marks the batch
+        failed, and :mod:`~luigi_tasks.luigi_fixes` reports its complete images
+        done, so their next steps run.
+        """
         self._select_device()
         started, self._job_seconds = time.perf_counter(), 0.0
         todo = [image for image in self.image_names if not self.image_complete(image)]
-        failed, done = {}, []
+        failed, unrecorded, done = {}, {}, []
         commits = BackgroundCommits()
         for number, image in enumerate(todo, 1):
             self.set_status_message(f"{image} ({number}/{len(todo)})")
             try:
                 error = self._run_one(image, commits)
-            except Exception as exc:
-                reason = _one_line(exc.__cause__ or exc)
-                for path, lost in commits.close().items():  # what was computed before is kept
-                    self.logger.error("%s: committing %s failed: %s", self.task_family, path, _one_line(lost))
-                update_status(self.output_dir, self.task_family, state="failed", failed={image: reason}, succeeded=done)
-                raise
+            except Exception as exc:  # noqa: BLE001 - the transaction failed (copy, lock, disk): no record written
+                self.logger.error("%s: %s failed outside the job", self.task_family, image, exc_info=True)
+                error = unrecorded[image] = f"{self.task_family}: {_one_line(exc)}"
             failed.update({image: error} if error else {})
             done += [] if error else [image]
             self.logger.info("%s %s: %s", self.task_family, "failed" if error else "done", image)
             self.set_progress_percentage(int(100 * number / len(todo)))
             report_progress(self)
-        self._raise_failed_commits(commits.close(), done)
-        state = "failed" if failed else "processed"
-        update_status(self.output_dir, self.task_family, state=state, failed=failed, succeeded=done)
+        lost = self._failed_commits(commits.close(), done)
+        failed.update(lost)
+        unrecorded.update(lost)
+        done = [image for image in done if image not in lost]
+        update_status(self.output_dir, self.task_family, state="processed", failed=failed, succeeded=done)
         record_timing(self.output_dir, self.task_family, time.perf_counter() - started, len(todo), self._job_seconds)
+        to_raise = unrecorded if self.ignore_failed_outputs else failed  # a failure record stands in only then
+        if to_raise:
+            raise FailedOutputsError(_failure_message(self.task_family, to_raise, len(todo)))
 
-    def _raise_failed_commits(self, failures, done):
-        if not failures:
-            return
+    def _failed_commits(self, failures, done):
+        """Return ``{image: reason}`` of the background commits that failed."""
         by_container = {str(self.container(image)): image for image in done}
-        reasons = {by_container.get(str(path), str(path)): _one_line(error) for path, error in failures.items()}
-        succeeded = [image for image in done if image not in reasons]
-        update_status(self.output_dir, self.task_family, state="failed", failed=reasons, succeeded=succeeded)
-        image, reason = next(iter(reasons.items()))
-        raise RuntimeError(f"{self.task_family}: committing {image} failed: {reason}")
+        for path, error in failures.items():
+            self.logger.error("%s: committing %s failed: %s", self.task_family, path, _one_line(error))
+        return {by_container.get(str(path), str(path)): f"{self.task_family}: committing failed: {_one_line(error)}"
+                for path, error in failures.items()}
 
     def _select_device(self):
         if self.uses_gpu and not self.gpu:
             os.environ["CUDA_VISIBLE_DEVICES"] = "-1"
 
     def _run_one(self, image, commits=None):
-        failed_inputs = self.failed_inputs(image)
+        """Compute ``image`` in one container transaction; return None, or the reason it failed (recorded)."""
+        upstream = self.failed_inputs(image)
         with container_transaction(self.container(image), commits=commits) as tmp:
             if self.image_complete(image):  # committed by another process while we waited for the lock
                 Path(tmp).unlink(missing_ok=True)  # nothing to commit
                 self.logger.info("%s: %s was completed by another process", self.task_family, image)
                 return None
-            if failed_inputs:
-                self._record_failure(tmp, "upstream failed: " + "; ".join(failed_inputs))
-                return failed_inputs[0]
+            if upstream:
+                reason = UPSTREAM_FAILED + "; ".join(upstream)
+                self._record_failure(tmp, reason)
+                return reason
             start = time.perf_counter()
             try:
                 self.process_image(image, tmp)
                 self._job_seconds += time.perf_counter() - start
                 self._check_outputs(image, tmp)
-            except Exception as error:
-                if not self.ignore_failed_outputs:
-                    raise RuntimeError(f"{self.task_family} failed on {image}: {_one_line(error)}") from error
-                self.logger.exception("%s failed on %s; continuing (ignore_failed_outputs)", self.task_family, image)
-                self._record_failure(tmp, _one_line(error))
-                return _one_line(error)
+            except Exception as error:  # noqa: BLE001 - one image fails, the others go on
+                reason = f"{self.task_family}: {_one_line(error)}"
+                self.logger.error("%s failed on %s: %s", self.task_family, image, _one_line(error), exc_info=True)
+                self._record_failure(tmp, reason)
+                return reason
             self._stamp(tmp)
         return None
 
@@ -321,7 +354,11 @@ class ImageJob(PlateTask):
             write_stamps(container, stamps, params=self.significant_params())
 
     def _record_failure(self, output_file, reason):
+        """Replace whatever the job wrote for this image by a failure record of its keys."""
         with open_file(output_file, "a") as container:
+            for key in self.output_keys():
+                if key in container:
+                    del container[key]
             stamps = {key: Stamp.now(self.fingerprint(), failed=True, error=reason) for key in self.output_keys()}
             write_stamps(container, stamps)
 
@@ -419,12 +456,13 @@ class PlateJob(PlateTask):
         return targets + [luigi.LocalTarget(path) for path in self.output_files()]
 
     def failed_images(self):
-        """Return ``{image: reason}`` for images whose upstream outputs are failure records."""
+        """Return ``{image: root cause}`` for images whose upstream outputs are failure records."""
         failed = {}
         for cls in self.upstream:
             if issubclass(cls, ImageJob):
                 for task in self.upstream_tasks(cls):
-                    failed.update({task.image_name: t.stamp().error for t in task.targets_for(task.image_name) if t.failed()})
+                    causes = [root_cause(t.stamp().error) for t in task.targets_for(task.image_name) if t.failed()]
+                    failed.update({task.image_name: "; ".join(dict.fromkeys(causes))} if causes else {})
         return failed
 
     def succeeded_images(self):
@@ -457,7 +495,8 @@ class PlateJob(PlateTask):
                 # a table that leaves images out is complete only for runs that ignore failed outputs
                 stamps = {key: Stamp.now(self.fingerprint(), failed=bool(failed), error=partial) for key in self.outputs}
                 write_stamps(container, stamps, params=self.significant_params())
-        update_status(self.output_dir, self.task_family, state="processed", failed=failed, succeeded=images)
+        left_out = {image: UPSTREAM_FAILED + cause for image, cause in failed.items()}
+        update_status(self.output_dir, self.task_family, state="processed", failed=left_out, succeeded=images)
         record_timing(self.output_dir, self.task_family, time.perf_counter() - started, len(images), job_seconds)
 
     def run_plate(self, images, tables_file):

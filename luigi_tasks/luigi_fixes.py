@@ -1,4 +1,4 @@
-"""Two fixes to Luigi 3.x for several workers and batched tasks, installed when the framework is imported.
+"""Fixes to Luigi 3.x for several workers and batched tasks, installed when the framework is imported.
 
 1. **Run summary and exit code** (worker side). A Luigi worker learns only about
    the tasks it ran itself, or saw running when it asked for work and got none.
@@ -21,12 +21,35 @@
    A worker that reports it starts running a batch now becomes its
    ``worker_running``. The central scheduler gets this fix when started with
    ``python -m luigi_tasks.scheduler start``; the local scheduler always has it.
+
+3. **A batch that fails on some of its tasks** (worker side). Luigi runs a batch
+   as one task and, when it raises, marks every task of the batch failed, so the
+   next steps of the tasks that did succeed wait as if they had failed too. After
+   a batch fails, the worker now tells the scheduler that each task of the batch
+   whose outputs are complete is done (and lists it as done in its summary); only
+   the others stay failed. The next steps of the good tasks then run in the same
+   run, on any scheduler, and the run still exits with ``[retcode] task_failed``.
+
+4. **Workers wait for the others** (worker side). A worker without
+   ``[worker] keep_alive`` leaves as soon as it has nothing to run, even while
+   other workers are running tasks it scheduled (``[retcode] not_run`` although the
+   plate completes a moment later). It now stays (polling every
+   ``[worker] wait_interval``) while any task it scheduled is running or batch
+   running on another worker, and leaves when nothing it waits for can progress
+   (everything done, or what is left blocked by failed tasks). Set
+   ``[batchlib] wait_for_other_workers = false`` to get Luigi's behaviour back.
+
+5. **A hook at the end of a run** (worker side). When the run summary is made,
+   every scheduled task with an ``on_run_end(task_sets)`` method gets the
+   summary's task sets once (``failed``, ``scheduling_error``, ...): workflows
+   record their end state there, from the same sets that decide the exit code.
 """
 import functools
 import logging
 
 import luigi.execution_summary as execution_summary
 import luigi.scheduler as luigi_scheduler
+import luigi.worker as luigi_worker
 
 __all__ = ["install"]
 
@@ -55,6 +78,7 @@ def _install_summary_recheck():
             logger.debug("%d task(s) pending here were completed by other workers", len(done))
         set_tasks["still_pending_not_ext"] -= done
         set_tasks["already_done"] |= done
+        _call_run_end_hooks(worker, set_tasks)
         return set_tasks
 
     @functools.wraps(by_others)
@@ -80,10 +104,96 @@ def _install_batch_rerun_fix():
     luigi_scheduler.Scheduler.add_task = add_task_claiming_batches
 
 
+def _call_run_end_hooks(worker, set_tasks):
+    """Give each scheduled task with ``on_run_end`` the summary's task sets, once per worker."""
+    if worker.__dict__.get("_batchlib_run_end_called"):
+        return
+    worker._batchlib_run_end_called = True
+    for task in list(worker._scheduled_tasks.values()):
+        hook = getattr(task, "on_run_end", None)
+        if task is None or hook is None:
+            continue
+        try:
+            hook(set_tasks)
+        except Exception:  # noqa: BLE001 - a hook must not change the exit code
+            logger.exception("%s: on_run_end failed", task)
+
+
+def _install_partial_batch_fix():
+    add_task = luigi_worker.Worker._add_task
+
+    @functools.wraps(add_task)
+    def add_task_reporting_good_members(self, *args, **kwargs):
+        task_id, status = kwargs["task_id"], kwargs["status"]
+        members = self._batch_running_tasks.get(task_id)
+        if status != luigi_scheduler.FAILED or members is None:
+            return add_task(self, *args, **kwargs)
+        members = list(members)  # Luigi keeps a one-shot filter here
+        self._batch_running_tasks[task_id] = members
+        add_task(self, *args, **kwargs)
+        cache = {}
+        done = [member for member in members if _complete(member, cache)]
+        if not done:
+            return None
+        batch = self._scheduled_tasks.get(task_id)
+        failed_entry = (batch, status, kwargs["runnable"])
+        if len(done) < len(members) and failed_entry in self._add_task_history:
+            self._add_task_history.remove(failed_entry)  # its failed members name the failure in the summary
+        for member in done:
+            self._add_task_history.append((member, luigi_scheduler.DONE, True))
+            self._scheduler.add_task(
+                worker=self._id, task_id=member.task_id, status=luigi_scheduler.DONE, runnable=True,
+                resources=member.process_resources(), params=member.to_str_params(), family=member.task_family,
+                module=member.task_module, assistant=self._assistant, owners=member._owner_list(),
+                param_visibilities=member._get_param_visibilities(),
+            )
+        logger.info("batch %s failed; %d of its %d tasks are complete and reported done", task_id, len(done),
+                    len(members))
+        return None
+
+    luigi_worker.Worker._add_task = add_task_reporting_good_members
+
+
+def _waits_for_others(worker):
+    """Return True if a task this worker scheduled is running on another worker."""
+    from .settings import batchlib
+
+    if worker._stop_requesting_work or worker._assistant or not batchlib().wait_for_other_workers:
+        return False
+    mine = worker._scheduled_tasks
+    for status in (luigi_scheduler.RUNNING, luigi_scheduler.BATCH_RUNNING):
+        listed = worker._scheduler.task_list(status=status, limit=False)
+        if any(task_id in mine and task_id not in worker._running_tasks for task_id in listed):
+            return True
+    return False
+
+
+def _install_wait_for_others():
+    keep_alive = luigi_worker.Worker._keep_alive
+
+    @functools.wraps(keep_alive)
+    def keep_alive_while_others_run(self, get_work_response):
+        if keep_alive(self, get_work_response):
+            return True
+        try:
+            waiting = _waits_for_others(self)
+        except Exception as error:  # noqa: BLE001 - an unreachable scheduler ends the wait, as before
+            logger.warning("cannot ask the scheduler what other workers run (%s); leaving", error)
+            return False
+        if waiting and not self.__dict__.get("_batchlib_told_waiting"):
+            self._batchlib_told_waiting = True
+            logger.info("nothing to run here; waiting for tasks other workers are running")
+        return waiting
+
+    luigi_worker.Worker._keep_alive = keep_alive_while_others_run
+
+
 def install():
-    """Install both fixes once per process (idempotent)."""
+    """Install the fixes once per process (idempotent)."""
     if getattr(luigi_scheduler, "_batchlib_fixes", False):
         return
     _install_summary_recheck()
     _install_batch_rerun_fix()
+    _install_partial_batch_fix()
+    _install_wait_for_others()
     luigi_scheduler._batchlib_fixes = True

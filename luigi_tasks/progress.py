@@ -63,7 +63,9 @@ class PlateProgress:
     per_job : dict
         ``{image job: images done}``.
     plate_jobs : dict
-        ``{plate job: True if its tables are complete}``.
+        ``{plate job: True if its tables are written}``.
+    partial : int
+        Plate jobs whose tables leave failed images out (``--ignore-failed-outputs``).
     """
 
     plate: str
@@ -72,6 +74,7 @@ class PlateProgress:
     failed: int
     per_job: dict = field(default_factory=dict)
     plate_jobs: dict = field(default_factory=dict)
+    partial: int = 0
 
     @property
     def percentage(self):
@@ -80,8 +83,10 @@ class PlateProgress:
 
     @property
     def complete(self):
-        """True when all images and all plate tables are done."""
-        return self.done == self.total and all(self.plate_jobs.values())
+        """True when all plate tables are written, from every image or leaving out the failed ones."""
+        if not all(self.plate_jobs.values()):
+            return False
+        return self.done == self.total or (self.done + self.failed == self.total and self.partial > 0)
 
     def message(self):
         """One line for the visualizer and the command line.
@@ -90,10 +95,13 @@ class PlateProgress:
         --------
         >>> PlateProgress("p", 96, 37, 1, {}, {"PlateScores": False}).message()
         '37/96 images done, 1 failed; plate tables 0/1'
+        >>> PlateProgress("p", 4, 3, 1, {}, {"PlateScores": True}, partial=1).message()
+        '3/4 images done, 1 failed; plate tables 1/1 (leaving out failed images)'
         """
         failed = f", {self.failed} failed" if self.failed else ""
         tables = sum(self.plate_jobs.values())
-        return f"{self.done}/{self.total} images done{failed}; plate tables {tables}/{len(self.plate_jobs)}"
+        partial = " (leaving out failed images)" if self.partial else ""
+        return f"{self.done}/{self.total} images done{failed}; plate tables {tables}/{len(self.plate_jobs)}{partial}"
 
 
 def _job_record(task, keys):
@@ -176,14 +184,18 @@ def read_plan(output_dir):
     return json.loads(path.read_text())
 
 
-def _complete_jobs(index, jobs):
-    """Return (jobs whose keys are all complete, True if any key is a failure record)."""
+def _complete_jobs(index, jobs, accept_failed=False):
+    """Return (jobs whose keys are all complete, True if any key is a failure record).
+
+    With ``accept_failed`` keys recorded as failed (plate tables that leave failed images out) count as complete.
+    """
     done, failed = [], False
     for name, job in jobs.items():
         stamps = [index.get(key) for key in job["keys"]]
         current = [s for s in stamps if s is not None and s.fingerprint == job["fingerprint"]]
         failed = failed or any(s.failed for s in current)
-        if len(current) == len(stamps) and all(not s.failed and s.created >= job["not_before"] for s in current):
+        fresh = all((accept_failed or not s.failed) and s.created >= job["not_before"] for s in current)
+        if len(current) == len(stamps) and fresh:
             done.append(name)
     return done, failed
 
@@ -228,7 +240,8 @@ def plate_progress(output_dir, save=True, plan=None):
     n_jobs = len(plan["image_jobs"])
     per_job = {name: sum(name in done for _, done, _ in states.values()) for name in plan["image_jobs"]}
     tables = container_index(Path(output_dir) / plan["tables"]) if plan["tables"] else {}
-    plate_done, _ = _complete_jobs(tables, plan["plate_jobs"])
+    plate_done, _ = _complete_jobs(tables, plan["plate_jobs"], accept_failed=True)
+    full, _ = _complete_jobs(tables, plan["plate_jobs"])
     progress = PlateProgress(
         plate=plan["plate"],
         total=len(plan["images"]),
@@ -236,6 +249,7 @@ def plate_progress(output_dir, save=True, plan=None):
         failed=sum(bool(failed) for _, _, failed in states.values()),
         per_job=per_job,
         plate_jobs={name: name in plate_done for name in plan["plate_jobs"]},
+        partial=len(set(plate_done) - set(full)),
     )
     if save:
         _save_cache(output_dir, plan_hash, states, progress)
@@ -299,22 +313,45 @@ def find_plate_outputs(folder):
     return sorted(path.parents[1] for path in folder.glob(f"*/{status_dir('.').name}/{PLAN_FILE}"))
 
 
+def _refused_runs(folder):
+    """Lines for plates in ``folder`` (or its subfolders) whose last run was refused at planning."""
+    lines = []
+    for path in sorted(Path(folder).glob("batchlib/*.status")) + sorted(Path(folder).glob("*/batchlib/*.status")):
+        try:
+            status = json.loads(path.read_text())
+        except (OSError, ValueError):
+            continue
+        if status.get("state") == "refused":
+            lines.append(f"{path.parents[1].name}: last run refused: {status.get('reason', '')}")
+    return lines
+
+
 def _describe(progress, verbose):
     line = f"{progress.plate}: {progress.message()}"
     if verbose:
         jobs = ", ".join(f"{name} {count}" for name, count in progress.per_job.items())
         tables = ", ".join(f"{name} {'done' if ok else 'pending'}" for name, ok in progress.plate_jobs.items())
+        tables += " (some leave failed images out)" if progress.partial else ""
         line += f"\n  image jobs: {jobs}\n  plate jobs: {tables}"
     return line
 
 
 def main(argv=None):
-    """Print images done of total for plate output folders; exit 0 if all are complete, 1 if not, 2 on error."""
+    """Print images done of total for plate output folders; exit 0 if all are complete, 1 if not, 2 on error.
+
+    A plate whose tables were written leaving its failed images out (``--ignore-failed-outputs``) is complete;
+    one whose last run was refused (invalid inputs, configuration) is not.
+    """
     parser = argparse.ArgumentParser(description="Plate progress read from the outputs on disk.")
     parser.add_argument("folders", nargs="+", help="plate output folder(s), or folder(s) holding plate output folders")
     parser.add_argument("-v", "--verbose", action="store_true", help="also list images done per job")
     args = parser.parse_args(argv)
     outputs = [plate for folder in args.folders for plate in find_plate_outputs(folder)]
+    refused = [line for folder in args.folders for line in _refused_runs(folder)]
+    for line in refused:
+        print(line)
+    if refused and not outputs:
+        return 1
     if not outputs:
         print(f"no planned plate output folder in {', '.join(args.folders)} (no batchlib/{PLAN_FILE})", file=sys.stderr)
         return 2
@@ -323,7 +360,7 @@ def main(argv=None):
         progress = plate_progress(output, save=os.access(status_dir(output), os.W_OK))
         print(_describe(progress, args.verbose))
         complete = complete and progress.complete
-    return 0 if complete else 1
+    return 0 if complete and not refused else 1
 
 
 if __name__ == "__main__":

@@ -30,6 +30,11 @@ class batchlib(luigi.Config):  # noqa: N801 - the class name is the luigi.cfg se
         default=30.0,
         description="Seconds between plate progress reports of image jobs (read from disk, sent to the scheduler)",
     )
+    wait_for_other_workers = luigi.BoolParameter(
+        default=True, parsing=luigi.BoolParameter.EXPLICIT_PARSING,
+        description="A worker with nothing to run stays while other workers run tasks it scheduled "
+        "(see luigi_tasks.luigi_fixes); false: Luigi's default, leave at once",
+    )
     max_batch_sizes = luigi.DictParameter(
         default={},
         description='Images per Luigi batch task by job, e.g. {"NucleusSegmentation": 16}; '

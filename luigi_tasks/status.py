@@ -18,9 +18,26 @@ from pathlib import Path
 from .errors import WorkflowLockedError
 from .io.atomic import atomic_write, file_lock, remove_stale_temporaries
 
-__all__ = ["status_dir", "status_path", "status_names", "read_status", "update_status", "record_timing", "pid_alive", "RunLock"]
+__all__ = [
+    "UPSTREAM_FAILED", "root_cause", "status_dir", "status_path", "status_names", "read_status", "update_status",
+    "record_timing", "pid_alive", "RunLock",
+]
 
 STATUS_DIR = "batchlib"
+UPSTREAM_FAILED = "upstream failed: "
+
+
+def root_cause(reason):
+    """Return the failure that ``reason`` passes on (``"upstream failed: "`` prefixes removed).
+
+    Examples
+    --------
+    >>> root_cause("upstream failed: Preprocess: ValueError: bad data")
+    'Preprocess: ValueError: bad data'
+    """
+    while reason.startswith(UPSTREAM_FAILED):
+        reason = reason[len(UPSTREAM_FAILED):]
+    return reason
 
 
 def status_dir(output_dir):
@@ -67,16 +84,18 @@ def update_status(output_dir, name, state=None, failed=None, succeeded=(), inval
     Parameters
     ----------
     state : str, optional
-        New state (``running``, ``processed``, ``failed``, ``finished``); ``processed``
-        reads ``failed`` while any output of the job is recorded as failed.
+        New state (``running``, ``processed``, ``failed``, ``finished``, ``refused``);
+        ``processed`` reads ``failed`` while the job itself failed on an image (a
+        reason not starting with ``"upstream failed: "``).
     failed : dict, optional
-        ``{image: reason}`` to add to ``failed_outputs``.
+        ``{image: reason}`` to add to ``failed_outputs``; images left out because an
+        upstream job failed on them have reasons ``"upstream failed: <root cause>"``.
     succeeded : iterable of str
         Images to remove from ``failed_outputs``.
     invalid : dict, optional
         Replaces ``invalid_inputs``.
     **fields
-        Other JSON values to store.
+        Other JSON values to store; a value of None removes the field.
     """
     path = status_path(output_dir, name)
     with file_lock(path):
@@ -90,8 +109,11 @@ def update_status(output_dir, name, state=None, failed=None, succeeded=(), inval
         if invalid is not None:
             status["invalid_inputs"] = dict(sorted(invalid.items()))
         if state is not None:
-            status["state"] = "failed" if state == "processed" and failed_outputs else state
-        status.update(fields, updated=_now())
+            own = [reason for reason in failed_outputs.values() if not reason.startswith(UPSTREAM_FAILED)]
+            status["state"] = "failed" if state == "processed" and own else state
+        status.update({key: value for key, value in fields.items() if value is not None}, updated=_now())
+        for key in [key for key, value in fields.items() if value is None]:
+            status.pop(key, None)
         _write_status(path, status)
     return status
 

@@ -5,10 +5,21 @@ in the scheduling process, records the plan in ``batchlib/<Workflow>.status``,
 takes the run lock when the local scheduler is used, and passes every value
 down as task parameters. Subclasses set ``spec_path``, ``planner`` and
 ``final_jobs``.
+
+The workflow status ends every run in one of three states, decided from the
+same task sets as the exit code (:mod:`~luigi_tasks.luigi_fixes` calls
+:meth:`PlateWorkflow.on_run_end`): ``finished`` (plate tables written; with
+``--ignore-failed-outputs`` ``failed_outputs`` lists the images left out),
+``failed`` (``failed_outputs`` names each failed image with its root cause) or
+``refused`` (planning stopped: ``invalid_inputs`` or ``reason`` say why). A run
+killed before its end leaves ``running``; the next run on this host finds the
+process gone and records ``previous_run: interrupted``.
 """
 import atexit
+import datetime
 import logging
 import os
+import socket
 import time
 from pathlib import Path
 
@@ -18,7 +29,7 @@ from .config import load_config, spec_entries, flat_name
 from .errors import OutputFolderError
 from .job import ImageJob, report_progress
 from .log import add_file_handler, get_logger
-from .status import RunLock, update_status
+from .status import RunLock, pid_alive, read_status, root_cause, update_status
 
 __all__ = ["PlateWorkflow", "add_config_parameters", "use_local_lock", "default_output_dir", "release_locks"]
 
@@ -122,9 +133,19 @@ class PlateWorkflow(luigi.WrapperTask):
         logger = get_logger()
         add_file_handler(logging.getLogger(), output_dir, self.task_family)  # everything logged, luigi's too
         self._take_lock(output_dir, logger)
-        update_status(output_dir, self.task_family, state="running", invalid=plan.invalid, n_images=len(plan.images))
-        plan.require_valid(self.ignore_invalid_inputs)
-        self.check_config(values)
+        previous = _interrupted_run(read_status(output_dir, self.task_family))
+        if previous:
+            logger.warning("%s: the previous run was %s", output_dir, previous)
+        started = datetime.datetime.now().astimezone().isoformat(timespec="seconds")
+        update_status(output_dir, self.task_family, state="running", invalid=plan.invalid, n_images=len(plan.images),
+                      host=socket.gethostname(), pid=os.getpid(), started=started, reason=None,
+                      previous_run=previous or None)
+        try:
+            plan.require_valid(self.ignore_invalid_inputs)
+            self.check_config(values)
+        except Exception as error:
+            update_status(output_dir, self.task_family, state="refused", reason=str(error).splitlines()[0])
+            raise
         logger.info("%s: %d images to process, %d invalid", self.plate, len(plan.images), len(plan.invalid))
         common = dict(
             plate_dir=str(Path(self.plate).resolve()),
@@ -169,16 +190,79 @@ class PlateWorkflow(luigi.WrapperTask):
         """
         done = super().complete()
         if done and self.__dict__.get("_final_tasks") is not None:
-            update_status(self.output_dir, self.task_family, state="finished")
+            self._record_end("finished")
         return done
 
     def run(self):
         """Record that the plate is finished."""
         progress = report_progress(self, force=True)
-        update_status(self.output_dir, self.task_family, state="finished")
+        self._record_end("finished")
         if progress is not None:
             self.set_status_message(progress.message())
         get_logger().info("%s finished; results in %s", self.plate, self.output_dir)
+
+    def failed_images(self):
+        """Return ``{image: root cause}`` of the planned images some job of this plan failed on.
+
+        Read from the job statuses (``failed_outputs``); each cause is stated once.
+        """
+        from .progress import read_plan  # late: ``python -m luigi_tasks.progress`` runs it
+
+        try:
+            plan = read_plan(self.output_dir)
+        except FileNotFoundError:
+            return {}
+        causes = {}
+        for job in list(plan["image_jobs"]) + list(plan["plate_jobs"]):
+            for image, reason in read_status(self.output_dir, job).get("failed_outputs", {}).items():
+                causes.setdefault(image, []).append(root_cause(reason))
+        return {image: "; ".join(dict.fromkeys(causes[image])) for image in plan["images"] if image in causes}
+
+    def _record_end(self, state, reason=None):
+        """Write the end state with the failed images (those now fine are removed)."""
+        from .progress import read_plan
+
+        failed = self.failed_images()
+        try:
+            images = read_plan(self.output_dir)["images"]
+        except FileNotFoundError:
+            images = []
+        return update_status(self.output_dir, self.task_family, state=state, failed=failed,
+                             succeeded=[image for image in images if image not in failed], reason=reason)
+
+    def on_run_end(self, task_sets):
+        """Record ``finished`` or ``failed`` when the run ends (called with Luigi's summary task sets).
+
+        A run whose planning was refused has already recorded ``refused``.
+        """
+        if self.__dict__.get("_final_tasks") is None:
+            return
+        if super().complete():
+            self._record_end("finished")
+            return
+        failed_tasks = sorted({task.task_family for task in task_sets.get("failed", ())})
+        failed = self.failed_images()
+        if failed:
+            reason = f"{len(failed)} image(s) failed; the plate tables wait for them (rerun to retry them only)"
+        elif failed_tasks:
+            reason = f"failed: {', '.join(failed_tasks)} (see batchlib/{self.task_family}.log)"
+        else:
+            reason = f"the run ended before the plate was complete (see batchlib/{self.task_family}.log)"
+        status = self._record_end("failed", reason)
+        get_logger().error("%s: %s", self.plate, reason)
+        for image, cause in status["failed_outputs"].items():
+            get_logger().error("  %s: %s", image, cause)
+
+
+def _interrupted_run(status):
+    """Describe the run of ``status`` if it is still ``running`` but its process on this host is gone, else ''."""
+    if status.get("state") != "running" or status.get("host") != socket.gethostname():
+        return ""
+    pid = status.get("pid")
+    if not pid or pid == os.getpid() or pid_alive(pid):
+        return ""
+    return (f"interrupted: pid {pid} (started {status.get('started', '?')}) ended without finishing; "
+            "what it committed is kept")
 
 
 def _image_tasks_below(tasks):

@@ -28,6 +28,7 @@ ROOT = Path(__file__).resolve().parents[1]
 H5_SUFFIXES = (".h5", ".hdf5")
 IMAGE_ATTRS = ("Color", "Visible", "Skip", "Alpha", "ScaleFactors", "format_version", "is_label")
 STALE_LOCK = re.compile(r"recovering stale lock \S+ left by (.*)$", re.M)
+INTERRUPTED = re.compile(r"the previous run was interrupted: pid (\d+) ")
 
 
 # ---------------------------------------------------------------- raw folders
@@ -235,6 +236,7 @@ class KillStats:
     runs: int = 0
     completed_rounds: int = 0
     stale_locks: int = 0
+    interrupted_reported: int = 0  # killed runs the next run reported as interrupted
     duplicates: int = 0  # computations done twice (runs.log)
     seconds: float = 0.0
 
@@ -242,7 +244,7 @@ class KillStats:
         return (f"kills={sum(self.kills.values())} {dict(self.kills)} aimed={self.aimed} "
                 f"in_transaction={self.in_transaction} "
                 f"during_h5_io={self.during_h5_io} stale_locks_recovered={self.stale_locks} runs={self.runs} "
-                f"completed_rounds={self.completed_rounds} "
+                f"completed_rounds={self.completed_rounds} interrupted_reported={self.interrupted_reported} "
                 f"duplicate_computations={self.duplicates} seconds={self.seconds:.1f}")
 
 
@@ -276,8 +278,9 @@ class KillLoop:
         self.stats = KillStats()
         self.groups = []  # process groups started (orphans may outlive their leader)
         self.problems = []
-        self.history = []  # (run number, kill mode)
+        self.history = []  # (run number, kill mode, pid)
         self.expected_stale = {}  # output folder -> pids in the run locks that killed runs left
+        self.expected_interrupted = {}  # output folder -> (pid, mode) of killed runs the workflow status says run
 
     def _start(self, output):
         self._tmp_before = set(_temporaries(output))
@@ -322,6 +325,10 @@ class KillLoop:
             holder = _lock_holder(output)
             if holder is not False:
                 self.expected_stale[output].append(holder)
+            status = workflow_status(output)
+            if status.get("state") == "running" and status.get("pid") == process.pid:
+                # after "main" its orphaned task child may still finish the workflow and record that
+                self.expected_interrupted[output].append((process.pid, mode))
         return mode
 
     def _check_kept(self, before, output, when):
@@ -359,7 +366,7 @@ class KillLoop:
                     self.cleanup()
                     raise
                 mode = self._kill(process, output)
-                self.history.append((self.stats.runs, mode))
+                self.history.append((self.stats.runs, mode, process.pid))
                 known = self._check_kept(known, output, f"run {self.stats.runs} (killed, {mode})")
                 continue
             known = self._check_kept(known, output, f"run {self.stats.runs} (rc {process.returncode})")
@@ -392,6 +399,13 @@ class KillLoop:
             expected = set(self.expected_stale.get(out, ()))
             if recovered != expected:
                 self.problems.append(f"{out.name}: stale locks recovered {recovered}, left by killed runs {expected}")
+            reported = {int(pid) for pid in INTERRUPTED.findall(_workflow_log(out))}
+            self.stats.interrupted_reported += len(reported)
+            killed = self.expected_interrupted.get(out, ())
+            if not {pid for pid, mode in killed if mode == "group"} <= reported <= {pid for pid, _ in killed}:
+                said = [line[-200:] for line in _workflow_log(out).splitlines() if "previous run" in line]
+                self.problems.append(f"{out.name}: runs reported interrupted {reported}, killed while running "
+                                     f"{killed}; history {self.history}; log: {said}")
         return completed
 
     def _wait_for_transaction(self, process, output, extra):
@@ -408,6 +422,7 @@ class KillLoop:
         output = self.output_root / f"round{len(self.expected_stale)}"
         output.mkdir(parents=True)
         self.expected_stale[output] = []
+        self.expected_interrupted[output] = []
         return output
 
     def wait_for_orphans(self, timeout=60.0):
@@ -450,11 +465,19 @@ def _workflow_log(output):
     return "\n".join(p.read_text() for p in logs)
 
 
-def _finished(output):
-    for status in (output / "batchlib").glob("*.status"):
+def workflow_status(output):
+    """Return the workflow's status record in ``output`` (empty if none or unreadable)."""
+    for status in Path(output, "batchlib").glob("*.status"):
         if status.stem.endswith(("Workflow", "Analysis")):
-            return json.loads(status.read_text()).get("state") == "finished"
-    return False
+            try:
+                return json.loads(status.read_text())
+            except ValueError:
+                return {}
+    return {}
+
+
+def _finished(output):
+    return workflow_status(output).get("state") == "finished"
 
 
 def reference_run(command, output, env, timeout):

@@ -181,13 +181,24 @@ def pick_wells(wells, serum=None, n_outliers=2):
     return unique
 
 
+_UPSTREAM_FAILED = "upstream failed: "  # luigi_tasks.status.UPSTREAM_FAILED: the image was left out downstream
+
+
 def failed_images(statuses):
-    """Return ``{image: "Job: reason"}`` of every failed output in the status records."""
-    failed = {}
+    """Return ``{image: root cause}`` of every failed output in the status records, each cause once.
+
+    Examples
+    --------
+    >>> failed_images({"Preprocess": {"failed_outputs": {"a": "Preprocess: error: bad data"}},
+    ...                "PlateScores": {"failed_outputs": {"a": "upstream failed: Preprocess: error: bad data"}}})
+    {'a': 'Preprocess: error: bad data'}
+    """
+    causes = {}
     for job, status in sorted(statuses.items()):
         for image, reason in status.get("failed_outputs", {}).items():
-            failed.setdefault(image, f"{job}: {reason}")
-    return dict(sorted(failed.items()))
+            cause = reason.removeprefix(_UPSTREAM_FAILED)
+            causes.setdefault(image, []).append(cause if ": " in cause else f"{job}: {cause}")
+    return {image: "; ".join(dict.fromkeys(found)) for image, found in sorted(causes.items())}
 
 
 def invalid_inputs(statuses):
@@ -199,16 +210,20 @@ def invalid_inputs(statuses):
 
 
 def job_table(statuses):
-    """One row per job or workflow: state, failed outputs, seconds and images of its code.
+    """One row per job: state, failed outputs, seconds and images of its code.
+
+    Workflows (records with ``n_images``) are left out: the report is written
+    before the run ends, so their state would always read ``running``.
 
     Examples
     --------
-    >>> job_table({"Preprocess": {"state": "processed", "seconds": 1.5, "images_processed": 8}}).to_dict("records")
+    >>> job_table({"Preprocess": {"state": "processed", "seconds": 1.5, "images_processed": 8},
+    ...            "CellAnalysis": {"state": "running", "n_images": 8}}).to_dict("records")
     [{'job': 'Preprocess', 'state': 'processed', 'failed': 0, 'seconds': 1.5, 'images': 8}]
     """
     rows = [{"job": job, "state": status.get("state", ""), "failed": len(status.get("failed_outputs", {})),
              "seconds": float(status.get("seconds", np.nan)), "images": status.get("images_processed", pd.NA)}
-            for job, status in sorted(statuses.items())]
+            for job, status in sorted(statuses.items()) if "n_images" not in status]
     return pd.DataFrame(rows, columns=["job", "state", "failed", "seconds", "images"])
 
 

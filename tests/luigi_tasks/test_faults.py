@@ -15,6 +15,7 @@ import psutil
 import pytest
 from luigi.execution_summary import LuigiStatusCode
 
+from luigi_tasks.provenance import read_index
 from luigi_tasks.testing import make_raw_plate, run_local
 from tests.fault_injection import (
     KillLoop,
@@ -24,9 +25,11 @@ from tests.fault_injection import (
     luigi_env,
     reference_run,
     runs_log,
+    same_data,
     stamps,
     tree_digest,
     validate_outputs,
+    workflow_status,
 )
 
 TOY_KEYS = ("raw", "smoothed", "mask")
@@ -68,6 +71,52 @@ def test_random_kill_9_loses_nothing_and_recomputes_nothing_complete(tmp_path):
         check_round(output, reference, expected)
     # a computation is repeated only if its run was killed after computing it and before committing it
     assert loop.stats.duplicates <= loop.stats.kills["group"] + loop.stats.kills["task"]
+    assert tree_digest(plate) == raw_before
+
+
+def add_bad_files(plate):
+    """Add one file of every kind the toy refuses or fails on; return (invalid file names, failing image)."""
+    from luigi_tasks.testing import raw_image_name
+
+    good = sorted(plate.glob("*.tiff"))
+    (plate / f"{raw_image_name('B01', 1, ('DAPI', 'GFP'), 90)}.tiff").write_bytes(b"")  # empty
+    (plate / "scan_0001.tiff").write_bytes(good[0].read_bytes())  # a name outside the naming scheme
+    truncated = plate / f"{raw_image_name('B02', 1, ('DAPI', 'GFP'), 91)}.tiff"
+    truncated.write_bytes(good[1].read_bytes()[: good[1].stat().st_size // 2])  # cut in half
+    invalid = {p.name for p in plate.glob("*.tiff")} - {p.name for p in good}
+    return invalid, good[4].stem  # TOY_FAIL_ON: Smooth fails on it (a decoding error after the checks)
+
+
+def test_random_kill_9_on_a_corrupt_plate_gives_the_clean_result_of_the_good_images(tmp_path):
+    """The kill loop on a plate with an empty file, a bad name, a truncated TIFF and an image that fails in
+    the first step (run with --ignore-invalid-inputs --ignore-failed-outputs): every round ends equal to a
+    clean run of the good images, with the invalid and the failed files listed once."""
+    plate, clean = tmp_path / "corrupt" / "plate", tmp_path / "clean" / "plate"
+    make_raw_plate(plate, wells=("A01", "A02", "A03"), sites=3, shape=(256, 256), seed=1)
+    invalid, failing = add_bad_files(plate)
+    make_raw_plate(clean, wells=("A01", "A02", "A03"), sites=3, shape=(256, 256), seed=1)
+    (clean / f"{failing}.tiff").unlink()
+    raw_before = tree_digest(plate)
+    env = luigi_env(TOY_WRITE_MB=3, TOY_FAIL_ON=failing)
+    flags = ("--local-scheduler", "--ignore-invalid-inputs", "--ignore-failed-outputs")
+
+    reference = tmp_path / "reference"
+    full_run = reference_run(toy_command(clean, *flags), reference, env, timeout=300)
+    loop = KillLoop(toy_command(plate, *flags), tmp_path / "killed", seed=11, delays=(0.2, full_run), aimed=0.5,
+                    env=env, modes={"group": 0.5, "main": 0.25, "task": 0.25})
+    rounds = kill_rounds(loop, 8, f"corrupt toy plate (8 good images, 4 bad files), full run {full_run:.1f} s")
+    expected = expected_outputs(clean)
+    tables = {"plate_tables.hdf5": expected.pop("plate_tables.hdf5")}  # complete for runs that ignore failures
+    cause = f"Smooth: ValueError: injected decoding error in {failing}.tiff"
+    for output in rounds:
+        check_round(output, reference, expected)
+        assert same_data(output, reference, tables) == []
+        with h5py.File(output / "plate_tables.hdf5", "r") as f:
+            stamp = read_index(f)[TABLE_KEY]
+        assert stamp.failed and stamp.error == f"1 failed image(s) left out: {failing}"
+        status = workflow_status(output)
+        assert status["state"] == "finished" and status["failed_outputs"] == {failing: cause}
+        assert set(status["invalid_inputs"]) == invalid
     assert tree_digest(plate) == raw_before
 
 

@@ -20,8 +20,6 @@ from luigi_tasks.testing import free_port, make_raw_plate, run_local
 
 ROOT = Path(__file__).resolve().parents[2]
 TOY_KEYS = ("raw", "smoothed", "mask")
-# worker processes sharing a plate stay until it is done, instead of leaving while others run the last tasks
-KEEP_ALIVE = ("--worker-keep-alive", "--worker-max-keep-alive-idle-duration", "60 seconds")
 
 
 @pytest.fixture(scope="module")
@@ -106,7 +104,7 @@ def test_two_workers_share_one_plate_and_run_each_image_once(tmp_path, luigid):
     plate, output = tmp_path / "plate", tmp_path / "out"
     make_raw_plate(plate, wells=("A01", "A02", "A03", "A04"), sites=4)
     command = toy_command(plate, output, port, "--batchlib-progress-interval", "0",
-                          "--batchlib-max-batch-sizes", '{"Smooth": 2, "Threshold": 2}', *KEEP_ALIVE)
+                          "--batchlib-max-batch-sizes", '{"Smooth": 2, "Threshold": 2}')  # no keep-alive flags
     env = toy_env(TOY_SLEEP_SECONDS="0.4")
     logs = [open(tmp_path / f"worker{n}.log", "w") for n in (1, 2)]
     first = subprocess.Popen(command, cwd=ROOT, env=env, stdout=logs[0], stderr=subprocess.STDOUT)
@@ -135,6 +133,49 @@ def test_two_workers_share_one_plate_and_run_each_image_once(tmp_path, luigid):
 
     again = run_command(command)  # the identical command once more: nothing to do
     assert again.returncode == 0 and len(runs(output)) == 33
+
+
+def start_second_while_first_runs(tmp_path, url, command, env):
+    """Start ``command`` and, once its first batch runs, the same command with ``--no-lock``; return both codes."""
+    output = Path(command[command.index("--output") + 1])
+    with open(tmp_path / "first.log", "w") as log:
+        first = subprocess.Popen(command, cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
+    wait_until(lambda: tasks_of(url, "RUNNING", output, "Smooth") or first.poll() is not None)
+    started = time.monotonic()
+    second = subprocess.run(command + ["--no-lock"], cwd=ROOT, env=env, capture_output=True, text=True, timeout=180)
+    first.wait(timeout=180)
+    return first.returncode, second, time.monotonic() - started
+
+
+@pytest.mark.parametrize("wait, second_code", [("true", 0), ("false", 25)])
+def test_a_process_that_finds_the_rest_held_by_another_waits_and_exits_0(tmp_path, luigid, wait, second_code):
+    """The same command twice without keep-alive flags: the second process finds the only batch held by the
+    first; it waits for it (default) and both exit 0; with Luigi's behaviour it leaves at once, exit 25."""
+    url, port = luigid
+    plate, output = tmp_path / "plate", tmp_path / "out"
+    make_raw_plate(plate, wells=("A01",), sites=2)
+    command = toy_command(plate, output, port, "--batchlib-wait-for-other-workers", wait)
+    first, second, seconds = start_second_while_first_runs(tmp_path, url, command, toy_env(TOY_SLEEP_SECONDS="2"))
+    assert (first, second.returncode) == (0, second_code), second.stderr[-3000:]
+    if wait == "true":
+        assert seconds > 2  # it stayed while the first process ran the Smooth batch
+        assert "waiting for tasks other workers are running" in (output / "batchlib" / "ToyWorkflow.log").read_text()
+    assert Counter(job for job, _, _ in runs(output)) == {"Smooth": 2, "Threshold": 2, "CountTable": 1}
+    assert read_status(output, "ToyWorkflow")["state"] == "finished"
+
+
+def test_processes_sharing_a_plate_with_a_failing_image_both_end_non_zero(tmp_path, luigid):
+    """Waiting for others never waits for a failed task: both processes end, non-zero, naming the image."""
+    url, port = luigid
+    plate, output = tmp_path / "plate", tmp_path / "out"
+    make_raw_plate(plate, wells=("A01",), sites=2)
+    broken = sorted(p.stem for p in plate.glob("*.tiff"))[1]
+    env = toy_env(TOY_SLEEP_SECONDS="2", TOY_FAIL_ON=broken)
+    first, second, seconds = start_second_while_first_runs(tmp_path, url, toy_command(plate, output, port), env)
+    assert first == 30 and second.returncode == 25 and seconds < 60, second.stderr[-3000:]
+    assert Counter(job for job, _, _ in runs(output)) == {"Smooth": 1, "Threshold": 1}
+    status = read_status(output, "ToyWorkflow")
+    assert status["state"] == "failed" and list(status["failed_outputs"]) == [broken]
 
 
 def test_failure_reason_reaches_the_scheduler(tmp_path, luigid):
@@ -190,10 +231,12 @@ def test_rerun_of_the_same_batches_after_deleting_outputs_runs_them_once(tmp_pat
 def test_progress_command_counts_images_done_from_disk(toy, capsys):
     run_local([toy.workflow(threshold_value="666")])  # one image fails, the plate table is not written
     assert progress.main([str(toy.output)]) == 1
-    assert capsys.readouterr().out.strip() == "plate: 3/4 images done; plate tables 0/1"
+    assert capsys.readouterr().out.strip() == "plate: 3/4 images done, 1 failed; plate tables 0/1"
     run_local([toy.workflow(threshold_value="666", ignore_failed_outputs=True)])
-    assert progress.main([str(toy.output), "--verbose"]) == 1
-    assert "3/4 images done, 1 failed" in capsys.readouterr().out
+    assert progress.main([str(toy.output), "--verbose"]) == 0  # finished, leaving the failed image out
+    out = capsys.readouterr().out
+    assert "3/4 images done, 1 failed; plate tables 1/1 (leaving out failed images)" in out
+    assert "CountTable done (some leave failed images out)" in out
     run_local([toy.workflow()])
     assert progress.main([str(toy.output.parent)]) == 0  # a folder of plate output folders
     assert capsys.readouterr().out.strip() == "plate: 4/4 images done; plate tables 1/1"

@@ -96,12 +96,18 @@ def add_invalid_files(plate):
     (plate / "notes.txt").write_text("not an image: ignored silently")
 
 
-def test_invalid_inputs_refuse_to_start_and_list_every_problem(toy):
+def test_invalid_inputs_refuse_to_start_and_list_every_problem(toy, capsys):
     add_invalid_files(toy.plate)
     result = run_local([toy.workflow()])
     assert result.status == LuigiStatusCode.SCHEDULING_FAILED
     assert toy.containers() == []
-    invalid = read_status(toy.output, "ToyWorkflow")["invalid_inputs"]
+    status = read_status(toy.output, "ToyWorkflow")
+    assert status["state"] == "refused" and status["reason"].startswith("2 invalid input(s) in ")
+    from luigi_tasks import progress
+
+    assert progress.main([str(toy.output)]) == 1
+    assert capsys.readouterr().out.startswith("out: last run refused: 2 invalid input(s) in ")
+    invalid = status["invalid_inputs"]
     assert set(invalid) == {"WellA09_PointA09_0001_ChannelDAPI,GFP_Seq0099.tiff", "scan_0001.tiff"}
     assert "empty" in invalid["WellA09_PointA09_0001_ChannelDAPI,GFP_Seq0099.tiff"]
     assert "naming scheme" in invalid["scan_0001.tiff"]
@@ -153,9 +159,90 @@ def test_ignore_failed_outputs_aggregates_what_succeeded(toy):
     result = run_local([toy.workflow(threshold_value="666", ignore_failed_outputs=True)])
     assert result.status == LuigiStatusCode.SUCCESS
     assert FAILING not in set(table(toy)["image_name"]) and len(table(toy)) == 3
-    assert FAILING in read_status(toy.output, "CountTable")["failed_outputs"]
+    cause = "Threshold: RuntimeError: injected failure"
+    workflow = read_status(toy.output, "ToyWorkflow")
+    assert workflow["state"] == "finished" and workflow["failed_outputs"] == {FAILING: cause}
+    assert read_status(toy.output, "Threshold")["state"] == "failed"  # the job that failed on the image
+    count = read_status(toy.output, "CountTable")  # the plate job left it out
+    assert count["state"] == "processed" and count["failed_outputs"] == {FAILING: "upstream failed: " + cause}
+    toy.reset_runs()
     retry = run_local([toy.workflow(threshold_value="666")])  # without the flag the failed image is retried
     assert retry.status == LuigiStatusCode.FAILED
+    assert toy.runs() == {}  # it failed again; nothing else ran
+    assert read_status(toy.output, "ToyWorkflow")["state"] == "failed"
+
+
+BROKEN = "WellA01_PointA01_0002_ChannelDAPI,GFP_Seq0002"
+
+
+@pytest.mark.parametrize("batch_size", [32, 2])
+def test_failing_image_fails_only_its_own_tasks(toy, monkeypatch, batch_size):
+    """The first step fails on one image of a batch: every other image goes through every image step and is
+    committed; the plate table waits; statuses, progress and the result agree; a rerun retries that image only."""
+    from luigi_tasks import progress
+    from tests.luigi_tasks.toy_workflow import Smooth, Threshold
+
+    for job in (Smooth, Threshold):
+        monkeypatch.setattr(job, "max_batch_size", batch_size)
+    monkeypatch.setenv("TOY_FAIL_ON", BROKEN)
+    result = run_local([toy.workflow()])
+    assert result.status == LuigiStatusCode.FAILED
+    assert toy.runs() == {"Smooth": 3, "Threshold": 3}  # the 3 good images through both steps, no plate table
+    assert not (toy.output / "plate_tables.hdf5").exists()
+    failed_part = result.summary_text.split("* 1 failed:")[1].split("*")[0]
+    assert failed_part.split() == ["-", "1", "Smooth(...)"]  # the broken image's task, not its whole batch
+    cause = f"Smooth: ValueError: injected decoding error in {BROKEN}.tiff"
+    workflow = read_status(toy.output, "ToyWorkflow")
+    assert workflow["state"] == "failed" and workflow["failed_outputs"] == {BROKEN: cause}
+    assert read_status(toy.output, "Smooth")["state"] == "failed"
+    assert read_status(toy.output, "Smooth")["failed_outputs"] == {BROKEN: cause}
+    assert read_status(toy.output, "Threshold")["state"] == "processed"
+    with open_file(toy.output / f"{BROKEN}.h5") as f:  # a failure record, not half an output
+        index = json.loads(f.attrs["batchlib_index"])
+        assert index["raw"]["failed"] and index["raw"]["error"] == cause and "raw" not in f
+    assert progress.plate_progress(toy.output).message() == "3/4 images done, 1 failed; plate tables 0/1"
+
+    monkeypatch.delenv("TOY_FAIL_ON")  # the file is fixed: the rerun computes that image only
+    toy.reset_runs()
+    assert run_local([toy.workflow()]).status == LuigiStatusCode.SUCCESS
+    assert toy.runs() == {"Smooth": 1, "Threshold": 1, "CountTable": 1}
+    workflow = read_status(toy.output, "ToyWorkflow")
+    assert workflow["state"] == "finished" and workflow["failed_outputs"] == {}
+    assert read_status(toy.output, "Smooth") | {"failed_outputs": 0} == read_status(toy.output, "Smooth") | {
+        "failed_outputs": 0, "state": "processed"}
+    assert progress.plate_progress(toy.output).complete
+
+
+def test_root_cause_is_stated_once_downstream(toy, monkeypatch):
+    """With --ignore-failed-outputs every step after the failing one records the same root cause, once."""
+    from luigi_tasks import progress
+
+    monkeypatch.setenv("TOY_FAIL_ON", BROKEN)
+    assert run_local([toy.workflow(ignore_failed_outputs=True)]).status == LuigiStatusCode.SUCCESS
+    cause = f"Smooth: ValueError: injected decoding error in {BROKEN}.tiff"
+    assert read_status(toy.output, "Threshold")["failed_outputs"] == {BROKEN: "upstream failed: " + cause}
+    assert read_status(toy.output, "CountTable")["failed_outputs"] == {BROKEN: "upstream failed: " + cause}
+    assert read_status(toy.output, "ToyWorkflow")["failed_outputs"] == {BROKEN: cause}
+    with open_file(toy.output / f"{BROKEN}.h5") as f:
+        assert json.loads(f.attrs["batchlib_index"])["mask"]["error"] == "upstream failed: " + cause
+    done = progress.plate_progress(toy.output)
+    assert done.complete and done.message() == "3/4 images done, 1 failed; plate tables 1/1 (leaving out failed images)"
+
+
+def test_next_run_reports_a_killed_run_as_interrupted(toy):
+    dead = subprocess.Popen([sys.executable, "-c", "pass"])
+    dead.wait()
+    status = toy.output / "batchlib" / "ToyWorkflow.status"
+    status.parent.mkdir(parents=True)
+    status.write_text(json.dumps({"state": "running", "host": os.uname().nodename, "pid": dead.pid,
+                                  "started": "2026-01-01T00:00:00+0000"}))
+    assert run_local([toy.workflow()]).status == LuigiStatusCode.SUCCESS
+    record = read_status(toy.output, "ToyWorkflow")
+    assert record["state"] == "finished"
+    assert record["previous_run"].startswith(f"interrupted: pid {dead.pid} (started 2026-01-01T00:00:00+0000)")
+    assert "the previous run was interrupted" in (toy.output / "batchlib" / "ToyWorkflow.log").read_text()
+    assert run_local([toy.workflow()]).status == LuigiStatusCode.SUCCESS  # a finished run is not "interrupted"
+    assert "previous_run" not in read_status(toy.output, "ToyWorkflow")
 
 
 def test_second_local_run_is_refused_while_the_lock_is_held(toy):

@@ -7,7 +7,8 @@ during them). It changes no output key and no fingerprint.
 
 More test knobs in the environment: ``TOY_SLEEP_SECONDS`` slows Smooth down per
 image, ``TOY_HANG_ON=NAME`` makes Threshold hang on images whose name contains
-NAME (worker timeouts). ``runs.log`` gets one line per image job run:
+NAME (worker timeouts), ``TOY_FAIL_ON=NAME`` makes Smooth fail on them (a
+decoding error after part of the output was written). ``runs.log`` gets one line per image job run:
 ``<job> <image> worker=<pid of the process that started the task>``.
 """
 import os
@@ -61,9 +62,12 @@ class Smooth(BatchJob):
         for input_file, output_file in zip(input_files, output_files):
             time.sleep(float(os.environ.get("TOY_SLEEP_SECONDS", "0") or 0))
             image = tifffile.imread(input_file)[0].astype("float32")
+            fail_on = os.environ.get("TOY_FAIL_ON", "")
             with open_file(output_file, "a") as container:
                 _write_padding(container, "Smooth", input_file)
                 write_image(container, "raw", image)
+                if fail_on and fail_on in str(input_file):
+                    raise ValueError(f"injected decoding error in {Path(input_file).name}")
                 write_image(container, "smoothed", ndimage.gaussian_filter(image, smooth_sigma))
             _count_run(output_file, "Smooth", input_file)
 
