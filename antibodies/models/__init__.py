@@ -165,7 +165,8 @@ def load_stardist_model(spec=BUNDLED_MODEL):
     Parameters
     ----------
     spec : str or os.PathLike
-        ``"vero_nuclei_v2"`` (bundled, default; ``"vero_nuclei_v1"`` is kept), a path to a model folder,
+        ``"vero_nuclei_v2"`` (bundled, default; ``"vero_nuclei_v1"`` and ``"vero_nuclei_v3"`` are also
+        bundled), a path to a model folder,
         or the name of a StarDist pretrained model present in the local
         Keras cache (e.g. ``"2D_versatile_fluo"``).
 

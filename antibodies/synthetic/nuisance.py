@@ -29,6 +29,8 @@ and outside them alike), so ``median(infected) / median(control)`` of the
 noise-free, background-free serum signal is the well's true ratio.  The
 renderer records per image the true background level of each channel (the
 mean additive background under the cells) and the nuisance values as JSON.
+The marker's cell-body autofluorescence is a signal of the cells (present
+only under cells), not background, and is not included in that level.
 
 Plate families
 --------------

@@ -2,6 +2,10 @@
 
 Reproducible recipes of the bundled models::
 
+    # vero_nuclei_v3: v2's network, plus nuisance-renderer crops and intensity/noise augmentation
+    python -m antibodies.training.train_nuclei_model --out antibodies/models \\
+        --name vero_nuclei_v3 --steps 5000 --seed 0 --n-train 1200 --n-val 64 \\
+        --plate-fraction 0.15 --nuisance-fraction 0.35 --intensity-noise
     # vero_nuclei_v2 (the default model): narrow, deep U-Net, ~17 min
     python -m antibodies.training.train_nuclei_model --out antibodies/models \\
         --name vero_nuclei_v2 --steps 4000 --seed 0
@@ -21,7 +25,17 @@ Training data are drawn by the project itself, never downloaded:
   spread, dim and bright/mitotic nuclei, blur, background haze, vignetting,
   Poisson and read noise), and
 * crops of the nuclei channel of the plate renderer
-  (:func:`antibodies.synthetic.plate.render_image`).
+  (:func:`antibodies.synthetic.plate.render_image`), and (v3,
+  ``--nuisance-fraction``) crops of the plate renderer with its nuisance
+  layer (:mod:`antibodies.synthetic.nuisance`): for training the ranges of
+  the ``tune_broad`` family widened in nucleus appearance (area 150-700 px,
+  level, texture, profile, halo, blur 0.7-2.0, confluence 0.2-1, up to 25 %
+  dividing cells with touching nuclei), for validation (best weights and
+  thresholds) the tune families' own ranges.  Holdout families are never
+  used for training, validation or thresholds.
+
+v3 also augments intensity and noise (``--intensity-noise``: background
+ramps, slight blur, shot-like and Gaussian noise on the normalised image).
 
 Thresholds are optimised on a separate synthetic validation set drawn with a
 different seed.  No external image (in particular not the stardist test image

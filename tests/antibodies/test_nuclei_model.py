@@ -77,3 +77,22 @@ def test_normalize_percentile_maps_percentiles_to_unit_range():
     assert normalized.dtype == np.float32
     assert np.percentile(normalized, 1.0) == pytest.approx(0.0, abs=1e-6)
     assert np.percentile(normalized, 99.0) == pytest.approx(1.0, abs=1e-6)
+
+
+@pytest.mark.parametrize("name", ["vero_nuclei_v1", "vero_nuclei_v2", "vero_nuclei_v3"])
+def test_every_bundled_model_resolves_by_name_and_is_complete(name):
+    folder = resolve_model_folder(name)
+    assert folder == BUNDLED_MODELS_DIR / name
+    assert sorted(p.name for p in folder.iterdir()) == sorted(MODEL_FILES)
+    assert sum(p.stat().st_size for p in folder.iterdir()) < 10 * 2 ** 20
+
+
+def test_v3_segments_a_nuisance_rendered_image():
+    from antibodies.synthetic import FAMILIES, draw_image_nuisance, draw_well_params
+
+    ranges = FAMILIES["tune_broad"].ranges
+    rng = np.random.default_rng(99)
+    params = draw_well_params(rng, ranges, ("serum_IgG",))
+    stack, truth = render_image((512, 512), {"DAPI": "nuclei"}, params, rng, draw_image_nuisance(rng, ranges, 1))
+    labels = segment_nuclei(load_stardist_model("vero_nuclei_v3"), stack[0])
+    assert _f1_at_05(truth["nuclei"], labels) >= 0.95
