@@ -1,6 +1,6 @@
 """Benchmark a StarDist nucleus model: F1 scores and prediction time.
 
-Prints, for the model given (default: the bundled ``vero_nuclei_v2``):
+Prints, for the model given (default: the bundled ``vero_nuclei_v3``):
 
 * F1 / precision / recall at IoU 0.5 and F1 at IoU 0.5 ... 0.9 on the stardist
   test image (``stardist.data.test_image_nuclei_2d(return_mask=True)``,

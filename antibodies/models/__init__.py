@@ -23,7 +23,7 @@ __all__ = ["BUNDLED_MODEL", "BUNDLED_MODELS_DIR", "ModelNotFoundError", "load_st
 
 logger = logging.getLogger(__name__)
 
-BUNDLED_MODEL = "vero_nuclei_v2"
+BUNDLED_MODEL = "vero_nuclei_v3"
 """Name of the nucleus model shipped with the package (the default)."""
 
 BUNDLED_MODELS_DIR = Path(__file__).resolve().parent
@@ -165,7 +165,7 @@ def load_stardist_model(spec=BUNDLED_MODEL):
     Parameters
     ----------
     spec : str or os.PathLike
-        ``"vero_nuclei_v2"`` (bundled, default; ``"vero_nuclei_v1"`` and ``"vero_nuclei_v3"`` are also
+        ``"vero_nuclei_v3"`` (bundled, default; ``"vero_nuclei_v1"`` and ``"vero_nuclei_v2"`` are also
         bundled), a path to a model folder,
         or the name of a StarDist pretrained model present in the local
         Keras cache (e.g. ``"2D_versatile_fluo"``).

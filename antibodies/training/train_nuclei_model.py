@@ -2,11 +2,11 @@
 
 Reproducible recipes of the bundled models::
 
-    # vero_nuclei_v3: v2's network, plus nuisance-renderer crops and intensity/noise augmentation
+    # vero_nuclei_v3 (the default model): v2's network, plus nuisance-renderer crops and intensity/noise augmentation
     python -m antibodies.training.train_nuclei_model --out antibodies/models \\
         --name vero_nuclei_v3 --steps 5000 --seed 0 --n-train 1200 --n-val 64 \\
         --plate-fraction 0.15 --nuisance-fraction 0.35 --intensity-noise
-    # vero_nuclei_v2 (the default model): narrow, deep U-Net, ~17 min
+    # vero_nuclei_v2: narrow, deep U-Net, ~17 min
     python -m antibodies.training.train_nuclei_model --out antibodies/models \\
         --name vero_nuclei_v2 --steps 4000 --seed 0
     # vero_nuclei_v1 (the first model): StarDist's default U-Net, ~40 min
