@@ -18,13 +18,14 @@ from .errors import (
 from .job import BatchJob, BatchJobOnContainer, ImageJob, PlateJob, PlateTask, wire, wire_steps
 from .log import add_file_handler, get_logger
 from .plan import PlatePlan, RawImagePlanner
-from .settings import use_project_luigi_config
+from .settings import use_packaged_luigi_config, use_project_luigi_config
 from .status import RunLock, read_status, update_status
 from .targets import DatasetTarget, H5DatasetTarget, N5DatasetTarget
 from .workflow import PlateWorkflow, add_config_parameters, release_locks, use_local_lock
 from .luigi_fixes import install as _install_luigi_fixes
 
 _install_luigi_fixes()  # exit codes and batch reruns with several workers (see luigi_tasks.luigi_fixes)
+use_packaged_luigi_config()  # [retcode], [worker], [resources] defaults, also from a wheel (luigi_tasks.settings)
 
 __all__ = [
     "io",
@@ -47,6 +48,7 @@ __all__ = [
     "get_logger",
     "PlatePlan",
     "RawImagePlanner",
+    "use_packaged_luigi_config",
     "use_project_luigi_config",
     "RunLock",
     "read_status",
