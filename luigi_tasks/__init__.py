@@ -23,8 +23,10 @@ from .status import RunLock, read_status, update_status
 from .targets import DatasetTarget, H5DatasetTarget, N5DatasetTarget
 from .workflow import PlateWorkflow, add_config_parameters, release_locks, use_local_lock
 from .luigi_fixes import install as _install_luigi_fixes
+from .console import install as _install_console
 
 _install_luigi_fixes()  # exit codes and batch reruns with several workers (see luigi_tasks.luigi_fixes)
+_install_console()  # a terminal a person reads: step lines, a summary, user errors without tracebacks
 use_packaged_luigi_config()  # [retcode], [worker], [resources] defaults, also from a wheel (luigi_tasks.settings)
 
 __all__ = [
