@@ -38,7 +38,7 @@ __all__ = ["CONSOLE_LOGGER", "TerminalHandler", "configure_terminal", "short_tas
 CONSOLE_LOGGER = f"{ROOT_LOGGER}.console"
 console = logging.getLogger(CONSOLE_LOGGER)
 _STARTED = {}
-_REPORTED = set()  # ids of exceptions already shown as a step line
+_REPORTED = []  # exceptions already shown as a step line (the latest few, compared by identity)
 _LUIGI_TASK_FAILED = "[pid %s] Worker %s failed    %s"
 
 
@@ -149,7 +149,7 @@ class TerminalHandler(logging.Handler):
         message = record.getMessage()
         if error is None and "Traceback (most recent call last)" in message:
             error = _error_from_traceback(message)  # Luigi formats some tracebacks into the message text
-        if error is not None and id(error) in _REPORTED:
+        if error is not None and any(error is shown for shown in _REPORTED):
             return ""
         if isinstance(error, BatchlibError) or getattr(error, "user_error", False):
             return f"error: {error}"
@@ -180,7 +180,7 @@ def _step_line(task, error=None):
     from .job import ImageJob
 
     if error is not None:
-        _REPORTED.add(id(error))
+        _REPORTED[:] = [*_REPORTED[-99:], error]
         reason = str(error).strip().splitlines()[0] if str(error).strip() else ""
         return f"  {short_task(task):<36} FAILED after {elapsed:.1f} s: {type(error).__name__}: {reason}"
     if not isinstance(task, ImageJob):
@@ -247,6 +247,25 @@ def exit_code(worker):
     return code, name
 
 
+def _failed_images(output_dir):
+    """Images that a job of the plan records as failed and whose outputs are not all complete now."""
+    from .progress import read_plan
+    from .status import read_status
+    from .targets import container_index
+
+    plan = read_plan(output_dir)
+    keys = [key for job in plan["image_jobs"].values() for key in job["keys"]]
+    failed = set()
+    for job in plan["image_jobs"]:
+        failed |= set(read_status(output_dir, job).get("failed_outputs", {})) & set(plan["images"])
+
+    def complete(image):
+        index = container_index(Path(output_dir) / f"{image}{plan['container_extension']}")
+        return all(key in index and not index[key].failed for key in keys)
+
+    return {image for image in failed if not complete(image)}
+
+
 def workflow_summary(workflow):
     """Return the summary lines of one plate workflow of this run, read from its outputs on disk."""
     from .progress import plate_progress
@@ -261,10 +280,13 @@ def workflow_summary(workflow):
         skipped = len(read_status(output_dir, workflow.task_family).get("invalid_inputs", {}))
         try:
             progress = plate_progress(output_dir, save=False)
+            failed = max(progress.failed, len(_failed_images(output_dir)))
+            not_run = progress.total - progress.done - failed
             state = "complete" if progress.complete else "incomplete"
             lines.append(
-                f"{workflow.task_family} {progress.plate}: {state}; images: {progress.done} done, "
-                f"{progress.failed} failed, {skipped} skipped (invalid inputs), of {progress.total + skipped}"
+                f"{workflow.task_family} {progress.plate}: {state}; images: {progress.done} done, {failed} failed, "
+                f"{skipped} skipped (invalid inputs)" + (f", {not_run} not run" if not_run > 0 else "")
+                + f", of {progress.total + skipped}"
             )
         except Exception as error:  # noqa: BLE001 - a summary must not fail the run
             lines.append(f"{workflow.task_family} {workflow.plate}: progress unavailable ({error})")
