@@ -69,7 +69,8 @@ def _tiff_layout(path):
         with tifffile.TiffFile(path) as tiff:
             shape = tuple(tiff.series[0].shape)
     except Exception as error:
-        raise InvalidInputError(path, f"not a readable TIFF ({error})", "copy the image again from the microscope") from error
+        fix = "copy the image again from the microscope"
+        raise InvalidInputError(path, f"not a readable TIFF ({error})", fix) from error
     return (shape[0] if len(shape) == 3 else 1), shape[-2:]
 
 

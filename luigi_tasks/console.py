@@ -80,9 +80,12 @@ def collapse_task_reprs(text):
 class _FormattedError(Exception):
     """An exception known only from its formatted traceback; ``user_error`` if its class is a BatchlibError."""
 
+    def __str__(self):
+        return self.text
+
     def __init__(self, type_name, text, traceback_text):
-        super().__init__(text)
-        self.type_name, self.traceback_text = type_name, traceback_text
+        super().__init__(type_name, text, traceback_text)
+        self.type_name, self.text, self.traceback_text = type_name, text, traceback_text
         self.user_error = _is_user_error_class(type_name)
 
 
@@ -122,6 +125,7 @@ class TerminalHandler(logging.Handler):
         self.setFormatter(logging.Formatter("%(message)s"))
 
     def emit(self, record):
+        """Write the terminal text of ``record``, if it has one."""
         try:
             text = self.render(record)
             if text:

@@ -35,7 +35,7 @@ def _lock_path(path):
 
 
 def _same_file(handle, path):
-    """True if the open ``handle`` is still the file at ``path`` (not removed or replaced meanwhile)."""
+    """Return True if the open ``handle`` is still the file at ``path`` (not removed or replaced meanwhile)."""
     try:
         current = os.stat(path)
     except FileNotFoundError:

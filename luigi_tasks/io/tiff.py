@@ -1,4 +1,4 @@
-"""Cheap structural check of a TIFF file: is every byte its structure points to inside the file?
+"""Cheap structural check of a TIFF file: every byte its structure points to must be inside the file.
 
 A TIFF is a header, a chain of IFDs (one per page) and the blocks each IFD
 points to: tag values stored out of line, strips or tiles of pixel data, and

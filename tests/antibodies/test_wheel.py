@@ -102,7 +102,8 @@ def test_installed_program_has_the_checkouts_defaults(wheel_venv, tmp_path):
     checkout = json.loads(subprocess.run([sys.executable, "-c", PROBE], cwd=tmp_path, env=env, capture_output=True,
                                          text=True, check=True, timeout=120).stdout)
     assert installed["package"].startswith(str(wheel_venv["site"]))
-    assert installed["model"].startswith(str(wheel_venv["site"])) and installed["spec"].startswith(str(wheel_venv["site"]))
+    site = str(wheel_venv["site"])
+    assert installed["model"].startswith(site) and installed["spec"].startswith(site)
     assert checkout["package"].startswith(str(ROOT))
     assert installed["retcodes"] == checkout["retcodes"] == {
         "unhandled_exception": 40, "missing_data": 20, "task_failed": 30, "already_running": 10,

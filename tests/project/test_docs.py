@@ -2,7 +2,7 @@
 import re
 from pathlib import Path
 
-from antibodies.keys import CHANNEL_COLORS, MARKER_TOPHAT, NUCLEI, MARKER
+from antibodies.keys import CHANNEL_COLORS, MARKER, MARKER_TOPHAT, NUCLEI
 
 ROOT = Path(__file__).resolve().parents[2]
 
