@@ -147,9 +147,11 @@ def link_or_copy(path, alias):
 
 def _commit(tmp, path, also_as=()):
     _fsync_file(tmp)
+    # the other names first, the main name last: a kill in between leaves the main name uncommitted, so the
+    # job is not complete and its rerun makes both names again
+    for alias in also_as:
+        link_or_copy(tmp, alias)
     os.replace(tmp, path)
-    for alias in also_as:  # the new file under its other names, before the lock is released
-        link_or_copy(path, alias)
     _fsync_dir(Path(path).parent)
 
 
@@ -229,7 +231,8 @@ def container_transaction(path, lock_timeout=600.0, commits=None, also_as=()):
     unlock happen on its thread; call its ``wait`` before relying on ``path``.
     ``also_as`` names other paths that must always hold the committed file
     (hard links, or atomic copies where links fail); they are replaced in the
-    same transaction, and created when missing.
+    same transaction, just before ``path`` (the commit point), and created
+    when missing.
 
     Examples
     --------

@@ -48,3 +48,24 @@ def test_alias_is_a_copy_where_hard_links_fail(tmp_path, monkeypatch):
     write(path, 3, alias)
     assert read(alias) == 3 and os.stat(path).st_ino != os.stat(alias).st_ino
     assert sorted(p.name for p in tmp_path.iterdir()) == ["p_table.hdf5", "p_tables.hdf5"]
+
+
+def test_a_kill_between_the_two_names_leaves_the_tables_uncommitted_and_the_rerun_fixes_both(tmp_path, monkeypatch):
+    path, alias = tmp_path / "p_tables.hdf5", tmp_path / "p_table.hdf5"
+    write(path, 1, alias)
+    replace = os.replace
+
+    def killed_at_the_commit(source, target):
+        if os.fspath(target) == os.fspath(path):
+            raise KeyboardInterrupt("killed before the main name was replaced")
+        return replace(source, target)
+
+    monkeypatch.setattr(atomic.os, "replace", killed_at_the_commit)
+    try:
+        write(path, 2, alias)
+    except KeyboardInterrupt:
+        pass
+    monkeypatch.setattr(atomic.os, "replace", replace)
+    assert read(path) == 1  # not committed: the job is not complete and runs again
+    write(path, 2, alias)
+    assert read(alias) == read(path) == 2 and os.stat(path).st_ino == os.stat(alias).st_ino
