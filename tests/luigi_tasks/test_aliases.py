@@ -2,6 +2,7 @@
 import os
 
 import h5py
+import pytest
 
 from luigi_tasks.io import atomic
 from luigi_tasks.io.atomic import container_transaction
@@ -50,22 +51,22 @@ def test_alias_is_a_copy_where_hard_links_fail(tmp_path, monkeypatch):
     assert sorted(p.name for p in tmp_path.iterdir()) == ["p_table.hdf5", "p_tables.hdf5"]
 
 
-def test_a_kill_between_the_two_names_leaves_the_tables_uncommitted_and_the_rerun_fixes_both(tmp_path, monkeypatch):
+def test_a_kill_while_linking_the_second_name_leaves_the_tables_uncommitted(tmp_path, monkeypatch):
+    """The second name is made before the commit rename: a kill there leaves the job incomplete, so its
+    rerun writes both names (committing first would leave a complete job with a stale second name)."""
     path, alias = tmp_path / "p_tables.hdf5", tmp_path / "p_table.hdf5"
     write(path, 1, alias)
     replace = os.replace
 
-    def killed_at_the_commit(source, target):
-        if os.fspath(target) == os.fspath(path):
-            raise KeyboardInterrupt("killed before the main name was replaced")
+    def killed_at_the_alias(source, target):
+        if os.fspath(target) == os.fspath(alias):
+            raise KeyboardInterrupt("killed while replacing the second name")
         return replace(source, target)
 
-    monkeypatch.setattr(atomic.os, "replace", killed_at_the_commit)
-    try:
+    monkeypatch.setattr(atomic.os, "replace", killed_at_the_alias)
+    with pytest.raises(KeyboardInterrupt):
         write(path, 2, alias)
-    except KeyboardInterrupt:
-        pass
     monkeypatch.setattr(atomic.os, "replace", replace)
-    assert read(path) == 1  # not committed: the job is not complete and runs again
+    assert read(path) == 1 and read(alias) == 1  # nothing committed: the job is not complete and runs again
     write(path, 2, alias)
     assert read(alias) == read(path) == 2 and os.stat(path).st_ino == os.stat(alias).st_ino
