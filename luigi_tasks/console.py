@@ -165,7 +165,7 @@ class TerminalHandler(logging.Handler):
         line += f" {name}: {str(error).strip().splitlines()[0] if str(error).strip() else ''}"
         logs = _log_files()
         if logs:
-            return f"{line} (traceback in {logs[0]})"
+            return f"{line} (traceback in {logs[-1]})"  # the latest run log; every one of them has it
         full = getattr(error, "traceback_text", None) or "".join(traceback.format_exception(error))
         return line + "\n" + full.rstrip()
 

@@ -105,6 +105,8 @@ def test_user_errors_inside_luigis_formatted_tracebacks_are_shown_without_it():
 
 def test_other_errors_are_one_line_when_a_log_file_has_the_traceback(tmp_path):
     root = logging.getLogger()
+    add_file_handler(root, tmp_path / "earlier", "Run")  # a plate processed before in this process
+    earlier = root.handlers[-1]
     path = add_file_handler(root, tmp_path, "Run")
     handler = root.handlers[-1]
     try:
@@ -114,8 +116,9 @@ def test_other_errors_are_one_line_when_a_log_file_has_the_traceback(tmp_path):
             shown = TerminalHandler().render(record("Workflow.Job", logging.ERROR, "Job(image_name=a, x=1) broke",
                                                     sys.exc_info()))
     finally:
-        root.removeHandler(handler)
-        handler.close()
+        for added in (earlier, handler):
+            root.removeHandler(added)
+            added.close()
     assert shown == f"error: Job(...) broke KeyError: 'missing' (traceback in {path.resolve()})"
     assert collapse_task_reprs("Task(a=f(1), b=2) and Other(x=1)") == "Task(...) and Other(...)"
 
