@@ -145,14 +145,18 @@ def link_or_copy(path, alias):
     os.replace(tmp, alias)
 
 
-def _commit(tmp, path, also_as=()):
+def _commit(tmp, path):
     _fsync_file(tmp)
+    os.replace(tmp, path)
+    _fsync_dir(Path(path).parent)
+
+
+def _commit_with_aliases(tmp, path, also_as):
     # the other names first, the main name last: a kill in between leaves the main name uncommitted, so the
     # job is not complete and its rerun makes both names again
     for alias in also_as:
         link_or_copy(tmp, alias)
-    os.replace(tmp, path)
-    _fsync_dir(Path(path).parent)
+    _commit(tmp, path)
 
 
 def _quarantine_if_unreadable(path):
@@ -212,7 +216,7 @@ def _commit_and_unlock(tmp, path, lock, also_as=()):
     def finish():
         with lock:
             try:
-                _commit(tmp, path, also_as)
+                _commit_with_aliases(tmp, path, also_as)
             finally:
                 _remove(tmp)
 
@@ -267,7 +271,7 @@ def container_transaction(path, lock_timeout=600.0, commits=None, also_as=()):
                 commits.submit(path, _commit_and_unlock(tmp, path, lock.pop_all(), also_as))
                 handed_over = True
             elif tmp.exists():
-                _commit(tmp, path, also_as)
+                _commit_with_aliases(tmp, path, also_as)
         finally:
             if not handed_over:
                 _remove(tmp)
