@@ -22,8 +22,12 @@ demo: setup
 test: setup
 	$(PY) -m pytest tests luigi_tasks antibodies --doctest-modules -q
 
+# Framework overhead and no-op reruns at 96 and 864 images (~6 min; docs/performance.md lists the other
+# sections, e.g. `make bench BENCH_ARGS="--only real --real-images 16"`).
+BENCH_DIR ?= /tmp/bench_scale
+BENCH_ARGS ?= --only overhead noop
 bench: setup
-	$(PY) bench/framework_overhead.py
+	$(PY) bench/scale.py --root $(BENCH_DIR) $(BENCH_ARGS)
 
 LUIGID_DIR ?= $(HOME)/batchlib-scheduler
 

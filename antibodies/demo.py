@@ -38,7 +38,7 @@ def render_demo_plate(root):
 
 
 def main(argv=None):
-    """Render (once) and process the demo plate; print where the results are."""
+    """Render (once) and process the demo plate; print the plate, the results and how they compare with the truth."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--out", default="demo", help="folder for the raw demo plate, truth and results")
     parser.add_argument("--workers", type=int, default=1)
@@ -48,10 +48,8 @@ def main(argv=None):
     output = root / "results"
     use_local_lock(True)
     ok = luigi.build([CellAnalysis(plate=str(plate), output=str(output))], local_scheduler=True, workers=args.workers)
-    status = read_status(output, "CellAnalysis")
-    print(f"\nDemo plate: {plate}\nResults:    {output}\n  status:   {status.get('state')}")
-    print(f"  tables:   {output / 'demo_plate_tables.hdf5'} (+ CSV/XLSX, heatmaps/)")
-    print(f"  report:   {output / 'report' / 'index.html'}")
+    status = read_status(output, "CellAnalysis")  # tables, report and log: see the run summary above
+    print(f"\nDemo plate: {plate}\nResults:    {output} ({status.get('state')})")
     if ok:
         _, figures = evaluate_plate(output, root / "truth", plate.name)
         print("  vs truth: " + ", ".join(f"{key} {value:.3f}" for key, value in figures.items()))

@@ -29,6 +29,7 @@ from pathlib import Path
 import luigi
 
 from luigi_tasks import add_file_handler, get_logger, read_status, update_status
+from luigi_tasks.console import CONSOLE_LOGGER, TerminalHandler
 from luigi_tasks.database import read_rows, write_rows
 from luigi_tasks.io import list_tables, open_file, read_table
 from luigi_tasks.job import plate_tables_path
@@ -328,7 +329,11 @@ def _log_summary(root, output_root, database, config, ignore_failed_outputs, sta
     except Exception:  # noqa: BLE001 - the summary must not hide the run's own exit status
         logger.exception("nightly summary failed")
         return
+    level = logging.WARNING if record["incomplete"] else logging.INFO
+    if any(isinstance(handler, TerminalHandler) for handler in logging.getLogger().handlers):
+        logging.getLogger(CONSOLE_LOGGER).log(level, "%s", paragraph)  # the terminal shows it once, in full
+        return
     console = logging.StreamHandler()  # cron mails what the job writes: the summary goes to stderr too
     console.setFormatter(logging.Formatter("%(levelname)s: %(message)s"))
     logger.addHandler(console)
-    (logger.warning if record["incomplete"] else logger.info)("%s", paragraph)
+    logger.log(level, "%s", paragraph)

@@ -43,7 +43,24 @@ def spec_entries(spec_path):
 
 
 def _describe(spec_string):
-    return spec_string.split("default=")[0].rstrip(", ")
+    """Return a configspec check without its default.
+
+    Examples
+    --------
+    >>> _describe("float(min=0.0, max=100.0, default=4.8)")
+    'float(min=0.0, max=100.0)'
+    >>> _describe("option('a', 'b', default='a')")
+    "option('a', 'b')"
+    >>> _describe("integer(default=3)")
+    'integer'
+    """
+    head, _, tail = spec_string.partition("default=")
+    if not tail:
+        return spec_string
+    head = head.rstrip(", ")
+    if head.endswith("("):
+        return head[:-1]
+    return head + ")" if "(" in head else head
 
 
 def _raise_errors(config, result, spec_path, source):

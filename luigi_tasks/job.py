@@ -32,6 +32,7 @@ __all__ = [
     "IMAGE_SEPARATOR",
     "join_image_names",
     "plate_tables_path",
+    "plate_viewer_tables_path",
     "PlateTask",
     "ImageJob",
     "BatchJob",
@@ -51,6 +52,15 @@ LOCATION_PARAMS = ("plate_dir", "output_dir", "image_name")
 def plate_tables_path(output_dir, plate_name):
     """Return the plate tables file ``<output_dir>/<plate_name>_tables.hdf5``."""
     return Path(output_dir) / f"{plate_name}_tables.hdf5"
+
+
+def plate_viewer_tables_path(output_dir, plate_name):
+    """Return ``<output_dir>/<plate_name>_table.hdf5``: the plate tables under the name Fiji's plateViewer opens.
+
+    Always the same file as :func:`plate_tables_path` (a hard link, or a copy
+    where links fail), replaced in the same transaction.
+    """
+    return Path(output_dir) / f"{plate_name}_table.hdf5"
 
 
 def join_image_names(names):
@@ -481,7 +491,8 @@ class PlateJob(PlateTask):
         images, failed = self.succeeded_images(), self.failed_images()
         partial = f"{len(failed)} failed image(s) left out: {', '.join(sorted(failed))}" if failed else ""
         report_progress(self, force=True)
-        with container_transaction(self.tables_path) as tmp:
+        viewer_name = plate_viewer_tables_path(self.output_dir, self.plate_name)
+        with container_transaction(self.tables_path, also_as=[viewer_name]) as tmp:
             if self.complete():  # committed by another process while we waited for the lock
                 Path(tmp).unlink(missing_ok=True)
                 self.logger.info("%s was completed by another process", self.task_family)

@@ -13,6 +13,7 @@ from pathlib import Path
 
 from .errors import InvalidInputError, InvalidInputsError
 from .io.naming import is_image_name, parse_image_name, well_sort_key
+from .io.tiff import tiff_structure_problem
 
 __all__ = ["PlatePlan", "RawImagePlanner"]
 
@@ -59,9 +60,17 @@ class RawImagePlanner:
         return {path.stem: path for path in files if path.suffix.lower() in self.extensions}
 
     def check_image(self, path):
-        """Return per-file information for :meth:`check_plate`; raise InvalidInputError if bad."""
+        """Return per-file information for :meth:`check_plate`; raise InvalidInputError if bad.
+
+        An empty file and a TIFF whose structure points past its end (a cut
+        copy; see :func:`~luigi_tasks.io.tiff.tiff_structure_problem`) are refused.
+        """
         if path.stat().st_size == 0:
             raise InvalidInputError(path, "file is empty (0 bytes)", "copy the image again from the microscope")
+        if path.suffix.lower() in (".tif", ".tiff"):
+            problem = tiff_structure_problem(path)
+            if problem is not None:
+                raise InvalidInputError(path, problem, "copy the image again from the microscope")
         return {}
 
     def check_plate(self, plate_dir, infos):

@@ -104,7 +104,7 @@ def _environment():
     env = dict(os.environ)
     if not env.get("LUIGI_CONFIG_PATH") and PROJECT_LUIGI_CFG.exists():
         env["LUIGI_CONFIG_PATH"] = str(PROJECT_LUIGI_CFG)
-    root = str(PROJECT_LUIGI_CFG.parent)  # luigi_tasks importable without installing the package
+    root = str(PROJECT_LUIGI_CFG.parents[1])  # luigi_tasks importable without installing the package
     env["PYTHONPATH"] = os.pathsep.join(filter(None, [root, env.get("PYTHONPATH")]))
     return env
 

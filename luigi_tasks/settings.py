@@ -1,26 +1,43 @@
-"""Find the project's ``luigi.cfg`` and read the framework's own ``[batchlib]`` settings."""
-import os
+"""The framework's Luigi defaults (``luigi_tasks/luigi.cfg``) and its own ``[batchlib]`` settings.
+
+Luigi reads ``luigi.cfg`` only from ``/etc/luigi/``, the working directory and
+``LUIGI_CONFIG_PATH``, never from an installed package. A wheel install, a
+cron job or a user in another folder would run with Luigi's own defaults:
+exit code 0 for failed tasks, no worker timeout. So the package ships its
+``luigi.cfg`` and importing :mod:`luigi_tasks` makes Luigi read it *first*:
+every other config file (``/etc/luigi/luigi.cfg``, ``./luigi.cfg``,
+``LUIGI_CONFIG_PATH``) still overrides it, key by key.
+"""
 from pathlib import Path
 
 import luigi
-import luigi.configuration
+from luigi.configuration import LuigiConfigParser
 
-__all__ = ["PROJECT_LUIGI_CFG", "use_project_luigi_config", "batchlib"]
+__all__ = ["PACKAGED_LUIGI_CFG", "PROJECT_LUIGI_CFG", "use_packaged_luigi_config", "use_project_luigi_config",
+           "batchlib"]
 
-PROJECT_LUIGI_CFG = Path(__file__).resolve().parents[1] / "luigi.cfg"
+PACKAGED_LUIGI_CFG = Path(__file__).resolve().with_name("luigi.cfg")
+PROJECT_LUIGI_CFG = PACKAGED_LUIGI_CFG  # the name older code imports
 
 
-def use_project_luigi_config():
-    """Add the project's luigi.cfg unless ``LUIGI_CONFIG_PATH`` or ``./luigi.cfg`` is used.
+def use_packaged_luigi_config():
+    """Make Luigi read the packaged ``luigi.cfg`` before any other config file (lowest priority).
 
-    Luigi reads ``luigi.cfg`` from the working directory; a cron job or a user
-    in another folder would otherwise run without the project's retcodes,
-    worker timeout and resources.
+    Returns True if it was added now, False if it already was. Luigi's
+    ``add_config_path`` appends (highest priority); inserting the path first
+    and re-reading keeps ``/etc/luigi/luigi.cfg``, ``./luigi.cfg`` and
+    ``LUIGI_CONFIG_PATH`` in charge of every key they set.
     """
-    if os.environ.get("LUIGI_CONFIG_PATH") or Path("luigi.cfg").exists() or not PROJECT_LUIGI_CFG.exists():
+    path = str(PACKAGED_LUIGI_CFG)
+    paths = LuigiConfigParser._config_paths
+    if path in paths:
         return False
-    luigi.configuration.add_config_path(str(PROJECT_LUIGI_CFG))
+    paths.insert(0, path)
+    LuigiConfigParser.reload()
     return True
+
+
+use_project_luigi_config = use_packaged_luigi_config
 
 
 class batchlib(luigi.Config):  # noqa: N801 - the class name is the luigi.cfg section name

@@ -18,6 +18,9 @@ import logging
 import os
 from pathlib import Path
 
+from luigi_tasks.errors import BatchlibError
+from luigi_tasks.log import native_output_to_log
+
 __all__ = ["BUNDLED_MODEL", "BUNDLED_MODELS_DIR", "ModelNotFoundError", "load_stardist_model",
            "resolve_model_folder"]
 
@@ -32,8 +35,8 @@ BUNDLED_MODELS_DIR = Path(__file__).resolve().parent
 _MODEL_FILES = ("config.json", "thresholds.json", "weights_best.h5")
 
 
-class ModelNotFoundError(FileNotFoundError):
-    """Raised when a model spec resolves to no usable StarDist model folder."""
+class ModelNotFoundError(BatchlibError, FileNotFoundError):
+    """Raised when a model spec resolves to no usable StarDist model folder (a user error: message and fix)."""
 
 
 def _is_model_folder(path):
@@ -132,12 +135,17 @@ def _not_found_message(spec, searched):
 
 @functools.lru_cache(maxsize=8)
 def _load_cached(folder):
-    """Load (once per process) the StarDist2D model stored in ``folder``."""
-    from stardist.models import StarDist2D
+    """Load (once per process) the StarDist2D model stored in ``folder``.
 
+    TensorFlow's native notices and StarDist's ``print`` lines go to the log
+    (logger ``Workflow.tensorflow``), not to the terminal.
+    """
     folder = Path(folder)
     logger.info("loading StarDist model from %s", folder)
-    model = StarDist2D(None, name=folder.name, basedir=str(folder.parent))
+    with native_output_to_log(logging.getLogger("Workflow.tensorflow")):
+        from stardist.models import StarDist2D
+
+        model = StarDist2D(None, name=folder.name, basedir=str(folder.parent))
     model.basedir = None  # read-only: never write thresholds or weights back into the folder
     _predict_without_loop(model.keras_model)
     return model

@@ -1,7 +1,6 @@
 """Exports: CSV of the default tables, one XLSX workbook with readable headers, plate heatmaps of each score."""
 from pathlib import Path
 
-import h5py
 import pandas as pd
 
 from luigi_tasks import PlateJob
@@ -12,6 +11,7 @@ from ..inputs import channel_roles
 from ..keys import EXPORTS_RECORD, IMAGE_TABLE, WELL_TABLE, image_table, well_table
 from ..plots import plate_heatmap
 from ..report.columns import readable_columns, serum_label
+from .base import record_files
 
 __all__ = ["PlateExports", "HEATMAP_STATISTICS", "workbook_sheets"]
 
@@ -100,6 +100,4 @@ class PlateExports(PlateJob):
             outliers = wells.index[wells[f"{serum}_is_outlier"].astype(bool)]
             with atomic_write(path) as tmp:
                 plate_heatmap(wells[f"{serum}_{stat}"].to_dict(), f"{self.plate_name}: {serum} {stat}", tmp, outliers)
-        with h5py.File(tables_file, "a") as container:
-            group = container.require_group(EXPORTS_RECORD)
-            group.attrs["files"] = [str(p) for p in self.table_files().values()] + [str(self.workbook_path)]
+        record_files(tables_file, EXPORTS_RECORD, [*self.table_files().values(), self.workbook_path], self.tables_path)

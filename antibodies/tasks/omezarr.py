@@ -10,7 +10,6 @@ the images as ``tables/images.csv`` and ``tables/wells.csv``.
 from collections import defaultdict
 from pathlib import Path
 
-import h5py
 
 from luigi_tasks import PlateJob
 from luigi_tasks.io import atomic_write, image_levels, open_file, parse_image_name, read_table
@@ -19,6 +18,7 @@ from luigi_tasks.io.omezarr import ChannelPyramid, create_plate, write_field, wr
 
 from ..analysis.layout import ROWS, plate_shape
 from ..keys import CELL_SEGMENTATION, IMAGE_TABLE, NUCLEUS_SEGMENTATION, OME_ZARR_RECORD, ROLES, WELL_TABLE
+from .base import record_files
 
 __all__ = ["OmeZarrPlate", "LABELS", "OME_ZARR_TABLES"]
 
@@ -96,7 +96,4 @@ class OmeZarrPlate(PlateJob):
         with atomic_write(self.zarr_path) as tmp:
             self.write_plate(tmp, images)
         self.logger.info("OME-Zarr plate of %d images written to %s", len(images), self.zarr_path)
-        with h5py.File(tables_file, "a") as container:
-            group = container.require_group(OME_ZARR_RECORD)
-            group.attrs["files"] = [str(self.zarr_path)]
-            group.attrs["n_images"] = len(images)
+        record_files(tables_file, OME_ZARR_RECORD, [self.zarr_path], self.tables_path, n_images=len(images))

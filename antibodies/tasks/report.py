@@ -1,7 +1,6 @@
 """The plate report ``<output>/report/index.html``: reads tables, statuses and thumbnails, writes one page."""
 from pathlib import Path
 
-import h5py
 
 from luigi_tasks import PlateJob
 from luigi_tasks.io import atomic_write, image_levels, open_file, parse_image_name, read_image, read_table
@@ -17,7 +16,7 @@ from ..report import Channel, Figure, ReportInputs, cell_intensities, cell_thumb
 from ..report.columns import serum_label
 from ..report.figures import rgb_png
 from .background import read_backgrounds, read_image_backgrounds
-from .base import read_tables
+from .base import read_tables, record_files
 
 __all__ = ["PlateReport", "REPORT_FILE", "THUMBNAIL_SIZE", "thumbnail_level"]
 
@@ -132,6 +131,4 @@ class PlateReport(PlateJob):
         with atomic_write(self.report_path) as tmp:
             Path(tmp).write_text(page, encoding="utf-8")
         self.logger.info("plate report written to %s (%.1f MB)", self.report_path, len(page) / 2**20)
-        with h5py.File(tables_file, "a") as container:
-            group = container.require_group(REPORT_RECORD)
-            group.attrs["files"] = [str(self.report_path)]
+        record_files(tables_file, REPORT_RECORD, [self.report_path], self.tables_path)

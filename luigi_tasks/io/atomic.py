@@ -20,7 +20,7 @@ from pathlib import Path
 from .files import is_h5
 
 __all__ = ["file_lock", "container_transaction", "atomic_write", "temporary_name", "LockTimeout", "BackgroundCommits",
-           "remove_stale_temporaries"]
+           "remove_stale_temporaries", "link_or_copy"]
 
 TMP_MARK = ".tmp-"
 
@@ -34,9 +34,26 @@ def _lock_path(path):
     return path.parent / f".{path.name}.lock"
 
 
+def _same_file(handle, path):
+    """Return True if the open ``handle`` is still the file at ``path`` (not removed or replaced meanwhile)."""
+    try:
+        current = os.stat(path)
+    except FileNotFoundError:
+        return False
+    opened = os.fstat(handle.fileno())
+    return (current.st_dev, current.st_ino) == (opened.st_dev, opened.st_ino)
+
+
 @contextlib.contextmanager
 def file_lock(path, timeout=600.0, poll=0.05):
-    """Hold an exclusive lock for ``path`` (a ``.<name>.lock`` file beside it).
+    """Hold an exclusive lock for ``path`` (a ``.<name>.lock`` file beside it, removed on release).
+
+    The holder deletes the lock file before unlocking it, so no empty lock
+    files stay behind. That is safe because every taker checks, once it holds
+    the ``flock``, that the file it locked is still the one at the lock path;
+    if a holder removed it meanwhile (or another process created a new one),
+    it closes it and starts again. So two processes never both hold a lock
+    of the same path, one on the removed file and one on a new file.
 
     Raises
     ------
@@ -46,19 +63,31 @@ def file_lock(path, timeout=600.0, poll=0.05):
     lock_path = _lock_path(path)
     lock_path.parent.mkdir(parents=True, exist_ok=True)
     deadline = time.monotonic() + timeout
-    with open(lock_path, "a") as handle:
-        while True:
-            try:
-                fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
-                break
-            except BlockingIOError:
-                if time.monotonic() > deadline:
-                    raise LockTimeout(f"{path}: still locked by another process after {timeout:.0f} s") from None
-                time.sleep(poll)
+    while True:
+        handle = open(lock_path, "a")
         try:
-            yield
+            while True:
+                try:
+                    fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                    break
+                except BlockingIOError:
+                    if time.monotonic() > deadline:
+                        raise LockTimeout(f"{path}: still locked by another process after {timeout:.0f} s") from None
+                    time.sleep(poll)
+        except BaseException:
+            handle.close()
+            raise
+        if _same_file(handle, lock_path):
+            break
+        handle.close()  # its holder removed it while we waited: lock the current file instead
+    try:
+        yield
+    finally:
+        try:
+            lock_path.unlink(missing_ok=True)  # still holding the flock: no one can hold this file now
         finally:
             fcntl.flock(handle, fcntl.LOCK_UN)
+            handle.close()
 
 
 def temporary_name(path):
@@ -90,14 +119,44 @@ def _fsync_file(path):
         os.close(fd)
 
 
-def _commit(tmp, path):
-    _fsync_file(tmp)
-    os.replace(tmp, path)
-    dir_fd = os.open(Path(path).parent, os.O_RDONLY)
+def _fsync_dir(folder):
+    dir_fd = os.open(folder, os.O_RDONLY)
     try:
         os.fsync(dir_fd)
     finally:
         os.close(dir_fd)
+
+
+def link_or_copy(path, alias):
+    """Make ``alias`` another name of ``path``, replacing what it was atomically.
+
+    A hard link (no extra disk space) where the file system allows one, else
+    a copy; either is written under a temporary name and renamed over
+    ``alias``, so readers of ``alias`` see the old file or the new one.
+    """
+    alias = Path(alias)
+    remove_stale_temporaries(alias)
+    tmp = temporary_name(alias)
+    try:
+        os.link(path, tmp)
+    except OSError:  # no hard links here (or across file systems): copy
+        shutil.copyfile(path, tmp)
+        _fsync_file(tmp)
+    os.replace(tmp, alias)
+
+
+def _commit(tmp, path):
+    _fsync_file(tmp)
+    os.replace(tmp, path)
+    _fsync_dir(Path(path).parent)
+
+
+def _commit_with_aliases(tmp, path, also_as):
+    # the other names first, the main name last: a kill in between leaves the main name uncommitted, so the
+    # job is not complete and its rerun makes both names again
+    for alias in also_as:
+        link_or_copy(tmp, alias)
+    _commit(tmp, path)
 
 
 def _quarantine_if_unreadable(path):
@@ -153,11 +212,11 @@ class BackgroundCommits:
         return failures
 
 
-def _commit_and_unlock(tmp, path, lock):
+def _commit_and_unlock(tmp, path, lock, also_as=()):
     def finish():
         with lock:
             try:
-                _commit(tmp, path)
+                _commit_with_aliases(tmp, path, also_as)
             finally:
                 _remove(tmp)
 
@@ -165,7 +224,7 @@ def _commit_and_unlock(tmp, path, lock):
 
 
 @contextlib.contextmanager
-def container_transaction(path, lock_timeout=600.0, commits=None):
+def container_transaction(path, lock_timeout=600.0, commits=None, also_as=()):
     """Yield a path to write; on success it replaces ``path`` atomically.
 
     For h5 the yielded path is a copy of ``path`` (or a new file); it is
@@ -174,6 +233,10 @@ def container_transaction(path, lock_timeout=600.0, commits=None):
     time the lock is taken. For n5 the container itself is yielded.
     With ``commits`` (a :class:`BackgroundCommits`) the flush, rename and
     unlock happen on its thread; call its ``wait`` before relying on ``path``.
+    ``also_as`` names other paths that must always hold the committed file
+    (hard links, or atomic copies where links fail); they are replaced in the
+    same transaction, just before ``path`` (the commit point), and created
+    when missing.
 
     Examples
     --------
@@ -196,16 +259,19 @@ def container_transaction(path, lock_timeout=600.0, commits=None):
         remove_stale_temporaries(path)
         tmp = temporary_name(path)
         _quarantine_if_unreadable(path)
+        for alias in also_as if path.exists() else ():
+            if not Path(alias).exists():  # e.g. outputs of a version that did not write it
+                link_or_copy(path, alias)
         if path.exists():
             shutil.copyfile(path, tmp)
         handed_over = False
         try:
             yield tmp
             if tmp.exists() and commits is not None:
-                commits.submit(path, _commit_and_unlock(tmp, path, lock.pop_all()))
+                commits.submit(path, _commit_and_unlock(tmp, path, lock.pop_all(), also_as))
                 handed_over = True
             elif tmp.exists():
-                _commit(tmp, path)
+                _commit_with_aliases(tmp, path, also_as)
         finally:
             if not handed_over:
                 _remove(tmp)

@@ -43,7 +43,7 @@ def test_cell_analysis_survives_random_kill_9(tmp_path):
     reference = tmp_path / "reference"
     full_run = reference_run(command, reference, env, timeout=600)
     expected = {path.name: tuple(stamps_of) for path, stamps_of in _complete_keys(reference).items()}
-    assert len(expected) == 5  # 4 images and the plate tables
+    assert len(expected) == 6  # 4 images, the plate tables and their plateViewer name (the same file)
 
     loop = KillLoop(command, tmp_path / "killed", seed=7, delays=(1.0, full_run), env=env, aimed=0.5,
                     modes={"group": 0.5, "main": 0.25, "task": 0.25}, timeout=600)

@@ -46,6 +46,9 @@ def add_every_bad_file(plate):
     tifffile.imwrite(plate / name("C01", seq=10), data)
     full = (plate / name("C01", seq=10)).read_bytes()
     (plate / name("C01", seq=10)).write_bytes(full[: len(full) // 2])  # truncated
+    tifffile.imwrite(plate / name("C05", seq=14), np.ones((4, 1024, 1024), "uint16"), photometric="minisblack")
+    full = (plate / name("C05", seq=14)).read_bytes()
+    (plate / name("C05", seq=14)).write_bytes(full[: len(full) // 2])  # the case: 3 of 4 IFDs cut off
     (plate / name("C02", seq=11)).write_bytes(b"")  # zero bytes
     tifffile.imwrite(plate / name("C03", seq=12), data[:3])  # 3 pages for 4 channel names
     tifffile.imwrite(plate / name("C04", seq=13), np.zeros((4, 32, 64), "uint16"))  # other shape
@@ -53,6 +56,7 @@ def add_every_bad_file(plate):
     (plate / "notes.txt").write_text("not an image: ignored silently")
     return {
         name("C01", seq=10): "truncated",
+        name("C05", seq=14): "TIFF is truncated: IFD 2",
         name("C02", seq=11): "empty",
         name("C03", seq=12): "3 channel page(s)",
         name("C04", seq=13): "shape",

@@ -72,8 +72,9 @@ def test_two_workers_process_a_cell_analysis_plate_once(tmp_path):
     runs = image_job_runs(output)
     assert set(runs) == {(job, image) for job in plan["image_jobs"] for image in plan["images"]}
     assert set(runs.values()) == {1}  # every image job ran exactly once on every image
-    ran = [Counter(line.split(" running   ")[1].split("(")[0] for line in log.read_text().splitlines()
-                   if " running   " in line) for log in logs]
+    log = (output / "batchlib" / "CellAnalysis.log").read_text().splitlines()  # Luigi's lines of both processes
+    ran = [Counter(line.split(" running   ")[1].split("(")[0] for line in log  # by the worker's pid, not the task's
+                   if " running   " in line and f" pid={process.pid})" in line) for process in (first, second)]
     assert all(set(plan["image_jobs"]) & set(counts) for counts in ran), ran  # both processes ran image jobs
     assert progress.plate_progress(output).complete
     assert not [p for p in output.rglob("*") if ".tmp-" in p.name]
