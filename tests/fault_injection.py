@@ -155,7 +155,7 @@ def validate_outputs(output, expected=None):
         problems += check_container(path, expected.get(path.name, ()))
     problems += [f"{p.name}: temporary container left behind" for p in output.iterdir()
                  if TMP_MARK in p.name and p.suffix in H5_SUFFIXES]
-    for status in (output / "batchlib").glob("*.status"):
+    for status in (output / "batchlib").glob("[!.]*.status"):  # .<name>.tmp-*.status: a killed writer's temporary
         try:
             json.loads(status.read_text())
         except ValueError as error:
@@ -504,8 +504,10 @@ def kill_rounds(loop, min_kills, label):
 
 def check_round(output, reference, expected):
     """A finished round validates, equals the uninterrupted run, quarantined nothing and released its run lock."""
-    assert validate_outputs(output, expected) == [], output.name
-    assert same_data(output, reference, expected) == [], output.name
+    problems = validate_outputs(output, expected)
+    assert problems == [], (output.name, problems)
+    differ = same_data(output, reference, expected)
+    assert differ == [], (output.name, differ)
     assert list(output.glob("*.corrupt-*")) == []  # a kill never corrupts a committed container
     assert not list((output / "batchlib").glob("[!.]*.lock")), "run lock not released"
 
