@@ -141,6 +141,13 @@ def _log_scores(scores):
     return np.log10(np.clip(scores[np.isfinite(scores)], 0.1, None))
 
 
+def _otsu(logs):
+    """Otsu's threshold of log scores (skimage imported here, so scheduling never imports it)."""
+    from skimage.filters import threshold_otsu
+
+    return float(threshold_otsu(logs, nbins=512))
+
+
 @dataclass(frozen=True)
 class LogOtsuFactor:
     """Otsu's threshold of the log10 marker scores, kept within ``[min_factor, max_factor]``.
@@ -167,12 +174,10 @@ class LogOtsuFactor:
 
     def fit(self, scores):
         """Return the cut for a plate's marker scores (any shape; NaN ignored)."""
-        from skimage.filters import threshold_otsu
-
         logs = _log_scores(scores)
         if logs.size < 2 or np.ptp(logs) == 0:
             return float(self.min_factor)
-        cut = 10 ** float(threshold_otsu(logs, nbins=512))
+        cut = 10 ** _otsu(logs)
         return float(np.clip(cut, self.min_factor, self.max_factor))
 
 
@@ -212,12 +217,10 @@ class LogMixtureFactor:
 
     def fit(self, scores):
         """Return the cut for a plate's marker scores (any shape; NaN ignored)."""
-        from skimage.filters import threshold_otsu
-
         logs = _log_scores(scores)
         if logs.size < 10 or np.ptp(logs) == 0:
             return float(self.min_factor)
-        upper = logs > threshold_otsu(logs, nbins=512)
+        upper = logs > _otsu(logs)
         responsibility = upper.astype(float)
         for _ in range(self.iterations):
             weights, means, sds = _mixture_parameters(logs, responsibility)
