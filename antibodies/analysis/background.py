@@ -611,6 +611,14 @@ class PlateMedianBackground(_OneForThePlate):
         return {ch: _sum_wells(wells, wells, ch).stats() for ch in _channels(histograms, channels)}
 
 
+def _plate_and_well_stats(histograms, channels, min_pixels):
+    """Plate stats per channel, and per well its own stats or, below ``min_pixels`` pixels, the plate's."""
+    plate = PlateMedianBackground().compute(histograms, channels)
+    by_well = {well: {ch: spans[ch].stats() if spans[ch].counts.sum() >= min_pixels else plate[ch]
+                      for ch in channels} for well, spans in histograms.well_background.items()}
+    return plate, by_well
+
+
 @dataclass(frozen=True)
 class ImageBackground:
     """Each image's own background pixels (``cell_segmentation == 0``).
@@ -642,10 +650,7 @@ class ImageBackground:
     def per_image(self, histograms, channels=None):
         """Return image -> channel -> `BackgroundStats` (own, else well, else plate)."""
         channels = _channels(histograms, channels)
-        wells = histograms.well_background
-        plate = {ch: _sum_wells(wells, wells, ch).stats() for ch in channels}
-        well_stats = {well: {ch: spans[ch].stats() if spans[ch].counts.sum() >= self.min_pixels else plate[ch]
-                             for ch in channels} for well, spans in wells.items()}
+        plate, well_stats = _plate_and_well_stats(histograms, channels, self.min_pixels)
         result = {}
         for image, own in histograms.image_stats.items():
             pixels = histograms.image_pixels.get(image, {})
@@ -674,11 +679,7 @@ class WellBackground:
 
     def per_image(self, histograms, channels=None):
         """Return image -> channel -> `BackgroundStats` of the image's well."""
-        channels = _channels(histograms, channels)
-        wells = histograms.well_background
-        plate = {ch: _sum_wells(wells, wells, ch).stats() for ch in channels}
-        by_well = {well: {ch: spans[ch].stats() if spans[ch].counts.size else plate[ch] for ch in channels}
-                   for well, spans in wells.items()}
+        plate, by_well = _plate_and_well_stats(histograms, _channels(histograms, channels), min_pixels=1)
         return {image: by_well.get(well, plate) for image, well in histograms.image_wells.items()}
 
     def compute(self, histograms, channels=None):
