@@ -16,6 +16,10 @@ The flow is::
 ``strategy`` is picked by name from ``BACKGROUND_STRATEGIES`` (see
 ``make_background_strategy``):
 
+``"local"``
+    each cell the background under it (``local_background`` of the serum
+    cell tables, `antibodies.analysis.local_background`); the per-image
+    values recorded (and used for the marker and for QC) are ``"image"``'s.
 ``"image"``
     each image's own background pixels (its well's, then the plate's, when
     an image has too few); the summary is the median over images.
@@ -61,6 +65,7 @@ __all__ = [
     "image_backgrounds_table",
     "PlateMedianBackground",
     "ImageBackground",
+    "LocalBackground",
     "WellBackground",
     "EmptyWellsBackground",
     "MinWellBackground",
@@ -581,6 +586,8 @@ def _channels(histograms, channels):
 class _OneForThePlate:
     """Mixin of the plate-level strategies: every image gets the plate background."""
 
+    per_cell = False
+
     def per_image(self, histograms, channels=None):
         """Return image -> channel -> `BackgroundStats`, the same for every image."""
         plate = self.compute(histograms, channels)
@@ -646,6 +653,7 @@ class ImageBackground:
 
     min_pixels: int = 2000
     total_wells = frozenset()
+    per_cell = False
 
     def per_image(self, histograms, channels=None):
         """Return image -> channel -> `BackgroundStats` (own, else well, else plate)."""
@@ -668,6 +676,21 @@ class ImageBackground:
 
 
 @dataclass(frozen=True)
+class LocalBackground(ImageBackground):
+    """Each cell subtracts the background under it; images record `ImageBackground`'s values.
+
+    Haze and uneven illumination make the background vary across a field;
+    the scores subtract each cell's ``local_background`` (serum cell tables),
+    the mean under the cell of a smooth surface through the image's
+    background pixels (`antibodies.analysis.local_background`).  The
+    per-image values (own background pixels) still serve the marker, the QC
+    rules and the report.
+    """
+
+    per_cell = True
+
+
+@dataclass(frozen=True)
 class WellBackground:
     """Each well's background pixels (its non-outlier images pooled).
 
@@ -676,6 +699,7 @@ class WellBackground:
     """
 
     total_wells = frozenset()
+    per_cell = False
 
     def per_image(self, histograms, channels=None):
         """Return image -> channel -> `BackgroundStats` of the image's well."""
@@ -785,6 +809,7 @@ class FixedBackground(_OneForThePlate):
 
 
 BACKGROUND_STRATEGIES = {
+    "local": LocalBackground,
     "image": ImageBackground,
     "well": WellBackground,
     "plate": PlateMedianBackground,
@@ -801,7 +826,7 @@ def make_background_strategy(name, **options):
 
     Parameters
     ----------
-    name : {"image", "well", "plate", "default", "empty_wells", "min", "fixed"}
+    name : {"local", "image", "well", "plate", "default", "empty_wells", "min", "fixed"}
     **options
         Passed to the strategy, e.g. ``wells=("H01", "G01")`` for
         ``"empty_wells"``, ``medians=..., mads=...`` for ``"fixed"``.
@@ -809,7 +834,8 @@ def make_background_strategy(name, **options):
     Returns
     -------
     strategy
-        Has ``total_wells``, ``compute(histograms, channels=None)`` (the
+        Has ``total_wells``, ``per_cell`` (cells subtract their own
+        ``local_background``), ``compute(histograms, channels=None)`` (the
         plate summary) and ``per_image(histograms, channels=None)`` (what
         each image subtracts).
 

@@ -100,6 +100,9 @@ class ImageCells:
     backgrounds : Mapping[str, BackgroundStats], optional
         Channel -> the background this image subtracts (e.g. its own, see
         `antibodies.analysis.background.ImageBackground`); None: the plate's.
+    per_cell_background : bool
+        Each cell subtracts its serum table's ``local_background`` instead
+        (`antibodies.analysis.background.LocalBackground`).
     """
 
     image_name: str
@@ -108,6 +111,7 @@ class ImageCells:
     tables: Mapping
     infection: pd.DataFrame
     backgrounds: Mapping = None
+    per_cell_background: bool = False
 
 
 class PlateScores(NamedTuple):
@@ -180,7 +184,8 @@ def cell_frame(record, sera):
     -------
     pandas.DataFrame
         Index ``label_id``; columns ``is_infected, is_control, sizes`` and one
-        column of raw means per serum; only cells that are infected or
+        column of raw means per serum (with ``per_cell_background`` also
+        ``<serum>_local_background``); only cells that are infected or
         control (QC outlier cells dropped).
     """
     infection = _indexed(record.infection, record.image_name, "infection table")
@@ -190,7 +195,10 @@ def cell_frame(record, sera):
              if size_source is not None else pd.Series(np.nan, index=cells.index))
     columns = {"sizes": sizes}
     for serum in sera:
-        columns[serum] = _indexed(record.tables[serum], record.image_name, serum)["means"]
+        table = _indexed(record.tables[serum], record.image_name, serum)
+        columns[serum] = table["means"]
+        if record.per_cell_background:
+            columns[f"{serum}_local_background"] = _local_background(table, record.image_name, serum)
     for name, column in columns.items():
         if not column.index.sort_values().equals(cells.index.sort_values()):
             raise ValueError(f"{name!r} labels of image {record.image_name!r} "
@@ -199,8 +207,20 @@ def cell_frame(record, sera):
     return cells[cells["is_infected"] | cells["is_control"]]
 
 
+def _local_background(table, image_name, serum):
+    """The ``local_background`` column of a serum table, or a clear error naming the fix."""
+    if "local_background" not in table:
+        raise ValueError(f"the {serum} cell table of image {image_name!r} has no local_background column "
+                         "(written by an older version): rerun CellFeatures with --force-recompute, "
+                         "or choose another background method")
+    return table["local_background"]
+
+
 def subtract_backgrounds(cells, sera, backgrounds):
-    """Return ``cells`` with each serum column minus its background median.
+    """Return ``cells`` with each serum column minus its background.
+
+    The background is the cell's own ``<serum>_local_background`` column
+    where ``cells`` has one, else the median in ``backgrounds``.
 
     Examples
     --------
@@ -208,10 +228,14 @@ def subtract_backgrounds(cells, sera, backgrounds):
     >>> cells = pd.DataFrame({"serum_IgG": [110.0, 130.0]})
     >>> subtract_backgrounds(cells, ["serum_IgG"], {"serum_IgG": BackgroundStats(100.0)})["serum_IgG"].tolist()
     [10.0, 30.0]
+    >>> cells["serum_IgG_local_background"] = [90.0, 120.0]
+    >>> subtract_backgrounds(cells, ["serum_IgG"], {"serum_IgG": BackgroundStats(100.0)})["serum_IgG"].tolist()
+    [20.0, 10.0]
     """
     cells = cells.copy()
     for serum in sera:
-        cells[serum] = cells[serum] - backgrounds[serum].median
+        local = f"{serum}_local_background"
+        cells[serum] = cells[serum] - (cells[local] if local in cells else backgrounds[serum].median)
     return cells
 
 

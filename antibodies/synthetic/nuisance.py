@@ -426,11 +426,24 @@ FAMILIES = {family.name: family for family in (
         nucleus_halo=(1.2, 1.35)), 4000, "holdout",
                 "Extreme cell density from sparse (confluence 0.15) to fully confluent, cells 1200-6000 px, "
                 "nuclei 150-700 px with levels 300-8000, strong texture and domed profiles with wide halos."),
-    PlateFamily("holdout_offsets_dim_serum", _TUNE_BROAD.replace(
+    PlateFamily("tune_offsets_dim_serum", _TUNE_BROAD.replace(
         offset=(80.0, 600.0), autofluorescence=(60.0, 150.0), haze_amplitude=(50.0, 250.0),
-        serum_level=(120.0, 400.0)), 5000, "holdout",
+        serum_level=(120.0, 400.0)), 5000, "tune",
                 "Wide per-image camera offsets (80-600, backgrounds differ by hundreds of counts between "
-                "sites of a well), high background autofluorescence (60-150) and dim serum (120-400 counts)."),
+                "sites of a well), high background autofluorescence (60-150) and dim serum (120-400 counts). "
+                "Held out until its figures chose the guided foreground and the local background."),
+    PlateFamily("holdout_uneven_dim", _TUNE_BROAD.replace(
+        offset=(100.0, 700.0), autofluorescence=(40.0, 120.0), haze_amplitude=(100.0, 300.0),
+        haze_scale=(60.0, 150.0), vignetting=(0.15, 0.3), serum_level=(150.0, 500.0),
+        marker_level=(400.0, 2500.0)), 6000, "holdout",
+                "Uneven and dim: offsets 100-700, fine-grained haze (scale 60-150 px, 100-300 counts), "
+                "vignetting 0.15-0.3, serum 150-500 counts, marker 400-2500."),
+    PlateFamily("holdout_bright_confluent", _TUNE_BROAD.replace(
+        serum_level=(1800.0, 4000.0), confluence=(0.85, 1.0), cell_area=(1500.0, 3000.0),
+        offset=(50.0, 400.0), autofluorescence=(10.0, 80.0), marker_level=(600.0, 2000.0),
+        fraction_infected=(0.05, 0.7)), 7000, "holdout",
+                "Bright serum (1800-4000 counts) on confluent fields (0.85-1.0) of small cells, offsets 50-400, "
+                "infected fractions 0.05-0.7."),
 )}
 """Named plate families; see the module docstring for the tune/holdout rule."""
 

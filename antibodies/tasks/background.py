@@ -49,6 +49,11 @@ def read_image_backgrounds(tables_path):
     return {image: _row_stats(row) for image, row in table.iterrows()}
 
 
+def subtracts_per_cell(background_method):
+    """Whether cells subtract their own ``local_background`` under ``background_method``."""
+    return BACKGROUND_STRATEGIES[background_method].per_cell
+
+
 class PlateBackground(PlateJob):
     """Per-image, per-well and plate background median/MAD of every measured channel, and what each image subtracts."""
 
@@ -57,7 +62,7 @@ class PlateBackground(PlateJob):
 
     background_method = luigi.ChoiceParameter(choices=sorted(BACKGROUND_STRATEGIES), default="image",
                                               description="Whose background pixels each image subtracts")
-    background_min_pixels = luigi.IntParameter(default=2000, description="'image': fewest own background pixels")
+    background_min_pixels = luigi.IntParameter(default=2000, description="'image', 'local': fewest own background pixels")
     background_wells = luigi.ListParameter(default=(), description="Cell-free wells for 'empty_wells'")
     background_fixed_marker_tophat = luigi.FloatParameter(default=0.0, description="Fixed marker_tophat background")
     background_fixed_serum_IgG = luigi.FloatParameter(default=0.0, description="Fixed serum_IgG background")
@@ -76,6 +81,7 @@ class PlateBackground(PlateJob):
         """The background strategy chosen by ``background_method``, with its options."""
         options = {
             "image": lambda: {"min_pixels": self.background_min_pixels},
+            "local": lambda: {"min_pixels": self.background_min_pixels},
             "empty_wells": lambda: {"wells": tuple(self.background_wells)},
             "fixed": lambda: {"medians": {c: getattr(self, f"background_fixed_{c}") for c in self.channels()}},
         }

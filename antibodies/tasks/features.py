@@ -6,6 +6,7 @@ from luigi_tasks.io import open_file, write_table
 
 from ..analysis.background import intensity_histogram
 from ..analysis.features import background_pixels, cell_border_band, cell_features
+from ..analysis.local_background import SURFACE_EXCLUSION, background_surface, cell_local_backgrounds
 from ..keys import CELL_SEGMENTATION, MARKER_TOPHAT, NUCLEUS_SEGMENTATION, cell_table, cell_table_key, histogram_key
 from .base import AssayImageJob, read_images
 
@@ -15,6 +16,8 @@ __all__ = ["CellFeatures"]
 class CellFeatures(AssayImageJob):
     """Tables ``cell_segmentation/<channel>`` and histograms ``histograms/<channel>/{background,total}``.
 
+    Serum tables also hold each cell's ``local_background`` (the mean under the
+    cell of a smooth surface through the image's background pixels).
     ``features_exclude_nuclei`` leaves nucleus pixels out of the serum statistics;
     the marker top-hat is measured in the cell interior, without a band of
     ``infection_border_exclusion`` pixels along the cell border (its signal is perinuclear).
@@ -46,11 +49,15 @@ class CellFeatures(AssayImageJob):
             cells, nuclei = images[CELL_SEGMENTATION], images[NUCLEUS_SEGMENTATION]
             border = cell_border_band(cells, infection_border_exclusion)
             background = background_pixels(cells, background_exclusion)
+            surface_pixels = background_pixels(cells, SURFACE_EXCLUSION)
             with open_file(output_file, "a") as container:
                 for channel in self.channels():
                     is_marker = channel == MARKER_TOPHAT
                     table = cell_features(cells, images[channel], nuclei, exclude_nuclei=features_exclude_nuclei and not is_marker,
                                           quantiles=quantiles, exclude=border if is_marker else None)
+                    if not is_marker:
+                        surface = background_surface(images[channel], surface_pixels)
+                        table["local_background"] = cell_local_backgrounds(cells, surface, table["label_id"])
                     write_table(container, cell_table(channel), table)
                     self.write_histograms(container, channel, images[channel], background)
 

@@ -15,7 +15,7 @@ from ..keys import (
 from ..report import Channel, Figure, ReportInputs, cell_intensities, cell_thumbnail, pick_wells, plate_report_html
 from ..report.columns import serum_label
 from ..report.figures import rgb_png
-from .background import read_backgrounds, read_image_backgrounds
+from .background import read_backgrounds, read_image_backgrounds, subtracts_per_cell
 from .base import read_tables, record_files
 
 __all__ = ["PlateReport", "REPORT_FILE", "THUMBNAIL_SIZE", "thumbnail_level"]
@@ -73,7 +73,7 @@ class PlateReport(PlateJob):
             tables = read_tables(self.container(image), names)
             name = parse_image_name(image)
             yield ImageCells(image, name.site_name, name.well_name, {s: tables[cell_table(s)] for s in sera},
-                             tables[INFECTED_CELLS_TABLE], backgrounds[image])
+                             tables[INFECTED_CELLS_TABLE], backgrounds[image], subtracts_per_cell(self.background_method))
 
     def thumbnail(self, image, serum, caption):
         """Composite of nuclei, serum and marker with cell outlines, as a report figure."""

@@ -20,7 +20,7 @@ from ..analysis.qc import (
 from ..analysis.scores import ImageCells, call_positive, score_plate, split_by_serum
 from ..inputs import channel_roles
 from ..keys import CELL_QC_TABLE, IMAGE_TABLE, INFECTED_CELLS_TABLE, WELL_TABLE, cell_table, image_table, well_table
-from .background import read_backgrounds, read_image_backgrounds
+from .background import read_backgrounds, read_image_backgrounds, subtracts_per_cell
 from .base import read_tables
 
 __all__ = ["PlateScores", "read_manual_outliers"]
@@ -88,7 +88,7 @@ class PlateScores(PlateJob):
             sera = {s: tables[cell_table(s)] for s in self.sera()}
             n_valid = int((~tables[CELL_QC_TABLE]["is_outlier"]).sum())
             yield ImageCells(image, name.site_name, name.well_name, sera, tables[INFECTED_CELLS_TABLE],
-                             backgrounds[image]), n_valid
+                             backgrounds[image], subtracts_per_cell(self.background_method)), n_valid
 
     def run_plate(self, images, tables_file):
         pairs = list(self.records(images))

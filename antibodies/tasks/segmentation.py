@@ -4,6 +4,7 @@ import luigi
 from ..analysis.cells import (
     DistanceHeightMap,
     FixedThresholdForeground,
+    GuidedOtsuForeground,
     IntensityHeightMap,
     OtsuForeground,
     PropagationHeightMap,
@@ -49,7 +50,8 @@ class CellSegmentation(AssayImageJob):
     outputs = (CELL_SEGMENTATION,)
 
     cells_height_map = luigi.ChoiceParameter(choices=sorted(HEIGHT_MAPS), default="distance", description="Height map")
-    cells_foreground = luigi.ChoiceParameter(choices=["otsu", "fixed"], default="otsu", description="Foreground mask")
+    cells_foreground = luigi.ChoiceParameter(choices=["guided", "otsu", "fixed"], default="guided",
+                                             description="Foreground mask")
     cells_foreground_threshold = luigi.FloatParameter(default=0.0, description="Serum threshold for 'fixed'")
 
     @property
@@ -60,7 +62,7 @@ class CellSegmentation(AssayImageJob):
         """The foreground strategy chosen by the parameters."""
         if self.cells_foreground == "fixed":
             return FixedThresholdForeground(threshold=self.cells_foreground_threshold)
-        return OtsuForeground()
+        return {"guided": GuidedOtsuForeground(), "otsu": OtsuForeground()}[self.cells_foreground]
 
     def run(self, input_files, output_files, cells_height_map, **_):
         for input_file, output_file in zip(input_files, output_files):

@@ -224,7 +224,8 @@ def test_fixed_background_missing_channel_raises():
 
 
 def test_registry_names_and_factory():
-    assert set(BACKGROUND_STRATEGIES) == {"image", "well", "plate", "default", "empty_wells", "min", "fixed"}
+    assert set(BACKGROUND_STRATEGIES) == {"local", "image", "well", "plate", "default", "empty_wells", "min", "fixed"}
+    assert [name for name, cls in BACKGROUND_STRATEGIES.items() if cls.per_cell] == ["local"]
     assert make_background_strategy("default") == PlateMedianBackground() == make_background_strategy("plate")
     assert make_background_strategy("image", min_pixels=5) == ImageBackground(5)
     assert make_background_strategy("min") == MinWellBackground()

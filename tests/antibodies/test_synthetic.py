@@ -191,7 +191,7 @@ def test_nuisance_ranges_reject_reversed_pairs():
         NuisanceRanges(blur=(2.0, 1.0))
 
 
-@pytest.mark.parametrize("family", ["tune_broad", "holdout_hazy_dim", "holdout_offsets_dim_serum"])
+@pytest.mark.parametrize("family", ["tune_broad", "holdout_hazy_dim", "tune_offsets_dim_serum", "holdout_uneven_dim"])
 def test_true_ratio_stays_exact_under_nuisance(family):
     ranges = FAMILIES[family].ranges
     rng = np.random.default_rng(4)
@@ -223,7 +223,7 @@ def test_serum_background_is_the_same_under_and_outside_cells():
 
 
 def test_backgrounds_differ_between_images_of_a_well(tmp_path):
-    summary = render_family_plate("holdout_offsets_dim_serum", "scheme1", tmp_path / "plate", wells=("B02",),
+    summary = render_family_plate("tune_offsets_dim_serum", "scheme1", tmp_path / "plate", wells=("B02",),
                                   sites=3, shape=(128, 128))
     truths = [np.load(tmp_path / "plate_truth" / (path.stem + ".npz")) for path in summary["files"]]
     for channel in SCHEMES["scheme1"]:
