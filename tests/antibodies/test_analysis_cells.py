@@ -4,6 +4,7 @@ import pytest
 from antibodies.analysis.cells import (
     DistanceHeightMap,
     FixedThresholdForeground,
+    GuidedOtsuForeground,
     IntensityHeightMap,
     OtsuForeground,
     PropagationHeightMap,
@@ -112,6 +113,48 @@ def test_otsu_foreground_separates_two_levels():
 
 def test_otsu_foreground_of_constant_image_is_empty():
     assert not OtsuForeground().find(np.full((8, 8), 7.0)).any()
+
+
+def confluent_field_with_bright_cells():
+    """80 x 80: background (100) in the last 16 columns, dim cells (300) elsewhere, bright (3000) on top.
+
+    Nuclei (3 x 3) on a 10 px grid inside the cells.
+    """
+    serum = np.full((80, 80), 100.0)
+    serum[:, :64] = 300.0
+    serum[:30, :64] = 3000.0
+    nuclei = np.zeros((80, 80), dtype=np.int32)
+    centres = [(r, c) for r in range(5, 80, 10) for c in range(5, 64, 10)]
+    for i, (r, c) in enumerate(centres):
+        nuclei[r - 1:r + 2, c - 1:c + 2] = i + 1
+    return serum, nuclei
+
+
+def test_guided_foreground_keeps_dim_cells_that_plain_otsu_drops():
+    serum, nuclei = confluent_field_with_bright_cells()
+    expected = np.zeros(serum.shape, dtype=bool)
+    expected[:, :64] = True
+    assert not OtsuForeground(smoothing_sigma=0).find(serum)[30:, :64].any()
+    np.testing.assert_array_equal(GuidedOtsuForeground(smoothing_sigma=0).find(serum, nuclei), expected)
+
+
+def test_guided_foreground_agrees_with_otsu_on_two_level_images():
+    serum = np.full((40, 40), 100.0)
+    serum[5:35, 5:25] = 1000.0
+    nuclei = np.zeros((40, 40), dtype=np.int32)
+    nuclei[14:17, 14:17] = 1
+    plain = OtsuForeground(smoothing_sigma=0).find(serum)
+    np.testing.assert_array_equal(GuidedOtsuForeground(smoothing_sigma=0).find(serum, nuclei), plain)
+    # without nuclei there is no guide: plain Otsu
+    np.testing.assert_array_equal(GuidedOtsuForeground(smoothing_sigma=0).find(serum), plain)
+
+
+def test_guided_foreground_without_far_pixels_uses_the_farthest_percent():
+    serum, nuclei = confluent_field_with_bright_cells()
+    serum = serum[:, :64]                      # no background column: the whole field is cells
+    nuclei = nuclei[:, :64]
+    mask = GuidedOtsuForeground(smoothing_sigma=0).find(serum, nuclei)
+    assert mask.shape == serum.shape and mask[:30].all()
 
 
 def test_fixed_threshold_foreground_is_strictly_above():
