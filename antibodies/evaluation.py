@@ -11,10 +11,15 @@ import numpy as np
 import pandas as pd
 from scipy.stats import pearsonr, spearmanr
 
-from luigi_tasks.io import open_file, parse_image_name, read_image, read_table
-from luigi_tasks.job import plate_tables_path
+import json
 
-from .keys import CELL_SEGMENTATION, INFECTED_CELLS_TABLE, NUCLEUS_SEGMENTATION, SUBTRACTED_BACKGROUNDS, WELL_TABLE
+from luigi_tasks.io import open_file, parse_image_name, read_image, read_table, table_key
+from luigi_tasks.job import plate_tables_path
+from luigi_tasks.provenance import PARAMS_ATTR
+
+from .analysis.background import BACKGROUND_STRATEGIES
+from .keys import (
+    CELL_SEGMENTATION, INFECTED_CELLS_TABLE, NUCLEUS_SEGMENTATION, SUBTRACTED_BACKGROUNDS, WELL_TABLE, cell_table)
 
 __all__ = ["segmentation_f1", "evaluate_image", "evaluate_plate", "auc", "well_score_figures", "background_errors"]
 
@@ -158,11 +163,25 @@ def background_errors(subtracted, truth_files, channel_roles):
     return errors
 
 
+def _cells_local_backgrounds(output_dir, subtracted):
+    """``subtracted`` with each serum median replaced by the size-weighted mean ``local_background`` of the image's cells."""
+    subtracted = subtracted.copy()
+    sera = [c.removesuffix("_median") for c in subtracted.columns if c.startswith("serum_") and c.endswith("_median")]
+    for index, image in subtracted["image_name"].items():
+        with open_file(output_dir / f"{image}.h5") as f:
+            for serum in sera:
+                cells = read_table(f, cell_table(serum))
+                subtracted.at[index, f"{serum}_median"] = float(np.average(cells["local_background"],
+                                                                           weights=cells["sizes"]))
+    return subtracted
+
+
 def evaluate_plate(output_dir, truth_dir, plate_name, channel_roles=None):
     """Return per-image figures and plate figures of a processed synthetic plate.
 
     With ``channel_roles`` (``channel_mapping.json``) also the serum background errors
-    (`background_errors`).
+    (`background_errors`); under a per-cell background method an image's background is the
+    size-weighted mean of its cells' ``local_background``.
     """
     output_dir, truth_dir = Path(output_dir), Path(truth_dir)
     rows = [
@@ -175,6 +194,9 @@ def evaluate_plate(output_dir, truth_dir, plate_name, channel_roles=None):
     with open_file(plate_tables_path(output_dir, plate_name)) as f:
         wells = read_table(f, WELL_TABLE).set_index("well_name")
         subtracted = read_table(f, SUBTRACTED_BACKGROUNDS)
+        params = json.loads(f[table_key(SUBTRACTED_BACKGROUNDS)].attrs.get(PARAMS_ATTR, "{}"))
+    if BACKGROUND_STRATEGIES[params.get("background_method", "image")].per_cell:
+        subtracted = _cells_local_backgrounds(output_dir, subtracted)
     figures = {key: float(images[key].mean()) for key in ("nuclei_f1", "cells_f1", "infected_accuracy")}
     if channel_roles is not None:
         figures.update(background_errors(subtracted, {t.stem: t for t in truth_dir.glob("*.npz")}, channel_roles))

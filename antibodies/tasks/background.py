@@ -60,7 +60,7 @@ class PlateBackground(PlateJob):
     outputs = tuple(f"tables/{name}" for name in (PLATE_BACKGROUNDS, IMAGE_BACKGROUNDS, WELL_BACKGROUNDS,
                                                    SUBTRACTED_BACKGROUNDS))
 
-    background_method = luigi.ChoiceParameter(choices=sorted(BACKGROUND_STRATEGIES), default="image",
+    background_method = luigi.ChoiceParameter(choices=sorted(BACKGROUND_STRATEGIES), default="local",
                                               description="Whose background pixels each image subtracts")
     background_min_pixels = luigi.IntParameter(default=2000, description="'image', 'local': fewest own background pixels")
     background_wells = luigi.ListParameter(default=(), description="Cell-free wells for 'empty_wells'")
