@@ -26,6 +26,8 @@ from scipy import ndimage as ndi
 from skimage.filters import threshold_otsu
 from skimage.segmentation import watershed
 
+from antibodies.analysis.tophat import near_mask
+
 __all__ = [
     "GuidedOtsuForeground",
     "OtsuForeground",
@@ -167,9 +169,8 @@ def _log_otsu(smoothed):
 
 def _mean_nucleus_radius(nuclei):
     """Radius (px) of a disc with the mean nucleus area."""
-    foreground = np.count_nonzero(nuclei)
-    count = np.unique(nuclei[nuclei > 0]).size
-    return float(np.sqrt(foreground / count / np.pi))
+    areas = np.bincount(np.asarray(nuclei, dtype=np.int64).ravel())[1:]
+    return float(np.sqrt(areas.sum() / np.count_nonzero(areas) / np.pi))
 
 
 @dataclass(frozen=True)
@@ -194,7 +195,7 @@ class GuidedOtsuForeground:
         Background reference: farther than this many mean nucleus radii
         from every nucleus (the farthest 1 % of the field if that is empty).
     ring : tuple of int
-        Cytoplasm reference: ``(inner, outer)`` distance in pixels from a nucleus.
+        Cytoplasm reference: ``inner <= distance <= outer`` pixels from a nucleus.
     ring_quantile : float
         Quantile of the ring pixels taken as the dim cytoplasm level.
     low, high : float
@@ -248,11 +249,12 @@ class GuidedOtsuForeground:
 
     def _bounds(self, smoothed, nuclei):
         """Threshold bounds from the background and cytoplasm reference levels."""
-        distance = ndi.distance_transform_edt(nuclei == 0)
-        far = distance > self.far_radii * _mean_nucleus_radius(nuclei)
+        nucleus = nuclei > 0
+        far = ~near_mask(nucleus, int(np.ceil(self.far_radii * _mean_nucleus_radius(nuclei))) + 1)
         if np.count_nonzero(far) < 0.01 * far.size:
+            distance = ndi.distance_transform_edt(~nucleus)
             far = distance >= np.quantile(distance, 0.99)
-        ring = (distance >= self.ring[0]) & (distance <= self.ring[1])
+        ring = near_mask(nucleus, self.ring[1] + 1) & ~near_mask(nucleus, self.ring[0])
         background = float(np.median(smoothed[far]))
         cytoplasm = float(np.quantile(smoothed[ring], self.ring_quantile)) if ring.any() else np.inf
         span = cytoplasm - background
