@@ -309,6 +309,7 @@ def luigi_command(toy, *extra):
     ]
 
 
+@pytest.mark.slow
 def test_against_a_real_luigid(toy, tmp_path):
     env = dict(os.environ, PYTHONPATH=str(ROOT))
     with running_luigid(tmp_path / "luigid") as port:
@@ -319,6 +320,7 @@ def test_against_a_real_luigid(toy, tmp_path):
     assert read_status(toy.output, "ToyWorkflow")["state"] == "finished"
 
 
+@pytest.mark.slow
 def test_command_line_exit_code_is_nonzero_on_failure(toy):
     env = dict(os.environ, PYTHONPATH=str(ROOT))
     done = subprocess.run(
