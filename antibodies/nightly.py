@@ -213,6 +213,9 @@ class DuplicatePlateName(luigi.Task):
                            "rename one of the folders (outputs go to <output-root>/<plate name>)")
 
 
+# Process-wide: (root, output root) pairs whose summary is registered with atexit. The summary is logged when
+# the process ends, after Luigi's own run summary, and reads every plate's final state from disk; Luigi may
+# plan Nightly (call requires()) more than once per process, so each pair registers once.
 _SUMMARIES = set()
 
 
