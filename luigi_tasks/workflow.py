@@ -186,7 +186,7 @@ class PlateWorkflow(luigi.WrapperTask):
             return
         lock = RunLock(output_dir, self.task_family).acquire(wait=self.wait_for_lock, logger=logger)
         _HELD_LOCKS[key] = lock
-        atexit.register(lock.release)
+        atexit.register(lock.release)  # the kernel drops the flock anyway; release() also removes the lock file
 
     def complete(self):
         """Complete when every final job is; then the status reads ``finished``.

@@ -136,7 +136,7 @@ with container_transaction(target) as tmp:
 @pytest.mark.slow
 def test_rerun_does_not_redo_an_image_an_orphaned_task_commits_meanwhile(toy, tmp_path):
     """kill -9 of the scheduling process orphans its task child, which finishes its image while the rerun
-    (stale run lock recovered) waits for that container: the rerun must find it complete, not compute it again."""
+    (its run lock released by the kernel) waits for that container: the rerun must find it complete, not compute it again."""
     reference = tmp_path / "reference"
     assert run_local([toy.workflow()]).status == LuigiStatusCode.SUCCESS
     toy.output.rename(reference)
@@ -250,8 +250,8 @@ def test_unreadable_index_is_not_trusted(toy, index):
 # ---------------------------------------------------------------- 3. concurrent runs
 
 
-def test_two_runs_recovering_the_same_stale_lock_do_not_both_win(tmp_path, monkeypatch):
-    """Both read the dead holder before either removes it: only one may take the lock."""
+def test_two_runs_finding_the_lock_of_a_dead_run_do_not_both_win(tmp_path, monkeypatch):
+    """Both find the lock file a dead run left (its flock dropped by the kernel): only one may take the lock."""
     import threading
 
     from luigi_tasks.errors import WorkflowLockedError
@@ -273,11 +273,11 @@ def test_two_runs_recovering_the_same_stale_lock_do_not_both_win(tmp_path, monke
         return found
 
     monkeypatch.setattr(RunLock, "holder", holder_then_meet)
-    outcomes = []
+    outcomes, locks = [], []
 
     def contender():
         try:
-            RunLock(tmp_path, "W").acquire(wait=False)
+            locks.append(RunLock(tmp_path, "W").acquire(wait=False))
             outcomes.append("won")
         except WorkflowLockedError:
             outcomes.append("refused")
@@ -288,6 +288,8 @@ def test_two_runs_recovering_the_same_stale_lock_do_not_both_win(tmp_path, monke
     for thread in threads:
         thread.join(timeout=30)
     assert sorted(outcomes) == ["refused", "won"]
+    locks[0].release()
+    assert not lock_file.exists()
 
 
 def start_runs(plate, output, tmp_path, *extras):
