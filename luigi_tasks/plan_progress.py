@@ -30,7 +30,7 @@ from .io.atomic import atomic_write
 from .provenance import fingerprint
 from .settings import batchlib
 from .status import status_dir
-from .targets import container_index, container_signature
+from .targets import container_index, container_signature, is_done
 
 __all__ = [
     "PLAN_FILE",
@@ -135,10 +135,8 @@ def _complete_jobs(index, jobs, accept_failed=False):
     done, failed = [], False
     for name, job in jobs.items():
         stamps = [index.get(key) for key in job["keys"]]
-        current = [s for s in stamps if s is not None and s.fingerprint == job["fingerprint"]]
-        failed = failed or any(s.failed for s in current)
-        fresh = all((accept_failed or not s.failed) and s.created >= job["not_before"] for s in current)
-        if len(current) == len(stamps) and fresh:
+        failed = failed or any(s is not None and s.failed and s.fingerprint == job["fingerprint"] for s in stamps)
+        if all(is_done(s, job["fingerprint"], accept_failed, job["not_before"]) for s in stamps):
             done.append(name)
     return done, failed
 

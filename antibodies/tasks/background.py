@@ -2,7 +2,6 @@
 import luigi
 import pandas as pd
 
-from luigi_tasks import PlateJob
 from luigi_tasks.io import open_file, parse_image_name, read_table, write_table
 
 from ..analysis.background import (
@@ -16,8 +15,7 @@ from ..analysis.background import (
     make_background_strategy,
     well_background_table,
 )
-from ..analysis.qc import CellCountQC, CellSizeQC, flag_cells, flag_images
-from ..inputs import channel_roles
+from ..analysis.qc import flag_cells, flag_images, make_qc_rule
 from ..keys import (
     IMAGE_BACKGROUNDS,
     MARKER_TOPHAT,
@@ -27,6 +25,7 @@ from ..keys import (
     cell_table,
     histogram_key,
 )
+from .base import AssayPlateJob
 
 __all__ = ["PlateBackground", "read_backgrounds", "read_image_backgrounds"]
 
@@ -49,7 +48,7 @@ def read_image_backgrounds(tables_path):
     return {image: _row_stats(row) for image, row in table.iterrows()}
 
 
-class PlateBackground(PlateJob):
+class PlateBackground(AssayPlateJob):
     """Per-image, per-well and plate background median/MAD of every measured channel, and what each image subtracts."""
 
     outputs = tuple(f"tables/{name}" for name in (PLATE_BACKGROUNDS, IMAGE_BACKGROUNDS, WELL_BACKGROUNDS,
@@ -70,7 +69,7 @@ class PlateBackground(PlateJob):
 
     def channels(self):
         """Measured channels: sera and the marker top-hat."""
-        return [role for role in channel_roles(self.plate_dir) if role.startswith("serum")] + [MARKER_TOPHAT]
+        return self.sera() + [MARKER_TOPHAT]
 
     def strategy(self):
         """The background strategy chosen by ``background_method``, with its options."""
@@ -84,13 +83,14 @@ class PlateBackground(PlateJob):
     def image_flags(self, images):
         """Outlier flags of the images from their numbers of valid cells."""
         serum = self.channels()[0]
+        size_rule = make_qc_rule("cell_size", min_size=self.qc_cell_min_size, max_size=self.qc_cell_max_size)
         rows = []
         for image in images:
             with open_file(self.container(image), "r") as container:
                 sizes = read_table(container, cell_table(serum))
-            cells = flag_cells(sizes, (CellSizeQC(self.qc_cell_min_size, self.qc_cell_max_size),))
+            cells = flag_cells(sizes, (size_rule,))
             rows.append({"image_name": image, "n_cells": int((~cells["is_outlier"]).sum())})
-        rules = (CellCountQC(self.qc_image_min_cells, self.qc_image_max_cells),)
+        rules = (make_qc_rule("cell_count", min_cells=self.qc_image_min_cells, max_cells=self.qc_image_max_cells),)
         return flag_images(pd.DataFrame(rows, columns=["image_name", "n_cells"]), rules)
 
     def histogram_records(self, images, total_wells):

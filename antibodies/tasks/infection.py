@@ -16,7 +16,7 @@ from ..analysis.infection import (
     quantile_column,
     score_histogram,
 )
-from ..analysis.qc import CellSizeQC, flag_cells
+from ..analysis.qc import flag_cells, make_qc_rule
 from ..keys import CELL_QC_TABLE, INFECTED_CELLS_TABLE, INFECTION_DECISION, MARKER_SCORES, MARKER_TOPHAT, cell_table
 from .background import read_image_backgrounds
 from .base import AssayImageJob, read_tables
@@ -43,10 +43,9 @@ class InfectionDecision(PlateJob):
 
     def method(self):
         """The infection method chosen by ``infection_method``, with its options."""
-        if self.infection_method == "fixed":
-            return make_infection_method("fixed", factor=self.infection_threshold_factor)
-        return make_infection_method(self.infection_method, min_factor=self.infection_min_factor,
-                                     max_factor=self.infection_max_factor)
+        fitted = {"min_factor": self.infection_min_factor, "max_factor": self.infection_max_factor}
+        options = {"fixed": {"factor": self.infection_threshold_factor}}.get(self.infection_method, fitted)
+        return make_infection_method(self.infection_method, **options)
 
     def scores(self, images):
         """Marker scores of every cell of the given images, one container at a time."""
@@ -81,7 +80,7 @@ class InfectedCells(AssayImageJob):
 
     def run(self, input_files, output_files):
         backgrounds, factor = self.plate_decision()
-        size_rule = CellSizeQC(self.qc_cell_min_size, self.qc_cell_max_size)
+        size_rule = make_qc_rule("cell_size", min_size=self.qc_cell_min_size, max_size=self.qc_cell_max_size)
         whole_cells = cell_table(self.sera()[0])  # the marker table measures cell interiors only
         for input_file, output_file in zip(input_files, output_files):
             image = Path(input_file).name.removesuffix(self.container_extension)

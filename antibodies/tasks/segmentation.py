@@ -14,9 +14,14 @@ from ..keys import CELL_SEGMENTATION, NUCLEI, NUCLEUS_SEGMENTATION
 from ..models import BUNDLED_MODEL, load_stardist_model
 from .base import AssayImageJob, read_images, write_label_image
 
-__all__ = ["NucleusSegmentation", "CellSegmentation", "HEIGHT_MAPS"]
+__all__ = ["NucleusSegmentation", "CellSegmentation", "HEIGHT_MAPS", "FOREGROUNDS"]
 
 HEIGHT_MAPS = {"distance": DistanceHeightMap(), "propagation": PropagationHeightMap(), "intensity": IntensityHeightMap()}
+FOREGROUNDS = {
+    "otsu": lambda threshold: OtsuForeground(),
+    "fixed": lambda threshold: FixedThresholdForeground(threshold=threshold),
+}
+"""Foreground strategies keyed by ``[cells] foreground``, built from ``[cells] foreground_threshold``."""
 
 
 def _threshold(value):
@@ -58,9 +63,7 @@ class CellSegmentation(AssayImageJob):
 
     def foreground(self):
         """The foreground strategy chosen by the parameters."""
-        if self.cells_foreground == "fixed":
-            return FixedThresholdForeground(threshold=self.cells_foreground_threshold)
-        return OtsuForeground()
+        return FOREGROUNDS[self.cells_foreground](self.cells_foreground_threshold)
 
     def run(self, input_files, output_files, cells_height_map, **_):
         for input_file, output_file in zip(input_files, output_files):
