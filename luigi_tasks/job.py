@@ -19,6 +19,7 @@ from pathlib import Path
 
 import luigi
 
+from . import options
 from .errors import FailedOutputsError
 from .io.atomic import BackgroundCommits, container_transaction, remove_stale_temporaries
 from .io.files import open_file
@@ -112,13 +113,9 @@ class PlateTask(luigi.Task):
 
     plate_dir = luigi.Parameter(description="Folder with the raw images of one plate (never written to)")
     output_dir = luigi.Parameter(description="Folder for containers, plate tables and batchlib/ status")
-    gpu = luigi.BoolParameter(default=False, significant=False, description="Let GPU jobs use a GPU")
-    ignore_invalid_inputs = luigi.BoolParameter(
-        default=False, significant=False, description="Skip invalid raw files instead of refusing to start"
-    )
-    ignore_failed_outputs = luigi.BoolParameter(
-        default=False, significant=False, description="Let plate tables use the images that succeeded"
-    )
+    gpu = options.gpu()
+    ignore_invalid_inputs = options.ignore_invalid_inputs()
+    ignore_failed_outputs = options.ignore_failed_outputs()
     recompute_before = luigi.FloatParameter(
         default=0.0, significant=False, description="Outputs made before this time (epoch s) are recomputed"
     )

@@ -25,6 +25,7 @@ from pathlib import Path
 
 import luigi
 
+from . import options
 from .config import load_config, spec_entries, flat_name
 from .errors import OutputFolderError
 from .job import ImageJob
@@ -98,11 +99,11 @@ class PlateWorkflow(luigi.WrapperTask):
 
     plate = luigi.Parameter(description="Folder with the raw images of one plate (read-only)")
     output = luigi.OptionalParameter(default=None, description="Output folder (default ./batchlib_output/<plate>)")
-    config = luigi.OptionalParameter(default=None, description="configobj file; defaults come from the configspec")
+    config = options.config_file()
     force_recompute = luigi.BoolParameter(default=False, significant=False, description="Recompute everything")
-    ignore_invalid_inputs = luigi.BoolParameter(default=False, significant=False, description="Skip invalid raw files")
-    ignore_failed_outputs = luigi.BoolParameter(default=False, significant=False, description="Aggregate what succeeded")
-    gpu = luigi.BoolParameter(default=False, significant=False, description="Use the GPU for GPU jobs")
+    ignore_invalid_inputs = options.ignore_invalid_inputs()
+    ignore_failed_outputs = options.ignore_failed_outputs()
+    gpu = options.gpu()
     wait_for_lock = luigi.BoolParameter(default=False, significant=False, description="Wait for another local run")
 
     spec_path = None

@@ -1,11 +1,9 @@
 """Plate backgrounds from the per-image histograms, over non-outlier images."""
-import luigi
 import pandas as pd
 
 from luigi_tasks.io import open_file, parse_image_name, read_table, write_table
 
 from ..analysis.background import (
-    BACKGROUND_STRATEGIES,
     BackgroundStats,
     ImageHistograms,
     accumulate_histograms,
@@ -25,6 +23,7 @@ from ..keys import (
     cell_table,
     histogram_key,
 )
+from ..settings import setting
 from .base import AssayPlateJob
 
 __all__ = ["PlateBackground", "read_backgrounds", "read_image_backgrounds"]
@@ -54,18 +53,17 @@ class PlateBackground(AssayPlateJob):
     outputs = tuple(f"tables/{name}" for name in (PLATE_BACKGROUNDS, IMAGE_BACKGROUNDS, WELL_BACKGROUNDS,
                                                    SUBTRACTED_BACKGROUNDS))
 
-    background_method = luigi.ChoiceParameter(choices=sorted(BACKGROUND_STRATEGIES), default="image",
-                                              description="Whose background pixels each image subtracts")
-    background_min_pixels = luigi.IntParameter(default=2000, description="'image': fewest own background pixels")
-    background_wells = luigi.ListParameter(default=(), description="Cell-free wells for 'empty_wells'")
-    background_fixed_marker_tophat = luigi.FloatParameter(default=0.0, description="Fixed marker_tophat background")
-    background_fixed_serum_IgG = luigi.FloatParameter(default=0.0, description="Fixed serum_IgG background")
-    background_fixed_serum_IgA = luigi.FloatParameter(default=0.0, description="Fixed serum_IgA background")
-    background_fixed_serum_IgM = luigi.FloatParameter(default=0.0, description="Fixed serum_IgM background")
-    qc_cell_min_size = luigi.IntParameter(default=250, description="Smaller cells are outliers (px)")
-    qc_cell_max_size = luigi.IntParameter(default=12500, description="Larger cells are outliers (px)")
-    qc_image_min_cells = luigi.IntParameter(default=10, description="Images with fewer cells are outliers")
-    qc_image_max_cells = luigi.IntParameter(default=1000, description="Images with more cells are outliers")
+    background_method = setting("background", "method")
+    background_min_pixels = setting("background", "min_pixels")
+    background_wells = setting("background", "wells")
+    background_fixed_marker_tophat = setting("background", "fixed_marker_tophat")
+    background_fixed_serum_IgG = setting("background", "fixed_serum_IgG")
+    background_fixed_serum_IgA = setting("background", "fixed_serum_IgA")
+    background_fixed_serum_IgM = setting("background", "fixed_serum_IgM")
+    qc_cell_min_size = setting("qc", "cell_min_size")
+    qc_cell_max_size = setting("qc", "cell_max_size")
+    qc_image_min_cells = setting("qc", "image_min_cells")
+    qc_image_max_cells = setting("qc", "image_max_cells")
 
     def channels(self):
         """Measured channels: sera and the marker top-hat."""

@@ -1,7 +1,6 @@
 """Infected-cell calls: the plate's cut on the marker score, then the calls per image."""
 from pathlib import Path
 
-import luigi
 import numpy as np
 import pandas as pd
 
@@ -9,7 +8,6 @@ from luigi_tasks import PlateJob
 from luigi_tasks.io import open_file, read_table, write_table
 
 from ..analysis.infection import (
-    INFECTION_METHODS,
     classify_infected,
     make_infection_method,
     marker_scores,
@@ -18,6 +16,7 @@ from ..analysis.infection import (
 )
 from ..analysis.qc import flag_cells, make_qc_rule
 from ..keys import CELL_QC_TABLE, INFECTED_CELLS_TABLE, INFECTION_DECISION, MARKER_SCORES, MARKER_TOPHAT, cell_table
+from ..settings import setting
 from .background import read_image_backgrounds
 from .base import AssayImageJob, read_tables
 
@@ -35,11 +34,10 @@ class InfectionDecision(PlateJob):
 
     outputs = (f"tables/{INFECTION_DECISION}", f"tables/{MARKER_SCORES}")
 
-    infection_method = luigi.ChoiceParameter(choices=sorted(INFECTION_METHODS), default="midpoint",
-                                             description="How the plate's cut on the marker score is chosen")
-    infection_threshold_factor = luigi.FloatParameter(default=4.8, description="'fixed': the cut (background MADs)")
-    infection_min_factor = luigi.FloatParameter(default=8.0, description="Lowest fitted cut (background MADs)")
-    infection_max_factor = luigi.FloatParameter(default=200.0, description="Highest fitted cut (background MADs)")
+    infection_method = setting("infection", "method")
+    infection_threshold_factor = setting("infection", "threshold_factor")
+    infection_min_factor = setting("infection", "min_factor")
+    infection_max_factor = setting("infection", "max_factor")
 
     def method(self):
         """The infection method chosen by ``infection_method``, with its options."""

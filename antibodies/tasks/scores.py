@@ -2,7 +2,6 @@
 import hashlib
 from pathlib import Path
 
-import luigi
 import pandas as pd
 
 from luigi_tasks import InvalidInputError
@@ -11,6 +10,7 @@ from luigi_tasks.io import open_file, parse_image_name, write_table
 from ..analysis.qc import flag_images, make_qc_rule, manual_outlier_names
 from ..analysis.scores import ImageCells, call_positive, score_plate, split_by_serum
 from ..keys import CELL_QC_TABLE, IMAGE_TABLE, INFECTED_CELLS_TABLE, WELL_TABLE, cell_table, image_table, well_table
+from ..settings import setting
 from .background import read_backgrounds, read_image_backgrounds
 from .base import AssayPlateJob, read_tables
 
@@ -31,14 +31,14 @@ def read_manual_outliers(path):
 class PlateScores(AssayPlateJob):
     """Tables ``images/default``, ``wells/default`` and one image and well table per serum."""
 
-    qc_well_min_control_cells = luigi.IntParameter(default=100, description="Wells with fewer control cells are outliers")
-    qc_well_min_infected_intensity_factor = luigi.FloatParameter(default=3.0, description="x background MAD")
-    qc_well_min_infected_intensity_IgG = luigi.FloatParameter(default=0.0, description="Fixed IgG minimum (0: none)")
-    qc_well_min_infected_intensity_IgA = luigi.FloatParameter(default=0.0, description="Fixed IgA minimum (0: none)")
-    qc_manual_outliers = luigi.Parameter(default="", description="CSV filename,label (1 = outlier image)")
-    scores_positive_cutoff_IgG = luigi.FloatParameter(default=1.3, description="IgG score above which a well is positive")
-    scores_positive_cutoff_IgA = luigi.FloatParameter(default=1.39, description="IgA positive cut-off")
-    scores_positive_cutoff_IgM = luigi.FloatParameter(default=1.27, description="IgM positive cut-off")
+    qc_well_min_control_cells = setting("qc", "well_min_control_cells")
+    qc_well_min_infected_intensity_factor = setting("qc", "well_min_infected_intensity_factor")
+    qc_well_min_infected_intensity_IgG = setting("qc", "well_min_infected_intensity_IgG")
+    qc_well_min_infected_intensity_IgA = setting("qc", "well_min_infected_intensity_IgA")
+    qc_manual_outliers = setting("qc", "manual_outliers")
+    scores_positive_cutoff_IgG = setting("scores", "positive_cutoff_IgG")
+    scores_positive_cutoff_IgA = setting("scores", "positive_cutoff_IgA")
+    scores_positive_cutoff_IgM = setting("scores", "positive_cutoff_IgM")
 
     @property
     def outputs(self):
