@@ -38,6 +38,7 @@ class InfectionDecision(PlateJob):
     infection_threshold_factor = setting("infection", "threshold_factor")
     infection_min_factor = setting("infection", "min_factor")
     infection_max_factor = setting("infection", "max_factor")
+    infection_quantile = setting("infection", "quantile")
 
     def method(self):
         """The infection method chosen by ``infection_method``, with its options."""
@@ -70,22 +71,26 @@ class InfectedCells(AssayImageJob):
     outputs = (f"tables/{INFECTED_CELLS_TABLE}", f"tables/{CELL_QC_TABLE}")
     inputs = (f"tables/{cell_table(MARKER_TOPHAT)}",)
 
+    infection_quantile = setting("infection", "quantile")
+    qc_cell_min_size = setting("qc", "cell_min_size")
+    qc_cell_max_size = setting("qc", "cell_max_size")
+
     def plate_decision(self):
         """``(per-image backgrounds, factor)`` read once per task from the plate tables."""
         if "_decision" not in self.__dict__:
             self._decision = (read_image_backgrounds(self.tables_path), read_infection_factor(self.tables_path))
         return self._decision
 
-    def run(self, input_files, output_files):
+    def run(self, input_files, output_files, infection_quantile, qc_cell_min_size, qc_cell_max_size):
         backgrounds, factor = self.plate_decision()
-        size_rule = make_qc_rule("cell_size", min_size=self.qc_cell_min_size, max_size=self.qc_cell_max_size)
+        size_rule = make_qc_rule("cell_size", min_size=qc_cell_min_size, max_size=qc_cell_max_size)
         whole_cells = cell_table(self.sera()[0])  # the marker table measures cell interiors only
         for input_file, output_file in zip(input_files, output_files):
             image = Path(input_file).name.removesuffix(self.container_extension)
             tables = read_tables(input_file, [cell_table(MARKER_TOPHAT), whole_cells])
             outliers = flag_cells(tables[whole_cells], (size_rule,))
             calls = classify_infected(tables[cell_table(MARKER_TOPHAT)], backgrounds[image][MARKER_TOPHAT], factor,
-                                      self.infection_quantile, outliers)
+                                      infection_quantile, outliers)
             with open_file(output_file, "a") as container:
                 write_table(container, INFECTED_CELLS_TABLE, calls)
                 write_table(container, CELL_QC_TABLE, outliers)

@@ -31,6 +31,8 @@ def read_manual_outliers(path):
 class PlateScores(AssayPlateJob):
     """Tables ``images/default``, ``wells/default`` and one image and well table per serum."""
 
+    qc_image_min_cells = setting("qc", "image_min_cells")
+    qc_image_max_cells = setting("qc", "image_max_cells")
     qc_well_min_control_cells = setting("qc", "well_min_control_cells")
     qc_well_min_infected_intensity_factor = setting("qc", "well_min_infected_intensity_factor")
     qc_well_min_infected_intensity_IgG = setting("qc", "well_min_infected_intensity_IgG")
