@@ -16,7 +16,7 @@ from luigi_tasks.io import parse_image_name
 
 from .keys import NUCLEI, ROLES
 
-__all__ = ["MAPPING_FILE", "read_channel_mapping", "channel_roles", "AssayPlanner"]
+__all__ = ["MAPPING_FILE", "read_channel_mapping", "channel_roles", "sera_present", "AssayPlanner"]
 
 MAPPING_FILE = "channel_mapping.json"
 _MAPPING_FIX = (
@@ -57,6 +57,11 @@ def channel_roles(plate_dir):
     """Return the roles present on the plate, in the order of :data:`~antibodies.keys.ROLES`."""
     present = set(read_channel_mapping(plate_dir).values())
     return tuple(role for role in ROLES if role in present)
+
+
+def sera_present(plate_dir):
+    """Return the serum roles present on the plate (``serum_IgG``, ...), in the order of :data:`~antibodies.keys.ROLES`."""
+    return [role for role in channel_roles(plate_dir) if role.startswith("serum")]
 
 
 def _tiff_layout(path):

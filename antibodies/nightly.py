@@ -28,7 +28,7 @@ from pathlib import Path
 
 import luigi
 
-from luigi_tasks import add_file_handler, get_logger, read_status, update_status
+from luigi_tasks import add_file_handler, get_logger, options, read_status, update_status
 from luigi_tasks.console import CONSOLE_LOGGER, TerminalHandler
 from luigi_tasks.database import read_rows, write_rows
 from luigi_tasks.io import list_tables, open_file, read_table
@@ -136,10 +136,10 @@ class PlateResults(luigi.Task):
     plate = luigi.Parameter(description="Raw plate folder")
     output = luigi.Parameter(description="Output folder of the plate")
     database = luigi.Parameter(description="SQLite results database")
-    config = luigi.OptionalParameter(default=None, description="configobj file of CellAnalysis")
-    gpu = luigi.BoolParameter(default=False, significant=False, description="Use the GPU for GPU jobs")
-    ignore_invalid_inputs = luigi.BoolParameter(default=False, significant=False, description="Skip invalid raw files")
-    ignore_failed_outputs = luigi.BoolParameter(default=False, significant=False, description="Aggregate what succeeded")
+    config = options.config_file()
+    gpu = options.gpu()
+    ignore_invalid_inputs = options.ignore_invalid_inputs()
+    ignore_failed_outputs = options.ignore_failed_outputs()
 
     @property
     def plate_name(self):
@@ -213,6 +213,9 @@ class DuplicatePlateName(luigi.Task):
                            "rename one of the folders (outputs go to <output-root>/<plate name>)")
 
 
+# Process-wide: (root, output root) pairs whose summary is registered with atexit. The summary is logged when
+# the process ends, after Luigi's own run summary, and reads every plate's final state from disk; Luigi may
+# plan Nightly (call requires()) more than once per process, so each pair registers once.
 _SUMMARIES = set()
 
 
@@ -225,10 +228,10 @@ class Nightly(luigi.WrapperTask):
     root = luigi.Parameter(description="Folder holding the raw plate folders (searched recursively)")
     output_root = luigi.Parameter(description="Outputs go to <output-root>/<plate name>/")
     database = luigi.OptionalParameter(default=None, description="SQLite results file (default <output-root>/results.sqlite)")
-    config = luigi.OptionalParameter(default=None, description="configobj file for CellAnalysis")
-    gpu = luigi.BoolParameter(default=False, significant=False, description="Use the GPU for GPU jobs")
-    ignore_invalid_inputs = luigi.BoolParameter(default=False, significant=False, description="Skip invalid raw files")
-    ignore_failed_outputs = luigi.BoolParameter(default=False, significant=False, description="Aggregate what succeeded")
+    config = options.config_file()
+    gpu = options.gpu()
+    ignore_invalid_inputs = options.ignore_invalid_inputs()
+    ignore_failed_outputs = options.ignore_failed_outputs()
     summary = luigi.BoolParameter(default=True, significant=False, parsing=luigi.BoolParameter.EXPLICIT_PARSING,
                                   description="Log a summary when the process ends")
 

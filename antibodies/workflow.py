@@ -10,12 +10,11 @@
                                   PlateScores -> PlateReport    (report/index.html)
                                   PlateScores -> OmeZarrPlate   (<plate>.ome.zarr; [export] ome_zarr or OmeZarrExport)
 """
-from pathlib import Path
-
 from luigi_tasks import PlateWorkflow, add_config_parameters, wire_steps
 
 from .inputs import AssayPlanner
 from .models import resolve_model_folder
+from .settings import SPEC_PATH
 from .tasks import (
     CellFeatures,
     CellSegmentation,
@@ -33,7 +32,6 @@ from .tasks import (
 
 __all__ = ["CellAnalysis", "OmeZarrExport", "SPEC_PATH", "STEPS"]
 
-SPEC_PATH = Path(__file__).with_name("configspec.ini")
 PLANNER = AssayPlanner()
 
 STEPS = (

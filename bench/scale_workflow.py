@@ -1,8 +1,8 @@
 """CellAnalysis's task graph with cheap jobs, for scheduler-scale figures (``bench/scale.py``).
 
 The real planner (:class:`antibodies.inputs.AssayPlanner`: channel mapping,
-every TIFF's pages checked), the same six image jobs and three plate jobs
-with the same dependencies, batching and priorities as
+every TIFF's pages checked), the same six image jobs and four plate jobs
+with the same dependencies (:data:`antibodies.workflow.STEPS` itself, mapped by :data:`CHEAP`), batching and priorities as
 :class:`antibodies.workflow.CellAnalysis`, and the same container traffic:
 each image job reads full-size channels from the image container and writes
 one full-size 1024x1024 image (a compressed pyramid with viewer attributes,
@@ -19,7 +19,20 @@ import pandas as pd
 import tifffile
 
 from antibodies.inputs import AssayPlanner, read_channel_mapping
+from antibodies.tasks import (
+    CellFeatures,
+    CellSegmentation,
+    InfectedCells,
+    InfectionDecision,
+    MarkerTophat,
+    NucleusSegmentation,
+    PlateBackground,
+    PlateExports,
+    PlateScores,
+    Preprocess,
+)
 from antibodies.tasks.base import read_images, write_intensity_image, write_label_image
+from antibodies.workflow import STEPS
 from luigi_tasks import BatchJob, BatchJobOnContainer, PlateJob, PlateWorkflow, wire_steps
 from luigi_tasks.io import atomic_write, open_file, read_table, write_image, write_table
 
@@ -104,14 +117,26 @@ class CheapBackground(PlateJob):
             write_table(container, "plate/backgrounds", pd.DataFrame({"marker": [float(np.median(means))]}))
 
 
+class CheapDecision(PlateJob):
+    """The plate's cut: its marker background."""
+
+    outputs = ("tables/plate/decision",)
+
+    def run_plate(self, images, tables_file):
+        with open_file(self.tables_path, "r") as container:
+            background = float(read_table(container, "plate/backgrounds")["marker"].iloc[0])
+        with open_file(tables_file, "a") as container:
+            write_table(container, "plate/decision", pd.DataFrame({"factor": [background]}))
+
+
 class CheapInfected(BatchJobOnContainer):
-    """Above the plate background or not."""
+    """Above the plate's cut or not."""
 
     inputs, outputs = ("tables/cells",), ("tables/infected",)
 
     def run(self, input_files, output_files):
         with open_file(self.tables_path, "r") as container:
-            background = float(read_table(container, "plate/backgrounds")["marker"].iloc[0])
+            background = float(read_table(container, "plate/decision")["factor"].iloc[0])
         for input_file, output_file in zip(input_files, output_files):
             with open_file(input_file, "r") as container:
                 cells = read_table(container, "cells")
@@ -150,21 +175,25 @@ class CheapExports(PlateJob):
             container.require_group("records/exports")
 
 
-JOBS = (
-    (CheapPreprocess,),
-    (CheapNuclei, CheapPreprocess),
-    (CheapTophat, CheapPreprocess),
-    (CheapCells, CheapNuclei),
-    (CheapFeatures, CheapCells, CheapTophat),
-    (CheapBackground, CheapFeatures),
-    (CheapInfected, CheapFeatures, CheapBackground),
-    (CheapScores, CheapInfected),
-    (CheapExports, CheapScores),
-)
+CHEAP = {
+    Preprocess: CheapPreprocess,
+    NucleusSegmentation: CheapNuclei,
+    MarkerTophat: CheapTophat,
+    CellSegmentation: CheapCells,
+    CellFeatures: CheapFeatures,
+    PlateBackground: CheapBackground,
+    InfectionDecision: CheapDecision,
+    InfectedCells: CheapInfected,
+    PlateScores: CheapScores,
+    PlateExports: CheapExports,
+}
+"""The cheap stand-in of each real job on the path to ``PlateExports`` (the report and OME-Zarr export are left out)."""
+
+# CellAnalysis's own step table (antibodies.workflow.STEPS), with each job replaced by its stand-in
+JOBS = tuple(tuple(CHEAP[job] for job in row) for row in STEPS if row[0] in CHEAP)
 wire_steps(JOBS, PLANNER)
-for job in (CheapPreprocess, CheapTophat, CheapCells, CheapFeatures, CheapInfected):
-    job.max_batch_size = 32
-CheapNuclei.max_batch_size = 64  # as NucleusSegmentation
+for real, cheap in CHEAP.items():
+    cheap.max_batch_size = real.max_batch_size  # the same Luigi batches
 
 
 class ScaleWorkflow(PlateWorkflow):

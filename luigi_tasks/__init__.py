@@ -4,7 +4,7 @@ One Luigi task per (image, job) whose target is a dataset in the image's h5
 container; plate-level jobs aggregate all images; a workflow task plans the
 run. This package never imports an assay.
 """
-from . import io
+from . import io, options
 from .config import load_config
 from .console import install as _install_console
 from .errors import (
@@ -31,6 +31,7 @@ use_packaged_luigi_config()  # [retcode], [worker], [resources] defaults, also f
 
 __all__ = [
     "io",
+    "options",
     "load_config",
     "BatchlibError",
     "ConfigError",

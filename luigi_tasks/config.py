@@ -6,12 +6,13 @@ parameters. Values given on the command line override the file.
 """
 from pathlib import Path
 
+import luigi
 from configobj import ConfigObj, ConfigObjError, flatten_errors, get_extra_values
 from validate import Validator
 
 from .errors import ConfigError
 
-__all__ = ["load_config", "flat_name", "spec_entries"]
+__all__ = ["load_config", "flat_name", "spec_entries", "spec_parameter"]
 
 
 def flat_name(section, key):
@@ -123,3 +124,51 @@ def load_config(config_path, spec_path, overrides=None):
     result = config.validate(Validator(), preserve_errors=True)
     _raise_errors(config, result, spec_path, config_path or "command line")
     return {name: (config[section][key] if section else config[key]) for name, (section, key) in by_name.items()}
+
+
+_PARAMETER_TYPES = {
+    "integer": luigi.IntParameter,
+    "float": luigi.FloatParameter,
+    "boolean": luigi.BoolParameter,
+    "string": luigi.Parameter,
+    "string_list": luigi.ListParameter,
+}
+"""Luigi parameter class of each configspec check (``option`` is a ChoiceParameter)."""
+
+
+def _spec_comment(spec_path, section, key):
+    spec = _read(spec_path, list_values=False, _inspec=True)
+    node = spec[section] if section else spec
+    lines = [line.lstrip("# ").rstrip() for line in node.comments.get(key, []) if line.strip()]
+    return " ".join(lines)
+
+
+def spec_parameter(spec_path, section, key, **kwargs):
+    """Return the Luigi parameter of configspec entry ``[section] key``: type, default and help from the spec.
+
+    A task declares the settings it reads with this, so the configspec stays the only place where a
+    setting's type, default, range and help are written. ``kwargs`` go to the parameter (e.g.
+    ``significant=False``).
+
+    Examples
+    --------
+    >>> from pathlib import Path
+    >>> import tempfile
+    >>> spec = Path(tempfile.mkdtemp()) / "spec.ini"
+    >>> _ = spec.write_text("[smooth]\\n# Gaussian sigma (px)\\nsigma = float(min=0.0, default=2.0)\\n")
+    >>> param = spec_parameter(spec, "smooth", "sigma")
+    >>> type(param).__name__, param._default, param.description
+    ('FloatParameter', 2.0, 'Gaussian sigma (px) [smooth] sigma = float(min=0.0)')
+    """
+    entries = {(s, k): check for s, k, check in spec_entries(spec_path)}
+    check = entries[(section, key)]
+    name, args, _, _ = Validator()._parse_with_caching(check)
+    default = Validator().get_default_value(check)
+    where = f"[{section}] {key}" if section else key
+    description = " ".join(filter(None, [_spec_comment(spec_path, section, key), f"{where} = {_describe(check)}"]))
+    kwargs.setdefault("description", description)
+    if name == "option":
+        return luigi.ChoiceParameter(choices=list(args), default=default, **kwargs)
+    if name == "string_list":
+        default = tuple(default)
+    return _PARAMETER_TYPES[name](default=default, **kwargs)

@@ -190,7 +190,7 @@ def _step_line(task, error=None):
     if not isinstance(task, ImageJob):
         return f"  {task.task_family:<36} done ({elapsed:.1f} s)"
     try:
-        from .progress import plate_progress
+        from .plan_progress import plate_progress
 
         progress = plate_progress(task.output_dir, save=False)
         done, total, failed = progress.per_job.get(task.task_family, 0), progress.total, progress.failed
@@ -253,7 +253,7 @@ def exit_code(worker):
 
 def _failed_images(output_dir):
     """Images that a job of the plan records as failed and whose outputs are not all complete now."""
-    from .progress import read_plan
+    from .plan_progress import read_plan
     from .status import read_status
     from .targets import container_index
 
@@ -272,7 +272,7 @@ def _failed_images(output_dir):
 
 def workflow_summary(workflow):
     """Return the summary lines of one plate workflow of this run, read from its outputs on disk."""
-    from .progress import plate_progress
+    from .plan_progress import plate_progress
     from .status import read_status, status_path
 
     output_dir = Path(workflow.output_dir).resolve()

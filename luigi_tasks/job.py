@@ -19,10 +19,12 @@ from pathlib import Path
 
 import luigi
 
+from . import options
 from .errors import FailedOutputsError
 from .io.atomic import BackgroundCommits, container_transaction, remove_stale_temporaries
 from .io.files import open_file
 from .plan import RawImagePlanner
+from .plan_progress import report_progress
 from .provenance import Stamp, fingerprint, write_stamps
 from .settings import batchlib
 from .status import UPSTREAM_FAILED, record_timing, root_cause, update_status
@@ -44,6 +46,8 @@ __all__ = [
 ]
 
 IMAGE_SEPARATOR = ";"
+# Process-wide: {class: (key, params)}. Luigi asks a class for its parameters (a classmethod, ~10 times per
+# task object) and offers no place to keep the answer; see PlateTask.get_params.
 _PARAMS_CACHE = {}
 STEP_PRIORITY = 100
 LOCATION_PARAMS = ("plate_dir", "output_dir", "image_name")
@@ -73,13 +77,6 @@ def join_image_names(names):
     """
     parts = [part for name in names for part in name.split(IMAGE_SEPARATOR)]
     return IMAGE_SEPARATOR.join(sorted(dict.fromkeys(parts)))
-
-
-def report_progress(task, force=False):
-    """Report the plate progress (see :func:`luigi_tasks.progress.report_progress`)."""
-    from .progress import report_progress as report  # imported late: ``python -m luigi_tasks.progress`` runs it
-
-    return report(task, force)
 
 
 def _one_line(error):
@@ -116,13 +113,9 @@ class PlateTask(luigi.Task):
 
     plate_dir = luigi.Parameter(description="Folder with the raw images of one plate (never written to)")
     output_dir = luigi.Parameter(description="Folder for containers, plate tables and batchlib/ status")
-    gpu = luigi.BoolParameter(default=False, significant=False, description="Let GPU jobs use a GPU")
-    ignore_invalid_inputs = luigi.BoolParameter(
-        default=False, significant=False, description="Skip invalid raw files instead of refusing to start"
-    )
-    ignore_failed_outputs = luigi.BoolParameter(
-        default=False, significant=False, description="Let plate tables use the images that succeeded"
-    )
+    gpu = options.gpu()
+    ignore_invalid_inputs = options.ignore_invalid_inputs()
+    ignore_failed_outputs = options.ignore_failed_outputs()
     recompute_before = luigi.FloatParameter(
         default=0.0, significant=False, description="Outputs made before this time (epoch s) are recomputed"
     )

@@ -3,11 +3,12 @@
 ``<Job>.status`` is JSON with the job's ``state``, its ``invalid_inputs`` and
 ``failed_outputs`` (image name -> reason); several worker processes update it
 under a lock. ``<Workflow>.lock`` stops two runs on one output folder when no
-central scheduler is used; a lock left by a dead process on this host is
-recovered with a warning.
+central scheduler is used: a ``flock`` held for the whole run, which the kernel
+releases when the process ends, however it ends.
 """
 import contextlib
 import datetime
+import fcntl
 import json
 import os
 import resource
@@ -16,7 +17,7 @@ import time
 from pathlib import Path
 
 from .errors import WorkflowLockedError
-from .io.atomic import atomic_write, file_lock, remove_stale_temporaries
+from .io.atomic import _same_file, atomic_write, file_lock, remove_stale_temporaries
 
 __all__ = [
     "UPSTREAM_FAILED", "root_cause", "status_dir", "status_path", "status_names", "read_status", "update_status",
@@ -151,7 +152,15 @@ def pid_alive(pid):
 
 
 class RunLock:
-    """Exclusive lock of an output folder for runs without a central scheduler.
+    """Exclusive lock of an output folder for runs without a central scheduler: a ``flock`` held for the run.
+
+    The lock is an ``fcntl.flock`` on ``<output_dir>/batchlib/<name>.lock``, held from :meth:`acquire` to
+    :meth:`release` or the end of the process: the kernel drops the ``flock`` of a process that dies (``kill
+    -9`` included), so a dead run never blocks the next one and there is nothing stale to recover. The file
+    holds the holder's host, pid and start time, for the message of a refused run. :meth:`release` deletes it
+    before unlocking, as :func:`~luigi_tasks.io.file_lock` does: a taker checks, once it holds the ``flock``,
+    that the file it locked is still the one at the lock path. Child processes forked by Luigi's workers do
+    not keep the lock (see :func:`_drop_inherited_run_locks`).
 
     Parameters
     ----------
@@ -163,56 +172,80 @@ class RunLock:
     def __init__(self, output_dir, name):
         self.path = status_dir(output_dir) / f"{name}.lock"
         self.owner = {"host": socket.gethostname(), "pid": os.getpid(), "started": _now()}
+        self._handle = None
 
     def holder(self):
-        """Return the JSON record of the current holder, or None."""
+        """Return the JSON record of the current (or last) holder, or None."""
         try:
             return json.loads(self.path.read_text())
         except (FileNotFoundError, json.JSONDecodeError):
             return None
 
-    def _is_stale(self, holder):
-        return holder is None or (holder.get("host") == self.owner["host"] and not pid_alive(holder["pid"]))
-
-    def _try_acquire(self):
+    def _try_acquire(self, logger):
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        try:
-            fd = os.open(self.path, os.O_CREAT | os.O_EXCL | os.O_WRONLY)
-        except FileExistsError:
-            return False
-        with os.fdopen(fd, "w") as handle:
-            json.dump(self.owner, handle)
+        while True:
+            handle = open(self.path, "a+")
+            try:
+                fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                handle.close()
+                return False
+            if _same_file(handle, self.path):
+                break
+            handle.close()  # its holder removed it while we waited: lock the current file instead
+        handle.seek(0)
+        left = handle.read().strip()
+        if left and logger is not None:  # a run that ended without release(): killed, its flock dropped
+            logger.warning("taking the run lock %s left by %s, a run that ended without releasing it", self.path, left)
+        handle.seek(0)
+        handle.truncate()
+        handle.write(json.dumps(self.owner))
+        handle.flush()
+        self._handle = handle
+        _HELD_RUN_LOCKS.add(handle)
         return True
 
-    def acquire(self, wait=False, poll=2.0, logger=None):
-        """Take the lock; wait for it if ``wait``, else raise :class:`WorkflowLockedError`.
-
-        The lock is created, and a stale one recovered, under a file lock
-        (``.<name>.lock.lock``): two runs that find the same stale lock cannot
-        both remove it and take it, and no run reads a lock being written.
-        """
-        while True:
-            with file_lock(self.path):
-                if self._try_acquire():
-                    return self
-                holder = self.holder()
-                if self._is_stale(holder):
-                    if logger is not None:
-                        logger.warning("recovering stale lock %s left by %s", self.path, holder)
-                    with contextlib.suppress(FileNotFoundError):
-                        self.path.unlink()
-                    continue
+    def acquire(self, wait=False, poll=0.5, logger=None):
+        """Take the lock; wait for it if ``wait``, else raise :class:`WorkflowLockedError`."""
+        while not self._try_acquire(logger):
             if not wait:
+                holder = self.holder() or {}
                 raise WorkflowLockedError(
-                    f"{self.path}: another run (host {holder['host']}, pid {holder['pid']}, "
-                    f"started {holder['started']}) is processing this output folder. Wait for it to "
+                    f"{self.path}: another run (host {holder.get('host', '?')}, pid {holder.get('pid', '?')}, "
+                    f"started {holder.get('started', '?')}) is processing this output folder. Wait for it to "
                     "finish, rerun with --wait-for-lock, or use the central scheduler (luigid) to let "
-                    "several runs share the work. If that run is dead on another host, delete the lock file."
+                    "several runs share the work."
                 )
             time.sleep(poll)
+        return self
 
     def release(self):
-        """Remove the lock if this process holds it."""
-        holder = self.holder()
-        if holder is not None and holder.get("pid") == self.owner["pid"] and holder.get("host") == self.owner["host"]:
-            self.path.unlink(missing_ok=True)
+        """Delete the lock file and drop the ``flock``, if this object holds it."""
+        handle, self._handle = self._handle, None
+        if handle is None:
+            return
+        _HELD_RUN_LOCKS.discard(handle)
+        try:
+            if _same_file(handle, self.path):
+                self.path.unlink(missing_ok=True)  # still holding the flock: no one can hold this file now
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+            handle.close()
+
+
+# Process-wide: the open run-lock files of this process. A worker child forked by Luigi (--workers > 1, task
+# timeouts) shares their open file descriptions, and a flock lasts until every descriptor of it is closed; the
+# child closes its copies at once, so the lock ends with the process that took it (an orphaned task child of
+# a killed run must not block the rerun).
+_HELD_RUN_LOCKS = set()
+
+
+def _drop_inherited_run_locks():
+    """In a forked child: close the copies of the parent's run-lock files (the parent keeps its lock)."""
+    for handle in list(_HELD_RUN_LOCKS):
+        with contextlib.suppress(OSError):
+            handle.close()
+    _HELD_RUN_LOCKS.clear()
+
+
+os.register_at_fork(after_in_child=_drop_inherited_run_locks)

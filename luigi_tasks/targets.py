@@ -15,7 +15,7 @@ import luigi
 from .io.files import is_h5, is_n5, open_file
 from .provenance import read_index, software_version
 
-__all__ = ["DatasetTarget", "container_index", "container_signature", "clear_index_cache"]
+__all__ = ["DatasetTarget", "is_done", "container_index", "container_signature", "clear_index_cache"]
 
 logger = logging.getLogger("Workflow.targets")
 _INDEX_CACHE = {}
@@ -60,6 +60,37 @@ def clear_index_cache():
     _INDEX_CACHE.clear()
 
 
+def is_done(stamp, fingerprint=None, accept_failed=False, not_before=0.0):
+    """Return True if an output stamped ``stamp`` is complete: the one rule for "done".
+
+    Used by :meth:`DatasetTarget.exists` (Luigi's completeness) and by the plate progress read from disk
+    (:mod:`luigi_tasks.plan_progress`).
+
+    Parameters
+    ----------
+    stamp : Stamp or None
+        The key's entry of its container's provenance index (None: not written).
+    fingerprint : str, optional
+        Expected fingerprint of the producing task; another one means other parameters made it.
+    accept_failed : bool
+        Whether a failure record counts as complete (``ignore_failed_outputs``).
+    not_before : float
+        Outputs stamped before this time (seconds since the epoch) are stale (``force_recompute``).
+
+    Examples
+    --------
+    >>> from luigi_tasks.provenance import Stamp
+    >>> stamp = Stamp.now("abc")
+    >>> is_done(stamp, "abc"), is_done(stamp, "other"), is_done(None), is_done(stamp, not_before=stamp.created + 1)
+    (True, False, False, False)
+    """
+    if stamp is None or stamp.created < not_before:
+        return False
+    if fingerprint is not None and stamp.fingerprint != fingerprint:
+        return False
+    return accept_failed or not stamp.failed
+
+
 class DatasetTarget(luigi.Target):
     """A dataset (or group, or table) ``key`` in the container at ``path``.
 
@@ -98,12 +129,9 @@ class DatasetTarget(luigi.Target):
     def exists(self):
         """Return True if the key is complete and was made with the expected parameters."""
         stamp = self.stamp()
-        if stamp is None or stamp.created < self.not_before:
-            return False
-        if self.fingerprint is not None and stamp.fingerprint != self.fingerprint:
-            logger.debug("%s: parameters changed, will be recomputed", self)
-            return False
-        if stamp.failed and not self.accept_failed:
+        if not is_done(stamp, self.fingerprint, self.accept_failed, self.not_before):
+            if stamp is not None and self.fingerprint is not None and stamp.fingerprint != self.fingerprint:
+                logger.debug("%s: parameters changed, will be recomputed", self)
             return False
         self._report_version(stamp.version)
         return True

@@ -25,14 +25,24 @@ from pathlib import Path
 
 import luigi
 
+from . import options
 from .config import load_config, spec_entries, flat_name
 from .errors import OutputFolderError
-from .job import ImageJob, report_progress
+from .job import ImageJob
 from .log import add_file_handler, get_logger
+from .plan_progress import read_plan, report_progress, write_plan
 from .status import RunLock, pid_alive, read_status, root_cause, update_status
 
-__all__ = ["PlateWorkflow", "add_config_parameters", "use_local_lock", "default_output_dir", "release_locks"]
+__all__ = ["PlateWorkflow", "add_config_parameters", "use_local_lock", "default_output_dir", "release_locks",
+           "describe_plan"]
 
+# Process-wide state, each forced by how Luigi runs a workflow:
+# _LOCAL_RUN: a workflow cannot ask Luigi how it is scheduled. The command line records --local-scheduler
+#   in luigi.interface.core(), but luigi.build(..., local_scheduler=True) (tests, the demo) records nothing,
+#   so those callers say so here once per process (use_local_lock).
+# _HELD_LOCKS: the run lock belongs to the process, not to a task object: Luigi builds the workflow task
+#   several times per process (instance cache, requires() of the summary) and the lock must be taken once
+#   and held until the process ends ({output folder: lock}).
 _LOCAL_RUN = {"active": False}
 _HELD_LOCKS = {}
 
@@ -89,11 +99,11 @@ class PlateWorkflow(luigi.WrapperTask):
 
     plate = luigi.Parameter(description="Folder with the raw images of one plate (read-only)")
     output = luigi.OptionalParameter(default=None, description="Output folder (default ./batchlib_output/<plate>)")
-    config = luigi.OptionalParameter(default=None, description="configobj file; defaults come from the configspec")
+    config = options.config_file()
     force_recompute = luigi.BoolParameter(default=False, significant=False, description="Recompute everything")
-    ignore_invalid_inputs = luigi.BoolParameter(default=False, significant=False, description="Skip invalid raw files")
-    ignore_failed_outputs = luigi.BoolParameter(default=False, significant=False, description="Aggregate what succeeded")
-    gpu = luigi.BoolParameter(default=False, significant=False, description="Use the GPU for GPU jobs")
+    ignore_invalid_inputs = options.ignore_invalid_inputs()
+    ignore_failed_outputs = options.ignore_failed_outputs()
+    gpu = options.gpu()
     wait_for_lock = luigi.BoolParameter(default=False, significant=False, description="Wait for another local run")
 
     spec_path = None
@@ -156,8 +166,6 @@ class PlateWorkflow(luigi.WrapperTask):
             recompute_before=time.time() if self.force_recompute else 0.0,
         )
         tasks = [job(**common, **self.params_for(job, values)) for job in self.jobs_to_run(values)]
-        from .progress import describe_plan, write_plan  # late: ``python -m luigi_tasks.progress`` runs it
-
         write_plan(output_dir, describe_plan(self.task_id, common["plate_dir"], tasks, plan.image_names))
         return tasks
 
@@ -179,7 +187,7 @@ class PlateWorkflow(luigi.WrapperTask):
             return
         lock = RunLock(output_dir, self.task_family).acquire(wait=self.wait_for_lock, logger=logger)
         _HELD_LOCKS[key] = lock
-        atexit.register(lock.release)
+        atexit.register(lock.release)  # the kernel drops the flock anyway; release() also removes the lock file
 
     def complete(self):
         """Complete when every final job is; then the status reads ``finished``.
@@ -206,8 +214,6 @@ class PlateWorkflow(luigi.WrapperTask):
 
         Read from the job statuses (``failed_outputs``); each cause is stated once.
         """
-        from .progress import read_plan  # late: ``python -m luigi_tasks.progress`` runs it
-
         try:
             plan = read_plan(self.output_dir)
         except FileNotFoundError:
@@ -220,8 +226,6 @@ class PlateWorkflow(luigi.WrapperTask):
 
     def _record_end(self, state, reason=None):
         """Write the end state with the failed images (those now fine are removed)."""
-        from .progress import read_plan
-
         failed = self.failed_images()
         try:
             images = read_plan(self.output_dir)["images"]
@@ -263,6 +267,58 @@ def _interrupted_run(status):
         return ""
     return (f"interrupted: pid {pid} (started {status.get('started', '?')}) ended without finishing; "
             "what it committed is kept")
+
+
+def _job_record(task, keys):
+    return {"keys": sorted(keys), "fingerprint": task.fingerprint(), "not_before": task.recompute_before}
+
+
+def _walk(tasks, image):
+    """Return one instance per job class reachable from ``tasks`` (image jobs on ``image``)."""
+    found, todo = {}, list(tasks)
+    while todo:
+        task = todo.pop()
+        if task.task_family in found:
+            continue
+        found[task.task_family] = task
+        for cls in task.upstream:
+            if issubclass(cls, ImageJob):
+                todo.append(task.clone(cls, image_name=getattr(task, "image_name", image)))
+            else:
+                todo.append(task.clone(cls))
+    return found
+
+
+def describe_plan(workflow_id, plate_dir, tasks, images):
+    """Return the plan record of a plate: images, per-job keys and fingerprints, plate task ids.
+
+    Parameters
+    ----------
+    workflow_id : str
+        Scheduler id of the workflow task.
+    plate_dir : str
+        Raw plate folder.
+    tasks : list of PlateTask
+        The workflow's final jobs.
+    images : sequence of str
+        Valid image names.
+    """
+    jobs = _walk(tasks, images[0]) if images else {}
+    image_jobs = {name: t for name, t in jobs.items() if isinstance(t, ImageJob)}
+    plate_jobs = {name: t for name, t in jobs.items() if not isinstance(t, ImageJob)}
+    extension = next(iter(jobs.values())).container_extension if jobs else ".h5"
+    tables = next(iter(plate_jobs.values())).tables_path.name if plate_jobs else None
+    return {
+        "plate": Path(plate_dir).name,
+        "plate_dir": str(plate_dir),
+        "images": list(images),
+        "container_extension": extension,
+        "tables": tables,
+        "image_jobs": {name: _job_record(t, t.output_keys()) for name, t in sorted(image_jobs.items())},
+        "plate_jobs": {name: _job_record(t, t.outputs) for name, t in sorted(plate_jobs.items())},
+        "plate_tasks": [workflow_id] + sorted(t.task_id for t in plate_jobs.values()),
+    }
+
 
 
 def _image_tasks_below(tasks):

@@ -27,7 +27,7 @@ from luigi_tasks.provenance import INDEX_ATTR, PARAMS_ATTR, read_index
 ROOT = Path(__file__).resolve().parents[1]
 H5_SUFFIXES = (".h5", ".hdf5")
 IMAGE_ATTRS = ("Color", "Visible", "Skip", "Alpha", "ScaleFactors", "format_version", "is_label")
-STALE_LOCK = re.compile(r"recovering stale lock \S+ left by (.*)$", re.M)
+STALE_LOCK = re.compile(r"taking the run lock \S+ left by (.*), a run that ended without releasing it$", re.M)
 INTERRUPTED = re.compile(r"the previous run was interrupted: pid (\d+) ")
 
 
@@ -456,7 +456,7 @@ def _lock_holder(output):
 
 
 def _holder_pid(text):
-    match = re.search(r"'pid': (\d+)", text)
+    match = re.search(r"[\"']pid[\"']: (\d+)", text)
     return int(match.group(1)) if match else None
 
 

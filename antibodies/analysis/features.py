@@ -12,7 +12,7 @@ import pandas as pd
 
 from .tophat import near_mask
 
-__all__ = ["cell_border_band", "background_pixels", "cell_features", "label_sizes", "TOP_COUNTS"]
+__all__ = ["cell_border_band", "background_pixels", "cell_features", "label_sizes", "quantile_column", "TOP_COUNTS"]
 
 logger = logging.getLogger(__name__)
 
@@ -194,12 +194,12 @@ def _segment_bounds(n_segments, segments):
     return starts, counts
 
 
-def _quantile_column(q):
-    """Column name of a quantile, e.g. ``quantile0.95``.
+def quantile_column(q):
+    """Column name of a quantile, e.g. ``quantile0.95`` (the one place this name is made).
 
     Examples
     --------
-    >>> _quantile_column(0.95)
+    >>> quantile_column(0.95)
     'quantile0.95'
     """
     return f"quantile{float(q)}"
@@ -298,7 +298,7 @@ def cell_features(labels, image, nuclei=None, exclude_nuclei=False, quantiles=(0
     for k in TOP_COUNTS:
         columns[f"top{k}"] = _segment_top_mean(sorted_values, starts, counts, k)
     for q in quantiles:
-        columns[_quantile_column(q)] = _segment_quantile(
+        columns[quantile_column(q)] = _segment_quantile(
             sorted_values, starts, counts, q
         )
     if empty.any():

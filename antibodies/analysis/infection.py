@@ -40,8 +40,11 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
+from .features import quantile_column  # the column's name is made where the column is
+
 __all__ = [
     "MIN_MAD",
+    "BATCHLIB_THRESHOLD_FACTOR",
     "quantile_column",
     "infection_threshold",
     "marker_scores",
@@ -60,19 +63,12 @@ logger = logging.getLogger(__name__)
 MIN_MAD = 1.0
 """Smallest background MAD used as the noise unit (one count), so a flat background does not divide by 0."""
 
-
-def quantile_column(quantile):
-    """Name of the per-cell feature column of a quantile.
-
-    Examples
-    --------
-    >>> quantile_column(0.95)
-    'quantile0.95'
-    """
-    return f"quantile{quantile}"
+BATCHLIB_THRESHOLD_FACTOR = 4.8
+"""batchlib's cut on the marker score (background MADs): the default of the functions here. The pipeline's
+default is the configspec's (``[infection] threshold_factor``)."""
 
 
-def infection_threshold(background, threshold_factor=4.8):
+def infection_threshold(background, threshold_factor=BATCHLIB_THRESHOLD_FACTOR):
     """Marker intensity above which a cell is infected.
 
     Parameters
@@ -129,7 +125,7 @@ def marker_scores(values, background):
 class FixedFactor:
     """A given cut on the marker score (batchlib: 4.8 with the plate background)."""
 
-    factor: float = 4.8
+    factor: float = BATCHLIB_THRESHOLD_FACTOR
 
     def fit(self, scores):
         """Return ``factor`` whatever the scores."""
@@ -332,7 +328,7 @@ def _outlier_mask(labels, cell_outliers):
     return flags.reindex(labels).to_numpy()
 
 
-def classify_infected(marker_table, background, threshold_factor=4.8, quantile=0.95,
+def classify_infected(marker_table, background, threshold_factor=BATCHLIB_THRESHOLD_FACTOR, quantile=0.95,
                       cell_outliers=None):
     """Call each cell infected or control.
 

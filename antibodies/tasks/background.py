@@ -1,12 +1,9 @@
 """Plate backgrounds from the per-image histograms, over non-outlier images."""
-import luigi
 import pandas as pd
 
-from luigi_tasks import PlateJob
 from luigi_tasks.io import open_file, parse_image_name, read_table, write_table
 
 from ..analysis.background import (
-    BACKGROUND_STRATEGIES,
     BackgroundStats,
     ImageHistograms,
     accumulate_histograms,
@@ -16,8 +13,7 @@ from ..analysis.background import (
     make_background_strategy,
     well_background_table,
 )
-from ..analysis.qc import CellCountQC, CellSizeQC, flag_cells, flag_images
-from ..inputs import channel_roles
+from ..analysis.qc import flag_cells, flag_images, make_qc_rule
 from ..keys import (
     IMAGE_BACKGROUNDS,
     MARKER_TOPHAT,
@@ -27,6 +23,8 @@ from ..keys import (
     cell_table,
     histogram_key,
 )
+from ..settings import setting
+from .base import AssayPlateJob
 
 __all__ = ["PlateBackground", "read_backgrounds", "read_image_backgrounds"]
 
@@ -54,28 +52,27 @@ def subtracts_per_cell(background_method):
     return BACKGROUND_STRATEGIES[background_method].per_cell
 
 
-class PlateBackground(PlateJob):
+class PlateBackground(AssayPlateJob):
     """Per-image, per-well and plate background median/MAD of every measured channel, and what each image subtracts."""
 
     outputs = tuple(f"tables/{name}" for name in (PLATE_BACKGROUNDS, IMAGE_BACKGROUNDS, WELL_BACKGROUNDS,
                                                    SUBTRACTED_BACKGROUNDS))
 
-    background_method = luigi.ChoiceParameter(choices=sorted(BACKGROUND_STRATEGIES), default="local",
-                                              description="Whose background pixels each image subtracts")
-    background_min_pixels = luigi.IntParameter(default=2000, description="'image', 'local': fewest own background pixels")
-    background_wells = luigi.ListParameter(default=(), description="Cell-free wells for 'empty_wells'")
-    background_fixed_marker_tophat = luigi.FloatParameter(default=0.0, description="Fixed marker_tophat background")
-    background_fixed_serum_IgG = luigi.FloatParameter(default=0.0, description="Fixed serum_IgG background")
-    background_fixed_serum_IgA = luigi.FloatParameter(default=0.0, description="Fixed serum_IgA background")
-    background_fixed_serum_IgM = luigi.FloatParameter(default=0.0, description="Fixed serum_IgM background")
-    qc_cell_min_size = luigi.IntParameter(default=250, description="Smaller cells are outliers (px)")
-    qc_cell_max_size = luigi.IntParameter(default=12500, description="Larger cells are outliers (px)")
-    qc_image_min_cells = luigi.IntParameter(default=10, description="Images with fewer cells are outliers")
-    qc_image_max_cells = luigi.IntParameter(default=1000, description="Images with more cells are outliers")
+    background_method = setting("background", "method")
+    background_min_pixels = setting("background", "min_pixels")
+    background_wells = setting("background", "wells")
+    background_fixed_marker_tophat = setting("background", "fixed_marker_tophat")
+    background_fixed_serum_IgG = setting("background", "fixed_serum_IgG")
+    background_fixed_serum_IgA = setting("background", "fixed_serum_IgA")
+    background_fixed_serum_IgM = setting("background", "fixed_serum_IgM")
+    qc_cell_min_size = setting("qc", "cell_min_size")
+    qc_cell_max_size = setting("qc", "cell_max_size")
+    qc_image_min_cells = setting("qc", "image_min_cells")
+    qc_image_max_cells = setting("qc", "image_max_cells")
 
     def channels(self):
         """Measured channels: sera and the marker top-hat."""
-        return [role for role in channel_roles(self.plate_dir) if role.startswith("serum")] + [MARKER_TOPHAT]
+        return self.sera() + [MARKER_TOPHAT]
 
     def strategy(self):
         """The background strategy chosen by ``background_method``, with its options."""
@@ -90,13 +87,14 @@ class PlateBackground(PlateJob):
     def image_flags(self, images):
         """Outlier flags of the images from their numbers of valid cells."""
         serum = self.channels()[0]
+        size_rule = make_qc_rule("cell_size", min_size=self.qc_cell_min_size, max_size=self.qc_cell_max_size)
         rows = []
         for image in images:
             with open_file(self.container(image), "r") as container:
                 sizes = read_table(container, cell_table(serum))
-            cells = flag_cells(sizes, (CellSizeQC(self.qc_cell_min_size, self.qc_cell_max_size),))
+            cells = flag_cells(sizes, (size_rule,))
             rows.append({"image_name": image, "n_cells": int((~cells["is_outlier"]).sum())})
-        rules = (CellCountQC(self.qc_image_min_cells, self.qc_image_max_cells),)
+        rules = (make_qc_rule("cell_count", min_cells=self.qc_image_min_cells, max_cells=self.qc_image_max_cells),)
         return flag_images(pd.DataFrame(rows, columns=["image_name", "n_cells"]), rules)
 
     def histogram_records(self, images, total_wells):

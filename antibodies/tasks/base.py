@@ -4,13 +4,13 @@ from pathlib import Path
 
 import h5py
 
-from luigi_tasks import BatchJobOnContainer
+from luigi_tasks import BatchJobOnContainer, PlateJob
 from luigi_tasks.io import open_file, read_image, read_table, write_image
 
-from ..inputs import channel_roles
+from ..inputs import sera_present
 from ..keys import CHANNEL_COLORS
 
-__all__ = ["AssayImageJob", "read_images", "write_label_image", "write_intensity_image", "read_tables",
+__all__ = ["AssaySera", "AssayImageJob", "AssayPlateJob", "read_images", "write_label_image", "write_intensity_image", "read_tables",
            "record_files"]
 
 
@@ -64,9 +64,17 @@ def record_files(tables_file, key, paths, final_path, **attributes):
     return files
 
 
-class AssayImageJob(BatchJobOnContainer):
-    """An image job of the antibody assay."""
+class AssaySera:
+    """What every assay job knows about its plate: the sera present (:func:`~antibodies.inputs.sera_present`)."""
 
     def sera(self):
         """Serum roles present on this plate (``serum_IgG``, ...)."""
-        return [role for role in channel_roles(self.plate_dir) if role.startswith("serum")]
+        return sera_present(self.plate_dir)
+
+
+class AssayImageJob(AssaySera, BatchJobOnContainer):
+    """An image job of the antibody assay."""
+
+
+class AssayPlateJob(AssaySera, PlateJob):
+    """A plate job of the antibody assay."""

@@ -3,15 +3,13 @@ from pathlib import Path
 
 import pandas as pd
 
-from luigi_tasks import PlateJob
 from luigi_tasks.io import atomic_write, open_file, read_table
 
 from ..analysis.scores import sera_in
-from ..inputs import channel_roles
 from ..keys import EXPORTS_RECORD, IMAGE_TABLE, WELL_TABLE, image_table, well_table
 from ..plots import plate_heatmap
 from ..report.columns import readable_columns, serum_label
-from .base import record_files
+from .base import AssayPlateJob, record_files
 
 __all__ = ["PlateExports", "HEATMAP_STATISTICS", "workbook_sheets"]
 
@@ -44,14 +42,10 @@ def _excel_ready(frame):
     return frame.astype(object).where(frame.notna(), None)
 
 
-class PlateExports(PlateJob):
+class PlateExports(AssayPlateJob):
     """``<plate>_{images,wells}.csv``, ``<plate>_tables.xlsx`` and ``heatmaps/<serum>_<statistic>.png``."""
 
     outputs = (EXPORTS_RECORD,)
-
-    def sera(self):
-        """Serum roles present on the plate."""
-        return [role for role in channel_roles(self.plate_dir) if role.startswith("serum")]
 
     def tables(self):
         """Return the default image and well tables and the per-serum tables."""

@@ -1,5 +1,4 @@
 """Per-cell features of each serum channel and of the marker top-hat, plus intensity histograms."""
-import luigi
 import numpy as np
 
 from luigi_tasks.io import open_file, write_table
@@ -8,6 +7,7 @@ from ..analysis.background import intensity_histogram
 from ..analysis.features import background_pixels, cell_border_band, cell_features
 from ..analysis.local_background import SURFACE_EXCLUSION, background_surface, cell_local_backgrounds
 from ..keys import CELL_SEGMENTATION, MARKER_TOPHAT, NUCLEUS_SEGMENTATION, cell_table, cell_table_key, histogram_key
+from ..settings import setting
 from .base import AssayImageJob, read_images
 
 __all__ = ["CellFeatures"]
@@ -23,10 +23,10 @@ class CellFeatures(AssayImageJob):
     ``infection_border_exclusion`` pixels along the cell border (its signal is perinuclear).
     """
 
-    features_exclude_nuclei = luigi.BoolParameter(default=False, description="Leave nucleus pixels out of serum stats")
-    infection_quantile = luigi.FloatParameter(default=0.95, description="Marker quantile used to call infection")
-    infection_border_exclusion = luigi.IntParameter(default=8, description="Border band (px) left out of marker stats")
-    background_exclusion = luigi.IntParameter(default=0, description="Background pixels this close (px) to a cell are left out")
+    features_exclude_nuclei = setting("features", "exclude_nuclei")
+    infection_quantile = setting("infection", "quantile")
+    infection_border_exclusion = setting("infection", "border_exclusion")
+    background_exclusion = setting("background", "exclusion")
 
     def channels(self):
         """Channels measured: the sera and the marker top-hat."""

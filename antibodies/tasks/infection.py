@@ -1,7 +1,6 @@
 """Infected-cell calls: the plate's cut on the marker score, then the calls per image."""
 from pathlib import Path
 
-import luigi
 import numpy as np
 import pandas as pd
 
@@ -9,15 +8,15 @@ from luigi_tasks import PlateJob
 from luigi_tasks.io import open_file, read_table, write_table
 
 from ..analysis.infection import (
-    INFECTION_METHODS,
     classify_infected,
     make_infection_method,
     marker_scores,
     quantile_column,
     score_histogram,
 )
-from ..analysis.qc import CellSizeQC, flag_cells
+from ..analysis.qc import flag_cells, make_qc_rule
 from ..keys import CELL_QC_TABLE, INFECTED_CELLS_TABLE, INFECTION_DECISION, MARKER_SCORES, MARKER_TOPHAT, cell_table
+from ..settings import setting
 from .background import read_image_backgrounds
 from .base import AssayImageJob, read_tables
 
@@ -35,18 +34,17 @@ class InfectionDecision(PlateJob):
 
     outputs = (f"tables/{INFECTION_DECISION}", f"tables/{MARKER_SCORES}")
 
-    infection_method = luigi.ChoiceParameter(choices=sorted(INFECTION_METHODS), default="midpoint",
-                                             description="How the plate's cut on the marker score is chosen")
-    infection_threshold_factor = luigi.FloatParameter(default=4.8, description="'fixed': the cut (background MADs)")
-    infection_min_factor = luigi.FloatParameter(default=8.0, description="Lowest fitted cut (background MADs)")
-    infection_max_factor = luigi.FloatParameter(default=200.0, description="Highest fitted cut (background MADs)")
+    infection_method = setting("infection", "method")
+    infection_threshold_factor = setting("infection", "threshold_factor")
+    infection_min_factor = setting("infection", "min_factor")
+    infection_max_factor = setting("infection", "max_factor")
+    infection_quantile = setting("infection", "quantile")
 
     def method(self):
         """The infection method chosen by ``infection_method``, with its options."""
-        if self.infection_method == "fixed":
-            return make_infection_method("fixed", factor=self.infection_threshold_factor)
-        return make_infection_method(self.infection_method, min_factor=self.infection_min_factor,
-                                     max_factor=self.infection_max_factor)
+        fitted = {"min_factor": self.infection_min_factor, "max_factor": self.infection_max_factor}
+        options = {"fixed": {"factor": self.infection_threshold_factor}}.get(self.infection_method, fitted)
+        return make_infection_method(self.infection_method, **options)
 
     def scores(self, images):
         """Marker scores of every cell of the given images, one container at a time."""
@@ -73,22 +71,26 @@ class InfectedCells(AssayImageJob):
     outputs = (f"tables/{INFECTED_CELLS_TABLE}", f"tables/{CELL_QC_TABLE}")
     inputs = (f"tables/{cell_table(MARKER_TOPHAT)}",)
 
+    infection_quantile = setting("infection", "quantile")
+    qc_cell_min_size = setting("qc", "cell_min_size")
+    qc_cell_max_size = setting("qc", "cell_max_size")
+
     def plate_decision(self):
         """``(per-image backgrounds, factor)`` read once per task from the plate tables."""
         if "_decision" not in self.__dict__:
             self._decision = (read_image_backgrounds(self.tables_path), read_infection_factor(self.tables_path))
         return self._decision
 
-    def run(self, input_files, output_files):
+    def run(self, input_files, output_files, infection_quantile, qc_cell_min_size, qc_cell_max_size):
         backgrounds, factor = self.plate_decision()
-        size_rule = CellSizeQC(self.qc_cell_min_size, self.qc_cell_max_size)
+        size_rule = make_qc_rule("cell_size", min_size=qc_cell_min_size, max_size=qc_cell_max_size)
         whole_cells = cell_table(self.sera()[0])  # the marker table measures cell interiors only
         for input_file, output_file in zip(input_files, output_files):
             image = Path(input_file).name.removesuffix(self.container_extension)
             tables = read_tables(input_file, [cell_table(MARKER_TOPHAT), whole_cells])
             outliers = flag_cells(tables[whole_cells], (size_rule,))
             calls = classify_infected(tables[cell_table(MARKER_TOPHAT)], backgrounds[image][MARKER_TOPHAT], factor,
-                                      self.infection_quantile, outliers)
+                                      infection_quantile, outliers)
             with open_file(output_file, "a") as container:
                 write_table(container, INFECTED_CELLS_TABLE, calls)
                 write_table(container, CELL_QC_TABLE, outliers)

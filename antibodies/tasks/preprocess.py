@@ -1,5 +1,4 @@
 """Preprocess: raw TIFF -> one pyramid per channel role, optionally flat-field corrected."""
-import luigi
 import numpy as np
 import tifffile
 
@@ -9,6 +8,7 @@ from luigi_tasks.io import open_file, parse_image_name, write_image
 from ..analysis.preprocess import correct_flatfield, split_channels
 from ..inputs import channel_roles, read_channel_mapping
 from ..keys import CHANNEL_COLORS, raw_key
+from ..settings import setting
 
 __all__ = ["Preprocess", "read_corrector"]
 
@@ -22,12 +22,8 @@ def read_corrector(path):
 class Preprocess(BatchJob):
     """Split the channels of each raw image into its container."""
 
-    preprocess_barrel_corrector_1024x1024 = luigi.Parameter(
-        default="", description="Flat-field corrector (h5: offset, divisor) for 1024x1024 images"
-    )
-    preprocess_barrel_corrector_930x1024 = luigi.Parameter(
-        default="", description="Flat-field corrector (h5: offset, divisor) for 930x1024 images"
-    )
+    preprocess_barrel_corrector_1024x1024 = setting("preprocess", "barrel_corrector_1024x1024")
+    preprocess_barrel_corrector_930x1024 = setting("preprocess", "barrel_corrector_930x1024")
 
     def output_keys(self):
         """One key per mapped channel role."""

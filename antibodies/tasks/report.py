@@ -15,6 +15,7 @@ from ..keys import (
 from ..report import Channel, Figure, ReportInputs, cell_intensities, cell_thumbnail, pick_wells, plate_report_html
 from ..report.columns import serum_label
 from ..report.figures import rgb_png
+from ..settings import setting
 from .background import read_backgrounds, read_image_backgrounds, subtracts_per_cell
 from .base import read_tables, record_files
 
@@ -47,6 +48,11 @@ class PlateReport(PlateJob):
 
     outputs = (REPORT_RECORD,)
     n_outlier_thumbnails = 2
+
+    background_method = setting("background", "method")
+    scores_positive_cutoff_IgG = setting("scores", "positive_cutoff_IgG")
+    scores_positive_cutoff_IgA = setting("scores", "positive_cutoff_IgA")
+    scores_positive_cutoff_IgM = setting("scores", "positive_cutoff_IgM")
 
     @property
     def report_path(self):

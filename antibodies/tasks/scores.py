@@ -2,26 +2,17 @@
 import hashlib
 from pathlib import Path
 
-import luigi
 import pandas as pd
 
-from luigi_tasks import InvalidInputError, PlateJob
+from luigi_tasks import InvalidInputError
 from luigi_tasks.io import open_file, parse_image_name, write_table
 
-from ..analysis.qc import (
-    CellCountQC,
-    ControlCellCountQC,
-    FixedMinInfectedIntensityQC,
-    ManualOutlierQC,
-    MinInfectedIntensityQC,
-    flag_images,
-    manual_outlier_names,
-)
+from ..analysis.qc import flag_images, make_qc_rule, manual_outlier_names
 from ..analysis.scores import ImageCells, call_positive, score_plate, split_by_serum
-from ..inputs import channel_roles
 from ..keys import CELL_QC_TABLE, IMAGE_TABLE, INFECTED_CELLS_TABLE, WELL_TABLE, cell_table, image_table, well_table
+from ..settings import setting
 from .background import read_backgrounds, read_image_backgrounds, subtracts_per_cell
-from .base import read_tables
+from .base import AssayPlateJob, read_tables
 
 __all__ = ["PlateScores", "read_manual_outliers"]
 
@@ -37,21 +28,20 @@ def read_manual_outliers(path):
     return table
 
 
-class PlateScores(PlateJob):
+class PlateScores(AssayPlateJob):
     """Tables ``images/default``, ``wells/default`` and one image and well table per serum."""
 
-    qc_well_min_control_cells = luigi.IntParameter(default=100, description="Wells with fewer control cells are outliers")
-    qc_well_min_infected_intensity_factor = luigi.FloatParameter(default=3.0, description="x background MAD")
-    qc_well_min_infected_intensity_IgG = luigi.FloatParameter(default=0.0, description="Fixed IgG minimum (0: none)")
-    qc_well_min_infected_intensity_IgA = luigi.FloatParameter(default=0.0, description="Fixed IgA minimum (0: none)")
-    qc_manual_outliers = luigi.Parameter(default="", description="CSV filename,label (1 = outlier image)")
-    scores_positive_cutoff_IgG = luigi.FloatParameter(default=1.3, description="IgG score above which a well is positive")
-    scores_positive_cutoff_IgA = luigi.FloatParameter(default=1.39, description="IgA positive cut-off")
-    scores_positive_cutoff_IgM = luigi.FloatParameter(default=1.27, description="IgM positive cut-off")
-
-    def sera(self):
-        """Serum roles present on the plate."""
-        return [role for role in channel_roles(self.plate_dir) if role.startswith("serum")]
+    background_method = setting("background", "method")
+    qc_image_min_cells = setting("qc", "image_min_cells")
+    qc_image_max_cells = setting("qc", "image_max_cells")
+    qc_well_min_control_cells = setting("qc", "well_min_control_cells")
+    qc_well_min_infected_intensity_factor = setting("qc", "well_min_infected_intensity_factor")
+    qc_well_min_infected_intensity_IgG = setting("qc", "well_min_infected_intensity_IgG")
+    qc_well_min_infected_intensity_IgA = setting("qc", "well_min_infected_intensity_IgA")
+    qc_manual_outliers = setting("qc", "manual_outliers")
+    scores_positive_cutoff_IgG = setting("scores", "positive_cutoff_IgG")
+    scores_positive_cutoff_IgA = setting("scores", "positive_cutoff_IgA")
+    scores_positive_cutoff_IgM = setting("scores", "positive_cutoff_IgM")
 
     @property
     def outputs(self):
@@ -67,16 +57,16 @@ class PlateScores(PlateJob):
 
     def image_rules(self):
         """Image QC rules: number of valid cells, manual outliers."""
-        rules = [CellCountQC(self.qc_image_min_cells, self.qc_image_max_cells)]
-        if self.qc_manual_outliers:
-            rules.append(ManualOutlierQC(manual_outlier_names(read_manual_outliers(self.qc_manual_outliers))))
-        return tuple(rules)
+        names = manual_outlier_names(read_manual_outliers(self.qc_manual_outliers)) if self.qc_manual_outliers else ()
+        return (make_qc_rule("cell_count", min_cells=self.qc_image_min_cells, max_cells=self.qc_image_max_cells),
+                make_qc_rule("manual", names=frozenset(names)))  # no names: a rule that flags nothing
 
     def well_serum_rules(self):
         """Per-serum well QC: infected intensity against background MAD; fixed minima only where configured."""
         minima = {"serum_IgG": self.qc_well_min_infected_intensity_IgG, "serum_IgA": self.qc_well_min_infected_intensity_IgA}
         minima = {serum: value for serum, value in minima.items() if value > 0}
-        return (MinInfectedIntensityQC(self.qc_well_min_infected_intensity_factor), FixedMinInfectedIntensityQC(minima))
+        return (make_qc_rule("infected_intensity", factor=self.qc_well_min_infected_intensity_factor),
+                make_qc_rule("fixed_infected_intensity", minima=minima))
 
     def records(self, images):
         """Yield the per-cell tables of each image, one container at a time."""
@@ -96,7 +86,7 @@ class PlateScores(PlateJob):
         flags = flag_images(counts, self.image_rules())
         backgrounds = read_backgrounds(self.tables_path)
         scores = score_plate((record for record, _ in pairs), backgrounds, self.sera(), flags,
-                             well_rules=(ControlCellCountQC(self.qc_well_min_control_cells),),
+                             well_rules=(make_qc_rule("control_cells", min_control_cells=self.qc_well_min_control_cells),),
                              well_serum_rules=self.well_serum_rules())
         cutoffs = {f"serum_{ig}": getattr(self, f"scores_positive_cutoff_{ig}") for ig in ("IgG", "IgA", "IgM")}
         images_table, wells_table = call_positive(scores.images, cutoffs), call_positive(scores.wells, cutoffs)

@@ -1,5 +1,4 @@
 """Nucleus (StarDist) and cell (seeded watershed) segmentation."""
-import luigi
 
 from ..analysis.cells import (
     DistanceHeightMap,
@@ -12,12 +11,19 @@ from ..analysis.cells import (
 )
 from ..analysis.nuclei import segment_nuclei
 from ..keys import CELL_SEGMENTATION, NUCLEI, NUCLEUS_SEGMENTATION
-from ..models import BUNDLED_MODEL, load_stardist_model
+from ..models import load_stardist_model
+from ..settings import setting
 from .base import AssayImageJob, read_images, write_label_image
 
-__all__ = ["NucleusSegmentation", "CellSegmentation", "HEIGHT_MAPS"]
+__all__ = ["NucleusSegmentation", "CellSegmentation", "HEIGHT_MAPS", "FOREGROUNDS"]
 
 HEIGHT_MAPS = {"distance": DistanceHeightMap(), "propagation": PropagationHeightMap(), "intensity": IntensityHeightMap()}
+FOREGROUNDS = {
+    "guided": lambda threshold: GuidedOtsuForeground(),
+    "otsu": lambda threshold: OtsuForeground(),
+    "fixed": lambda threshold: FixedThresholdForeground(threshold=threshold),
+}
+"""Foreground strategies keyed by ``[cells] foreground``, built from ``[cells] foreground_threshold``."""
 
 
 def _threshold(value):
@@ -32,9 +38,9 @@ class NucleusSegmentation(AssayImageJob):
     uses_gpu = True
     max_batch_size = 64
 
-    nuclei_model = luigi.Parameter(default=BUNDLED_MODEL, description="StarDist model: bundled name, folder or cached name")
-    nuclei_prob_thresh = luigi.FloatParameter(default=-1.0, description="Probability threshold (<0: model's)")
-    nuclei_nms_thresh = luigi.FloatParameter(default=-1.0, description="NMS threshold (<0: model's)")
+    nuclei_model = setting("nuclei", "model")
+    nuclei_prob_thresh = setting("nuclei", "prob_thresh")
+    nuclei_nms_thresh = setting("nuclei", "nms_thresh")
 
     def run(self, input_files, output_files, nuclei_model, nuclei_prob_thresh, nuclei_nms_thresh):
         model = load_stardist_model(nuclei_model)
@@ -49,10 +55,9 @@ class CellSegmentation(AssayImageJob):
 
     outputs = (CELL_SEGMENTATION,)
 
-    cells_height_map = luigi.ChoiceParameter(choices=sorted(HEIGHT_MAPS), default="distance", description="Height map")
-    cells_foreground = luigi.ChoiceParameter(choices=["guided", "otsu", "fixed"], default="guided",
-                                             description="Foreground mask")
-    cells_foreground_threshold = luigi.FloatParameter(default=0.0, description="Serum threshold for 'fixed'")
+    cells_height_map = setting("cells", "height_map")
+    cells_foreground = setting("cells", "foreground")
+    cells_foreground_threshold = setting("cells", "foreground_threshold")
 
     @property
     def inputs(self):
@@ -60,9 +65,7 @@ class CellSegmentation(AssayImageJob):
 
     def foreground(self):
         """The foreground strategy chosen by the parameters."""
-        if self.cells_foreground == "fixed":
-            return FixedThresholdForeground(threshold=self.cells_foreground_threshold)
-        return {"guided": GuidedOtsuForeground(), "otsu": OtsuForeground()}[self.cells_foreground]
+        return FOREGROUNDS[self.cells_foreground](self.cells_foreground_threshold)
 
     def run(self, input_files, output_files, cells_height_map, **_):
         for input_file, output_file in zip(input_files, output_files):

@@ -1,8 +1,8 @@
 """Marker top-hat: the granular virus signal without its smooth background."""
-import luigi
 
 from ..analysis.tophat import white_tophat
 from ..keys import MARKER, MARKER_TOPHAT
+from ..settings import setting
 from .base import AssayImageJob, read_images, write_intensity_image
 
 __all__ = ["MarkerTophat"]
@@ -14,7 +14,7 @@ class MarkerTophat(AssayImageJob):
     inputs = (MARKER,)
     outputs = (MARKER_TOPHAT,)
 
-    infection_tophat_radius = luigi.IntParameter(default=20, description="Top-hat disk radius (px)")
+    infection_tophat_radius = setting("infection", "tophat_radius")
 
     def run(self, input_files, output_files, infection_tophat_radius):
         for input_file, output_file in zip(input_files, output_files):

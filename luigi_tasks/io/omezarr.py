@@ -1,15 +1,18 @@
-"""OME-Zarr 0.4 high-content-screening plates (zarr v2 format).
+"""OME-Zarr 0.4 high-content-screening plates (zarr v2 format), written by ``ome-zarr``'s writers.
 
 Layout written by :func:`create_plate`, :func:`write_field` and :func:`write_well`::
 
     <plate>.ome.zarr/              plate metadata (rows, columns, wells, field_count)
       A/1/                         well metadata (its fields)
-        0/                         field (image): multiscales + omero channels, arrays 0, 1, ... (c, y, x)
+        0/                         field (image): multiscales + omero channels, arrays s0, s1, ... (c, y, x)
           labels/                  labels metadata
-            cell_segmentation/     image-label: multiscales, arrays 0, 1, ... (y, x)
+            cell_segmentation/     image-label: multiscales, arrays s0, s1, ... (y, x)
 
-Arrays use ``/`` as chunk separator and Blosc-zstd compression, as
-``ome-zarr-py`` writes them. zarr is imported only when a plate is written.
+``ome_zarr.writer`` (the pinned ``ome-zarr``) writes the arrays and the plate, well, multiscales, omero and
+image-label metadata; this module only maps the containers' pyramids, colours and display windows onto it.
+The scale of level ``l`` is ``2**l``, as the h5 pyramids are made (ome-zarr would otherwise derive it from
+the level shapes, which differs for odd sizes). Arrays use ``/`` as chunk separator, 256 x 256 chunks per
+plane and Blosc-zstd compression. zarr and ome-zarr are imported only when a plate is written.
 """
 from typing import NamedTuple
 
@@ -44,25 +47,30 @@ def well_path(well):
     return f"{well[0]}/{int(well[1:])}"
 
 
-def _compressor():
+def _format():
+    from ome_zarr.format import FormatV04
+
+    return FormatV04()
+
+
+def _storage_options(ndim):
     import numcodecs
 
-    return numcodecs.Blosc(cname="zstd", clevel=5, shuffle=numcodecs.Blosc.SHUFFLE)
+    chunks = (1,) * (ndim - 2) + (_CHUNK, _CHUNK)
+    return {"chunks": chunks, "compressor": numcodecs.Blosc(cname="zstd", clevel=5, shuffle=numcodecs.Blosc.SHUFFLE)}
 
 
-def _write_array(group, name, data):
-    chunks = (1,) * (data.ndim - 2) + tuple(min(_CHUNK, s) for s in data.shape[-2:])
-    group.create_array(name, data=data, chunks=chunks, compressors=_compressor(),
-                       chunk_key_encoding={"name": "v2", "separator": "/"})
+def _scales(n_levels, ndim):
+    """Per level ``[{"type": "scale", "scale": [1, .., 2**l, 2**l]}]``: the h5 pyramids' factor 2."""
+    return [[{"type": "scale", "scale": [1.0] * (ndim - 2) + [float(2**level)] * 2}] for level in range(n_levels)]
 
 
-def _multiscales(name, n_levels, axes, factors=2):
-    leading = [1.0] * (len(axes) - 2)
-    datasets = [{"path": str(level), "coordinateTransformations": [
-        {"type": "scale", "scale": leading + [float(factors**level)] * 2}]} for level in range(n_levels)]
-    axis_types = {"c": "channel", "y": "space", "x": "space"}
-    return [{"version": NGFF_VERSION, "name": name, "axes": [{"name": a, "type": axis_types[a]} for a in axes],
-             "datasets": datasets}]
+def _write_pyramid(writer, levels, group, axes, **kwargs):
+    """Call an ``ome_zarr.writer`` pyramid writer with this module's format, chunks, compression and scales."""
+    chunks = [tuple(min(c, s) for c, s in zip(_storage_options(len(axes))["chunks"], level.shape)) for level in levels]
+    storage = [dict(_storage_options(len(axes)), chunks=chunk) for chunk in chunks]
+    writer(levels, group, fmt=_format(), axes=list(axes), coordinate_transformations=_scales(len(levels), len(axes)),
+           storage_options=storage, **kwargs)
 
 
 def create_plate(path, name, rows, columns, wells, field_count):
@@ -82,22 +90,20 @@ def create_plate(path, name, rows, columns, wells, field_count):
         Most fields (sites) in a well.
     """
     import zarr
+    from ome_zarr.writer import write_plate_metadata
 
     plate = zarr.open_group(str(path), mode="w", zarr_format=2)
-    columns = [str(int(c)) for c in columns]
-    plate.attrs["plate"] = {
-        "version": NGFF_VERSION, "name": name, "field_count": int(field_count),
-        "rows": [{"name": r} for r in rows], "columns": [{"name": c} for c in columns],
-        "wells": [{"path": well_path(w), "rowIndex": list(rows).index(w[0]),
-                   "columnIndex": columns.index(str(int(w[1:])))} for w in wells],
-    }
+    write_plate_metadata(plate, list(rows), [str(int(c)) for c in columns], [well_path(w) for w in wells],
+                         fmt=_format(), field_count=int(field_count), name=name)
     return plate
 
 
 def write_well(plate, well, n_fields):
     """Write the metadata of a well with fields ``0 .. n_fields - 1``."""
+    from ome_zarr.writer import write_well_metadata
+
     group = plate.require_group(well_path(well))
-    group.attrs["well"] = {"version": NGFF_VERSION, "images": [{"path": str(i)} for i in range(n_fields)]}
+    write_well_metadata(group, [str(i) for i in range(n_fields)], fmt=_format())
     return group
 
 
@@ -118,16 +124,19 @@ def write_field(plate, well, field, channels, labels=None, name=None):
     name : str, optional
         Image name (e.g. the raw file stem).
     """
+    from ome_zarr.writer import write_multiscale, write_multiscale_labels
+
     group = plate.require_group(well_path(well)).create_group(str(field))
     dtype = np.result_type(*(c.levels[0].dtype for c in channels))
-    n_levels = len(channels[0].levels)
-    for level in range(n_levels):
-        _write_array(group, str(level), np.stack([np.asarray(c.levels[level], dtype=dtype) for c in channels]))
-    group.attrs["multiscales"] = _multiscales(name or str(field), n_levels, ("c", "y", "x"))
-    group.attrs["omero"] = {"name": name or str(field), "version": NGFF_VERSION, "rdefs": {"model": "color"},
-                            "channels": [_omero_channel(c, dtype) for c in channels]}
-    if labels:
-        _write_labels(group, labels)
+    levels = [np.stack([np.asarray(c.levels[level], dtype=dtype) for c in channels])
+              for level in range(len(channels[0].levels))]
+    omero = {"name": name or str(field), "version": NGFF_VERSION, "rdefs": {"model": "color"},
+             "channels": [_omero_channel(c, dtype) for c in channels]}
+    _write_pyramid(write_multiscale, levels, group, ("c", "y", "x"), name=name or str(field),
+                   metadata={"omero": omero})
+    for label, label_levels in (labels or {}).items():
+        _write_pyramid(write_multiscale_labels, [np.asarray(level) for level in label_levels], group, ("y", "x"),
+                       name=label, label_metadata={"source": {"image": "../../"}})
     return group
 
 
@@ -140,14 +149,3 @@ def _omero_channel(channel, dtype):
     start, end = (float(v) for v in channel.window)
     return {"label": channel.name, "color": HEX_COLORS.get(channel.color, channel.color), "active": True,
             "window": {"min": float(low), "max": float(high), "start": start, "end": end}}
-
-
-def _write_labels(image_group, labels):
-    group = image_group.create_group("labels")
-    group.attrs["labels"] = list(labels)
-    for name, levels in labels.items():
-        label = group.create_group(name)
-        for level, data in enumerate(levels):
-            _write_array(label, str(level), np.asarray(data))
-        label.attrs["multiscales"] = _multiscales(name, len(levels), ("y", "x"))
-        label.attrs["image-label"] = {"version": NGFF_VERSION, "source": {"image": "../../"}}

@@ -25,6 +25,13 @@ def cell_analysis(plate, output, **kwargs):
     return CellAnalysis(plate=str(plate), output=str(output), config=str(TEST_CONFIG), **kwargs)
 
 
+def pytest_collection_modifyitems(items):
+    """A test that needs the processed plate runs the whole workflow once per session: it is slow."""
+    for item in items:
+        if {"processed_plate", "plate_copy"} & set(getattr(item, "fixturenames", ())):
+            item.add_marker(pytest.mark.slow)
+
+
 @pytest.fixture(scope="session")
 def processed_plate(tmp_path_factory):
     """A small synthetic plate (4 wells x 2 sites, 512x512) processed by CellAnalysis once per session."""

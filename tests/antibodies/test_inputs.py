@@ -109,12 +109,13 @@ def test_missing_plate_folder(tmp_path):
         plan(tmp_path / "nowhere")
 
 
-def luigi_run(plate, output, *extra):
+def luigi_run(plate, output, *extra):  # a luigi process (imports TensorFlow): tests using it are marked slow
     command = [sys.executable, "-m", "luigi", "--module", "antibodies", "CellAnalysis", "--local-scheduler",
                "--plate", str(plate), "--output", str(output), "--config", str(TEST_CONFIG), *extra]
     return subprocess.run(command, cwd=ROOT, capture_output=True, text=True, timeout=300)
 
 
+@pytest.mark.slow
 def test_command_refuses_invalid_plate_listing_all_files_and_computes_nothing(plate, tmp_path):
     expected = add_every_bad_file(plate)
     done = luigi_run(plate, tmp_path / "out")
@@ -127,6 +128,7 @@ def test_command_refuses_invalid_plate_listing_all_files_and_computes_nothing(pl
 
 
 
+@pytest.mark.slow
 def test_unwritable_output_folder_is_named(plate, tmp_path):
     blocker = tmp_path / "file_not_folder"
     blocker.write_text("")
@@ -135,6 +137,7 @@ def test_unwritable_output_folder_is_named(plate, tmp_path):
     assert str(blocker / "out") in done.stderr
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(
     "override, expected",
     [(("--infection-threshold-factor", "lots"), "[infection] threshold_factor = 'lots'"),
@@ -145,6 +148,7 @@ def test_invalid_config_values_name_key_and_allowed_values(plate, tmp_path, over
     assert done.returncode != 0 and expected in done.stderr and "allowed" in done.stderr
 
 
+@pytest.mark.slow
 def test_missing_model_says_how_to_provide_one(plate, tmp_path):
     done = luigi_run(plate, tmp_path / "out", "--nuclei-model", str(tmp_path / "no_model"))
     assert done.returncode != 0 and "no_model" in done.stderr and "config.json" in done.stderr

@@ -24,6 +24,7 @@ def test_bundled_model_folder_is_small_and_complete():
     assert sum(p.stat().st_size for p in folder.iterdir()) < 10 * 2 ** 20
 
 
+@pytest.mark.slow
 def test_bundled_model_loads_once_and_segments_synthetic_image():
     model = load_stardist_model()
     assert load_stardist_model(BUNDLED_MODEL) is model
@@ -39,6 +40,7 @@ def test_bundled_model_loads_once_and_segments_synthetic_image():
     assert segment_nuclei(model, empty_stack[0]).max() == 0
 
 
+@pytest.mark.slow
 def test_loaded_model_predicts_like_keras_predict_loop():
     model = load_stardist_model()
     x = np.random.default_rng(0).random((1, 64, 96, 1)).astype(np.float32)
@@ -58,6 +60,7 @@ def test_missing_model_error_names_spec_and_fix():
     assert str(BUNDLED_MODELS_DIR) in message
 
 
+@pytest.mark.slow  # loads TensorFlow models
 def test_user_folder_and_keras_cache_resolve(tmp_path, monkeypatch):
     user_folder = tmp_path / "my_nuclei_model"
     shutil.copytree(BUNDLED_MODELS_DIR / BUNDLED_MODEL, user_folder)
@@ -87,6 +90,7 @@ def test_every_bundled_model_resolves_by_name_and_is_complete(name):
     assert sum(p.stat().st_size for p in folder.iterdir()) < 10 * 2 ** 20
 
 
+@pytest.mark.slow
 def test_v3_segments_a_nuisance_rendered_image():
     from antibodies.synthetic import FAMILIES, draw_image_nuisance, draw_well_params
 

@@ -46,6 +46,11 @@ def test_export_is_a_valid_ome_zarr_04_plate(exported):
     assert [well.n_images for well in hcs.well_groups] == [2, 2, 2, 2]
 
 
+def level_paths(group):
+    """The array paths of a multiscale image, largest first, as a reader finds them (its metadata)."""
+    return [dataset["path"] for dataset in group.attrs["multiscales"][0]["datasets"]]
+
+
 def test_fields_hold_channels_and_labels(exported):
     group = exported["group"]
     for container in exported["containers"]:
@@ -62,18 +67,24 @@ def test_fields_hold_channels_and_labels(exported):
                 assert [channel.window.start, channel.window.end] == list(h5[role].attrs["ContrastLimits"])
             assert image_group.attrs["multiscales"][0]["axes"][0] == {"name": "c", "type": "channel"}
             n_levels = len([k for k in h5[roles[0]] if k.startswith("s")])
-            for level in range(n_levels):
+            paths = level_paths(image_group)
+            assert len(paths) == n_levels
+            for level, path in enumerate(paths):
                 expected = (len(roles),) + h5[f"{roles[0]}/s{level}"].shape
-                assert image_group[str(level)].shape == expected
-            assert np.array_equal(image_group["0"][roles.index("nuclei")], h5["nuclei/s0"][:])
+                assert image_group[path].shape == expected
+            assert np.array_equal(image_group[paths[0]][roles.index("nuclei")], h5["nuclei/s0"][:])
             assert image_group.attrs["multiscales"][0]["name"] == container.stem
             assert list(image_group["labels"].attrs["labels"]) == list(LABELS)
             for label in LABELS:
                 label_group = image_group[f"labels/{label}"]
                 ImageLabel.from_zarr(label_group)
-                for level in range(n_levels):
-                    assert label_group[str(level)].shape == h5[f"{label}/s{level}"].shape
-                assert np.array_equal(label_group["0"][:], h5[f"{label}/s0"][:])
+                label_paths = level_paths(label_group)
+                assert len(label_paths) == n_levels
+                for level, path in enumerate(label_paths):
+                    assert label_group[path].shape == h5[f"{label}/s{level}"].shape
+                    assert label_group.attrs["multiscales"][0]["datasets"][level]["coordinateTransformations"] == [
+                        {"type": "scale", "scale": [float(2**level)] * 2}]
+                assert np.array_equal(label_group[label_paths[0]][:], h5[f"{label}/s0"][:])
 
 
 def test_tables_are_written_beside_the_images(exported, processed_plate):

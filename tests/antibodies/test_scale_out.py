@@ -61,7 +61,12 @@ def test_two_workers_process_a_cell_analysis_plate_once(tmp_path):
                                              "CellFeatures", "InfectedCells"), 2))]
         logs = [tmp_path / "worker1.log", tmp_path / "worker2.log"]
         first = subprocess.Popen(command, cwd=ROOT, env=luigi_env(), stdout=logs[0].open("w"), stderr=subprocess.STDOUT)
-        time.sleep(2)
+        # the second worker starts once the first runs its first batch, so both find image jobs to run
+        log = output / "batchlib" / "CellAnalysis.log"
+        deadline = time.monotonic() + 300
+        while not (log.exists() and " running   " in log.read_text()) and first.poll() is None:
+            assert time.monotonic() < deadline, "the first worker never started a task"
+            time.sleep(0.1)
         second = subprocess.Popen(command + ["--no-lock"], cwd=ROOT, env=luigi_env(), stdout=logs[1].open("w"),
                                   stderr=subprocess.STDOUT)
         assert (first.wait(timeout=600), second.wait(timeout=600)) == (0, 0), logs[1].read_text()[-3000:]

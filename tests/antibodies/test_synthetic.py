@@ -95,6 +95,7 @@ def test_ratio_is_reproduced(ratio):
     assert _measured_ratio(stack, truth, 2, "TRITC") == pytest.approx(ratio, rel=0.12)
 
 
+@pytest.mark.slow  # renders full-size fields
 def test_realistic_cell_and_nucleus_sizes():
     rng = np.random.default_rng(11)
     stack, truth = render_image((1024, 1024), SCHEMES["scheme2"], random_well_params(rng), rng)
@@ -105,6 +106,7 @@ def test_realistic_cell_and_nucleus_sizes():
     assert 150 <= np.median(nucleus_areas) <= 700
 
 
+@pytest.mark.slow  # renders two full-size 930x1024 fields
 def test_rendering_is_deterministic_and_supports_930_rows():
     params = random_well_params(np.random.default_rng(1))
     first = render_image((930, 1024), SCHEMES["scheme5"], params, np.random.default_rng(2))

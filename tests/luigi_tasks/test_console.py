@@ -22,6 +22,7 @@ def toy_run(toy, *extra, env=None):
     return subprocess.run(command, cwd=ROOT, env=environment, capture_output=True, text=True, timeout=300)
 
 
+@pytest.mark.slow
 def test_a_successful_run_shows_one_line_per_step_and_a_summary(toy):
     done = toy_run(toy)
     assert done.returncode == 0, done.stderr[-3000:]
@@ -41,6 +42,7 @@ def test_a_successful_run_shows_one_line_per_step_and_a_summary(toy):
     assert "[DEBUG]" not in log
 
 
+@pytest.mark.slow
 def test_loglevel_debug_puts_luigis_debug_lines_in_the_log_not_on_the_terminal(toy):
     done = toy_run(toy, env={"LOGLEVEL": "DEBUG"})
     assert done.returncode == 0 and "DEBUG" not in done.stderr
@@ -48,6 +50,7 @@ def test_loglevel_debug_puts_luigis_debug_lines_in_the_log_not_on_the_terminal(t
     assert "[DEBUG] luigi-interface" in log and "Checking if" in log
 
 
+@pytest.mark.slow
 def test_a_failed_run_names_the_step_and_the_reason_without_a_traceback(toy):
     done = toy_run(toy, "--threshold-value", "666")
     assert done.returncode == 30
@@ -58,6 +61,7 @@ def test_a_failed_run_names_the_step_and_the_reason_without_a_traceback(toy):
     assert "Traceback" in (toy.output / "batchlib" / "ToyWorkflow.log").read_text()
 
 
+@pytest.mark.slow
 def test_a_user_error_prints_message_and_fix_only(toy, tmp_path):
     toy.plate = tmp_path / "nowhere"
     done = toy_run(toy)
@@ -68,6 +72,7 @@ def test_a_user_error_prints_message_and_fix_only(toy, tmp_path):
     assert len(done.stderr.splitlines()) <= 4, done.stderr
 
 
+@pytest.mark.slow
 def test_help_lists_workers():
     done = subprocess.run([sys.executable, "-m", "luigi", "--module", "antibodies", "CellAnalysis", "--help"],
                           cwd=ROOT, env=dict(os.environ, PYTHONPATH=str(ROOT)), capture_output=True, text=True,

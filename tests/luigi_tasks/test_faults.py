@@ -52,6 +52,7 @@ def expected_outputs(plate):
 # ---------------------------------------------------------------- 1. kill -9 at random moments
 
 
+@pytest.mark.slow
 def test_random_kill_9_loses_nothing_and_recomputes_nothing_complete(tmp_path):
     """>= 20 SIGKILLs of local-scheduler runs (whole run, scheduler only, task child only), rerun after each."""
     plate = tmp_path / "plate"
@@ -87,6 +88,7 @@ def add_bad_files(plate):
     return invalid, good[4].stem  # TOY_FAIL_ON: Smooth fails on it (a decoding error after the checks)
 
 
+@pytest.mark.slow
 def test_random_kill_9_on_a_corrupt_plate_gives_the_clean_result_of_the_good_images(tmp_path):
     """The kill loop on a plate with an empty file, a bad name, a truncated TIFF and an image that fails in
     the first step (run with --ignore-invalid-inputs --ignore-failed-outputs): every round ends equal to a
@@ -131,9 +133,10 @@ with container_transaction(target) as tmp:
 """
 
 
+@pytest.mark.slow
 def test_rerun_does_not_redo_an_image_an_orphaned_task_commits_meanwhile(toy, tmp_path):
     """kill -9 of the scheduling process orphans its task child, which finishes its image while the rerun
-    (stale run lock recovered) waits for that container: the rerun must find it complete, not compute it again."""
+    (its run lock released by the kernel) waits for that container: the rerun must find it complete, not compute it again."""
     reference = tmp_path / "reference"
     assert run_local([toy.workflow()]).status == LuigiStatusCode.SUCCESS
     toy.output.rename(reference)
@@ -153,6 +156,7 @@ def test_rerun_does_not_redo_an_image_an_orphaned_task_commits_meanwhile(toy, tm
     assert validate_outputs(toy.output, expected_outputs(toy.plate)) == []
 
 
+@pytest.mark.slow
 def test_rerun_does_not_redo_plate_tables_an_orphaned_task_commits_meanwhile(toy, tmp_path):
     """The same for a plate job: the tables file committed while the rerun waited for its lock is kept."""
     import shutil
@@ -246,8 +250,8 @@ def test_unreadable_index_is_not_trusted(toy, index):
 # ---------------------------------------------------------------- 3. concurrent runs
 
 
-def test_two_runs_recovering_the_same_stale_lock_do_not_both_win(tmp_path, monkeypatch):
-    """Both read the dead holder before either removes it: only one may take the lock."""
+def test_two_runs_finding_the_lock_of_a_dead_run_do_not_both_win(tmp_path, monkeypatch):
+    """Both find the lock file a dead run left (its flock dropped by the kernel): only one may take the lock."""
     import threading
 
     from luigi_tasks.errors import WorkflowLockedError
@@ -269,11 +273,11 @@ def test_two_runs_recovering_the_same_stale_lock_do_not_both_win(tmp_path, monke
         return found
 
     monkeypatch.setattr(RunLock, "holder", holder_then_meet)
-    outcomes = []
+    outcomes, locks = [], []
 
     def contender():
         try:
-            RunLock(tmp_path, "W").acquire(wait=False)
+            locks.append(RunLock(tmp_path, "W").acquire(wait=False))
             outcomes.append("won")
         except WorkflowLockedError:
             outcomes.append("refused")
@@ -284,6 +288,8 @@ def test_two_runs_recovering_the_same_stale_lock_do_not_both_win(tmp_path, monke
     for thread in threads:
         thread.join(timeout=30)
     assert sorted(outcomes) == ["refused", "won"]
+    locks[0].release()
+    assert not lock_file.exists()
 
 
 def start_runs(plate, output, tmp_path, *extras):
@@ -306,6 +312,7 @@ def busy_plate(tmp_path):
     return plate
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("extras, guard", [
     ([(), ()], "already running"),  # the identical command twice: Luigi's own process lock refuses it (exit 10)
     ([(), ("--workers", "1")], "another run"),  # any other command on the same output folder: the run lock
@@ -325,6 +332,7 @@ def test_two_simultaneous_local_runs_the_lock_decides(busy_plate, tmp_path, extr
     print(f"\n[two simultaneous local runs] exit codes {codes}; the refused one says: {line[:300]}")
 
 
+@pytest.mark.slow
 def test_wait_for_lock_waits_then_finds_everything_done(busy_plate, tmp_path):
     output = tmp_path / "out"
     codes, texts = start_runs(busy_plate, output, tmp_path, ("--wait-for-lock",), ("--wait-for-lock", "--workers", "1"))
@@ -354,6 +362,7 @@ def start_luigid(state, port):
     return process
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("down_seconds, retries", [(2.0, 15), (6.0, 2)],
                          ids=["restart-within-retries", "restart-after-retries"])
 def test_luigid_killed_mid_run_and_restarted(busy_plate, tmp_path, down_seconds, retries):
@@ -472,6 +481,7 @@ def _listening(pid):
     return {(c.laddr.ip, c.laddr.port) for c in connections if c.status == psutil.CONN_LISTEN}
 
 
+@pytest.mark.slow
 def test_luigid_of_the_tests_and_of_the_scheduler_cli_listen_on_127_0_0_1_only(tmp_path):
     from luigi_tasks import scheduler
     from luigi_tasks.testing import free_port, running_luigid

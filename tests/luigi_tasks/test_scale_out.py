@@ -80,6 +80,7 @@ def check_outputs(output, n_images):
             assert all(key in container for key in TOY_KEYS), path
 
 
+@pytest.mark.slow
 def test_scheduler_cli_starts_reports_and_stops_luigid(tmp_path):
     port, state = free_port(), tmp_path / "state"
     cli = [sys.executable, "-m", "luigi_tasks.scheduler"]
@@ -99,6 +100,7 @@ def test_scheduler_cli_starts_reports_and_stops_luigid(tmp_path):
     assert (state / "luigi-state.pickle").exists() and (state / "luigid.log").exists()
 
 
+@pytest.mark.slow
 def test_two_workers_share_one_plate_and_run_each_image_once(tmp_path, luigid):
     url, port = luigid
     plate, output = tmp_path / "plate", tmp_path / "out"
@@ -147,6 +149,7 @@ def start_second_while_first_runs(tmp_path, url, command, env):
     return first.returncode, second, time.monotonic() - started
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("wait, second_code", [("true", 0), ("false", 25)])
 def test_a_process_that_finds_the_rest_held_by_another_waits_and_exits_0(tmp_path, luigid, wait, second_code):
     """The same command twice without keep-alive flags: the second process finds the only batch held by the
@@ -164,6 +167,7 @@ def test_a_process_that_finds_the_rest_held_by_another_waits_and_exits_0(tmp_pat
     assert read_status(output, "ToyWorkflow")["state"] == "finished"
 
 
+@pytest.mark.slow
 def test_processes_sharing_a_plate_with_a_failing_image_both_end_non_zero(tmp_path, luigid):
     """Waiting for others never waits for a failed task: both processes end, non-zero, naming the image."""
     url, port = luigid
@@ -178,6 +182,7 @@ def test_processes_sharing_a_plate_with_a_failing_image_both_end_non_zero(tmp_pa
     assert status["state"] == "failed" and list(status["failed_outputs"]) == [broken]
 
 
+@pytest.mark.slow
 def test_failure_reason_reaches_the_scheduler(tmp_path, luigid):
     url, port = luigid
     make_raw_plate(tmp_path / "plate")
@@ -190,6 +195,7 @@ def test_failure_reason_reaches_the_scheduler(tmp_path, luigid):
         assert "injected failure" in error and "A02_0002" in error and len(error.strip().splitlines()) == 1
 
 
+@pytest.mark.slow
 def test_stuck_task_is_killed_reported_and_cleaned_up_by_the_rerun(tmp_path, luigid):
     url, port = luigid
     plate, output = tmp_path / "plate", tmp_path / "out"
@@ -213,6 +219,7 @@ def test_stuck_task_is_killed_reported_and_cleaned_up_by_the_rerun(tmp_path, lui
     assert read_status(output, "Threshold")["failed_outputs"] == {}
 
 
+@pytest.mark.slow
 def test_rerun_of_the_same_batches_after_deleting_outputs_runs_them_once(tmp_path, luigid):
     """luigid remembers the first run's batches; without luigi_fixes the rerun got the same batch forever."""
     url, port = luigid
@@ -221,13 +228,19 @@ def test_rerun_of_the_same_batches_after_deleting_outputs_runs_them_once(tmp_pat
     command = toy_command(plate, output, port)
     assert run_command(command).returncode == 0
     shutil.rmtree(output)
-    time.sleep(11)  # luigid ignores "pending" for tasks done less than stable_done_cooldown_secs (10 s) ago
+    # luigid ignores "pending" for tasks done less than stable_done_cooldown_secs (10 s) ago: wait until every
+    # task of the first run is past it (its last update in luigid), so the rerun reaches the code under test
+    cooldown = 10
+    done = tasks_of(url, "DONE", output)
+    assert done
+    wait_until(lambda: all(time.time() - task["last_updated"] > cooldown for task in done.values()), timeout=60)
     again = run_command(command, timeout=120)
     assert again.returncode == 0, again.stderr[-2000:]
     assert Counter(job for job, _, _ in runs(output)) == {"Smooth": 4, "Threshold": 4, "CountTable": 1}
     check_outputs(output, 4)
 
 
+@pytest.mark.slow
 def test_progress_command_counts_images_done_from_disk(toy, capsys):
     run_local([toy.workflow(threshold_value="666")])  # one image fails, the plate table is not written
     assert progress.main([str(toy.output)]) == 1

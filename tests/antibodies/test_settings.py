@@ -1,0 +1,34 @@
+"""The configspec is the one home of a setting: tasks take type, default and help from it."""
+import pytest
+
+from antibodies.analysis.background import BACKGROUND_STRATEGIES
+from antibodies.analysis.infection import INFECTION_METHODS
+from antibodies.settings import SPEC_PATH, setting
+from antibodies.tasks import CellSegmentation, InfectionDecision, PlateBackground
+from antibodies.tasks.segmentation import FOREGROUNDS, HEIGHT_MAPS
+from luigi_tasks.config import flat_name, load_config, spec_entries
+
+
+@pytest.mark.parametrize("section, key, registry", [
+    ("cells", "height_map", HEIGHT_MAPS), ("cells", "foreground", FOREGROUNDS),
+    ("infection", "method", INFECTION_METHODS), ("background", "method", BACKGROUND_STRATEGIES),
+])
+def test_every_choice_of_the_configspec_has_a_strategy(section, key, registry):
+    assert set(setting(section, key)._choices) <= set(registry)
+
+
+def test_task_parameters_take_their_defaults_from_the_configspec():
+    defaults = load_config(None, SPEC_PATH)
+    for task in (CellSegmentation, InfectionDecision, PlateBackground):
+        own = {name: param for name, param in task.get_params() if name in defaults}
+        assert own and all(param._default == defaults[name] or tuple(defaults[name]) == param._default
+                           for name, param in own.items()), task
+    assert dict(InfectionDecision.get_params())["infection_threshold_factor"]._default == 4.8
+
+
+def test_every_configspec_entry_is_read_by_a_task_or_the_workflow():
+    from antibodies import tasks
+
+    names = {name for cls in map(lambda n: getattr(tasks, n), tasks.__all__) for name, _ in cls.get_params()}
+    entries = {flat_name(section, key) for section, key, _ in spec_entries(SPEC_PATH)}
+    assert entries - names == {"export_ome_zarr"}  # read by CellAnalysis.jobs_to_run
