@@ -4,6 +4,7 @@ import pandas as pd
 from luigi_tasks.io import open_file, parse_image_name, read_table, write_table
 
 from ..analysis.background import (
+    BACKGROUND_STRATEGIES,
     BackgroundStats,
     ImageHistograms,
     accumulate_histograms,
