@@ -23,7 +23,7 @@ Which code runs where (read this before quoting a figure):
 each phase (from ``/proc/stat``): a speed-up is only meaningful when it is small.
 
 Framework overhead = wall time of the ``luigi`` command minus the time spent
-inside the jobs' own ``run``/``run_plate`` (``job_seconds`` in
+inside the jobs' own ``compute``/``run_plate`` (``job_seconds`` in
 ``OUT/batchlib/<Job>.status``); it includes Python start-up and imports,
 planning, scheduling, process forks, container copies and commits, stamps,
 status files and progress reports. Peak RSS comes from ``peak_rss_mb`` in the

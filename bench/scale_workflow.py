@@ -47,7 +47,7 @@ class CheapPreprocess(BatchJob):
 
     outputs = ("nuclei", "marker", "serum_IgG")
 
-    def run(self, input_files, output_files):
+    def compute(self, input_files, output_files):
         mapping = read_channel_mapping(self.plate_dir)
         for input_file, output_file in zip(input_files, output_files):
             pages = tifffile.imread(input_file)
@@ -62,7 +62,7 @@ class CheapNuclei(BatchJobOnContainer):
 
     inputs, outputs = ("nuclei",), ("nucleus_segmentation",)
 
-    def run(self, input_files, output_files):
+    def compute(self, input_files, output_files):
         for input_file, output_file in zip(input_files, output_files):
             nuclei = read_images(input_file, ["nuclei"])["nuclei"]
             write_label_image(output_file, "nucleus_segmentation", (nuclei > nuclei.mean()).astype("uint16"))
@@ -73,7 +73,7 @@ class CheapTophat(BatchJobOnContainer):
 
     inputs, outputs = ("marker",), ("marker_tophat",)
 
-    def run(self, input_files, output_files):
+    def compute(self, input_files, output_files):
         for input_file, output_file in zip(input_files, output_files):
             write_intensity_image(output_file, "marker_tophat", read_images(input_file, ["marker"])["marker"])
 
@@ -83,7 +83,7 @@ class CheapCells(BatchJobOnContainer):
 
     inputs, outputs = ("nucleus_segmentation",), ("cell_segmentation",)
 
-    def run(self, input_files, output_files):
+    def compute(self, input_files, output_files):
         for input_file, output_file in zip(input_files, output_files):
             cells = read_images(input_file, ["nucleus_segmentation"])["nucleus_segmentation"]
             write_label_image(output_file, "cell_segmentation", cells)
@@ -94,7 +94,7 @@ class CheapFeatures(BatchJobOnContainer):
 
     inputs, outputs = ("cell_segmentation", "serum_IgG", "marker_tophat"), ("tables/cells",)
 
-    def run(self, input_files, output_files):
+    def compute(self, input_files, output_files):
         for input_file, output_file in zip(input_files, output_files):
             images = read_images(input_file, ["serum_IgG", "marker_tophat"])
             serum, marker = images["serum_IgG"], images["marker_tophat"]
@@ -134,7 +134,7 @@ class CheapInfected(BatchJobOnContainer):
 
     inputs, outputs = ("tables/cells",), ("tables/infected",)
 
-    def run(self, input_files, output_files):
+    def compute(self, input_files, output_files):
         with open_file(self.tables_path, "r") as container:
             background = float(read_table(container, "plate/decision")["factor"].iloc[0])
         for input_file, output_file in zip(input_files, output_files):

@@ -1,23 +1,33 @@
 """Jobs as Luigi tasks: one task per (image, job), plate tasks over all images.
 
 Users write a :class:`BatchJob` (raw images in) or :class:`BatchJobOnContainer`
-(container keys in) and implement ``run(self, input_files, output_files,
-**kwargs)`` as in batchlib. Luigi calls ``run()`` without arguments; the
-framework routes that call to :meth:`ImageJob.run_images`, which for each image
-opens a container transaction, calls the job's ``run`` with the input file and
-the temporary output file, checks the declared output keys, stamps them and
-commits. Output files given to the job are temporary copies: whatever the job
-writes appears atomically or not at all.
+(container keys in) and implement ``compute(self, input_files, output_files,
+**settings)``. Luigi's ``run()`` belongs to the framework (:meth:`ImageJob.run`):
+for each image it opens a container transaction, calls the job's ``compute``
+with the input file and the temporary output file, checks the declared output
+keys, stamps them and commits. Output files given to the job are temporary
+copies: whatever the job writes appears atomically or not at all.
+
+Settings: a task class declares as Luigi parameters only the settings it reads
+(:meth:`PlateTask.own_setting_params`). The settings of the tasks above it
+travel in one parameter, ``upstream_settings`` (``{name: value string}``), from
+which :meth:`PlateTask.upstream_task` rebuilds each required task
+(:meth:`PlateTask.from_settings`). The fingerprint of an output hashes the
+task's own settings, the upstream ones and the upstream fingerprints.
 
 Plate-level jobs (:class:`PlateJob`) require the image tasks of every valid image
 and write tables to ``<output>/<plate>_tables.hdf5`` the same way.
 """
+import functools
+import json
 import logging
 import os
 import time
 from pathlib import Path
 
 import luigi
+from luigi.freezing import FrozenOrderedDict
+from luigi.parameter import _no_value
 
 from . import options
 from .errors import FailedOutputsError
@@ -41,6 +51,7 @@ __all__ = [
     "BatchJobOnContainer",
     "PlateJob",
     "record_killed_task",
+    "RUN_OPTIONS",
     "wire",
     "wire_steps",
 ]
@@ -49,8 +60,14 @@ IMAGE_SEPARATOR = ";"
 # Process-wide: {class: (key, params)}. Luigi asks a class for its parameters (a classmethod, ~10 times per
 # task object) and offers no place to keep the answer; see PlateTask.get_params.
 _PARAMS_CACHE = {}
+# Process-wide: {class: {name: parameter}} of the settings upstream of a class; emptied by wire(), the one
+# place that changes the graph (see PlateTask.upstream_setting_params).
+_UPSTREAM_SETTINGS_CACHE = {}
 STEP_PRIORITY = 100
-LOCATION_PARAMS = ("plate_dir", "output_dir", "image_name")
+RUN_OPTIONS = ("plate_dir", "output_dir", "gpu", "ignore_invalid_inputs", "ignore_failed_outputs", "recompute_before")
+"""Parameters every task of a plate shares and passes unchanged to the tasks it requires (none changes an output)."""
+FRAMEWORK_PARAMS = RUN_OPTIONS + ("image_name", "upstream_settings")
+"""Parameters declared by the framework; every other parameter of a task is a setting it reads."""
 
 
 def plate_tables_path(output_dir, plate_name):
@@ -108,6 +125,28 @@ def _failure_message(job, failed, n_images, shown=5):
     return f"{job} failed on {len(items)} of {n_images} image(s): {named}{more}; the others are committed"
 
 
+@functools.lru_cache(maxsize=256)
+def _settings_json(settings):
+    return json.dumps(dict(settings))
+
+
+class SettingsParameter(luigi.DictParameter):
+    """A ``{name: value string}`` parameter; frozen once, so a plate job's many upstream tasks share one value.
+
+    Luigi freezes, hashes and serialises a dict parameter on every task it
+    builds; a value that is already frozen is kept (its hash is cached) and
+    its JSON is computed once.
+    """
+
+    def normalize(self, x):
+        """Keep a frozen mapping as it is; freeze anything else."""
+        return x if isinstance(x, FrozenOrderedDict) else super().normalize(x)
+
+    def serialize(self, x):
+        """JSON of the mapping (as Luigi's ``DictParameter``), computed once per value."""
+        return _settings_json(self.normalize(x))
+
+
 class PlateTask(luigi.Task):
     """Parameters and provenance shared by every task of a plate."""
 
@@ -118,6 +157,11 @@ class PlateTask(luigi.Task):
     ignore_failed_outputs = options.ignore_failed_outputs()
     recompute_before = luigi.FloatParameter(
         default=0.0, significant=False, description="Outputs made before this time (epoch s) are recomputed"
+    )
+    upstream_settings = SettingsParameter(
+        default={},
+        description="Settings of the tasks this one requires, directly or further up ({name: value string}); "
+        "the workflow fills it from the validated config, requires() rebuilds the upstream tasks from it",
     )
 
     upstream = ()
@@ -131,7 +175,7 @@ class PlateTask(luigi.Task):
         Luigi scans ``dir(cls)`` on every call (~60 us) and calls it about ten
         times per task object; a no-op rerun of an 864-image plate makes ~60,000
         calls. The cache key changes when a parameter is added to the class or a
-        base class (:func:`wire`, :func:`~luigi_tasks.workflow.add_config_parameters`).
+        base class (e.g. :func:`~luigi_tasks.workflow.add_config_parameters`).
         """
         key = tuple(len(vars(base)) for base in cls.__mro__)
         cached = _PARAMS_CACHE.get(cls)
@@ -164,16 +208,81 @@ class PlateTask(luigi.Task):
         """Return the :class:`~luigi_tasks.plan.PlatePlan` of the plate."""
         return self.planner.plan(self.plate_dir).require_valid(self.ignore_invalid_inputs)
 
+    @classmethod
+    def own_setting_params(cls):
+        """Return ``{name: parameter}`` of the settings this class declares (and reads): all but the framework's."""
+        return {name: param for name, param in cls.get_params() if name not in FRAMEWORK_PARAMS}
+
+    @classmethod
+    def upstream_setting_params(cls):
+        """Return ``{name: parameter}`` of the settings of every class above this one, less its own (sorted)."""
+        cached = _UPSTREAM_SETTINGS_CACHE.get(cls)
+        if cached is None:
+            found = {}
+            for upstream in cls.upstream:
+                found.update(upstream.upstream_setting_params())
+                found.update(upstream.own_setting_params())
+            own = cls.own_setting_params()
+            cached = _UPSTREAM_SETTINGS_CACHE[cls] = {name: found[name] for name in sorted(found) if name not in own}
+        return dict(cached)
+
+    @classmethod
+    def setting_params(cls):
+        """Return ``{name: parameter}`` of every setting that shapes this class's outputs: upstream and own."""
+        return {**cls.upstream_setting_params(), **cls.own_setting_params()}
+
+    @classmethod
+    def serialize_settings(cls, values):
+        """Return ``{name: value string}`` of the typed ``values`` (e.g. a validated config) this class needs."""
+        return {name: param.serialize(param.normalize(values[name]))
+                for name, param in cls.setting_params().items() if name in values}
+
+    @classmethod
+    def settings_kwargs(cls, settings):
+        """Return the parameters of this class for ``settings`` (``{name: value string}``; extra names are ignored).
+
+        Its own settings (parsed) become its parameters; those of the classes
+        above it go into ``upstream_settings``.
+        """
+        params = cls.own_setting_params()
+        own = {name: param.parse(settings[name]) for name, param in params.items() if name in settings}
+        names = [name for name in cls.upstream_setting_params() if name in settings]
+        upstream = FrozenOrderedDict((name, settings[name]) for name in names)
+        return dict(own, upstream_settings=upstream)
+
+    @classmethod
+    def from_settings(cls, settings, **kwargs):
+        """Return the task of this class for ``settings``; ``kwargs`` are the run options (and ``image_name``)."""
+        return cls(**kwargs, **cls.settings_kwargs(settings))
+
+    def setting_values(self):
+        """Return ``{name: value string}`` of every setting of this task's outputs (memoised).
+
+        Its own settings, ``upstream_settings``, and the default of any upstream
+        setting that is missing there (a task built by hand).
+        """
+        if "_setting_values" not in self.__dict__:
+            values = {name: param.serialize(param._default) for name, param in self.upstream_setting_params().items()
+                      if param._default is not _no_value}
+            values.update(self.upstream_settings)
+            own = self.own_setting_params()
+            values.update({name: param.serialize(getattr(self, name)) for name, param in own.items()})
+            self._setting_values = values
+        return self._setting_values
+
     def significant_params(self):
-        """Return ``{name: value}`` of parameters that change the output (locations excluded)."""
-        return {
-            name: param.serialize(getattr(self, name))
-            for name, param in self.get_params()
-            if param.significant and name not in LOCATION_PARAMS
-        }
+        """Return ``{name: value string}`` of the settings that change this task's outputs: its own and upstream ones.
+
+        This is what the fingerprint hashes and what each output records as its
+        parameters. Upstream settings are also covered by the upstream
+        fingerprints; listing them here too keeps an output's record complete.
+        """
+        params = self.setting_params()
+        return {name: value for name, value in self.setting_values().items()
+                if name not in params or params[name].significant}
 
     def fingerprint_payload(self):
-        """Return what the fingerprint hashes: family, parameters, upstream fingerprints."""
+        """Return what the fingerprint hashes: family, settings, upstream fingerprints."""
         upstream = sorted({task.fingerprint() for task in luigi.task.flatten(self.requires())})
         return {"job": self.task_family, "params": self.significant_params(), "upstream": upstream}
 
@@ -190,9 +299,23 @@ class PlateTask(luigi.Task):
             not_before=self.recompute_before,
         )
 
+    def upstream_task(self, cls, **kwargs):
+        """Return the task of upstream class ``cls`` with this task's run options and settings.
+
+        ``kwargs`` add or replace parameters (``image_name``). The parameters
+        common to all tasks of ``cls`` are worked out once per task and class.
+        """
+        common = self.__dict__.setdefault("_upstream_params", {})
+        if cls not in common:
+            options = {name: getattr(self, name) for name in RUN_OPTIONS}
+            common[cls] = dict(options, **cls.settings_kwargs(self.setting_values()))
+        return cls(**dict(common[cls], **kwargs))
+
     def upstream_tasks(self, cls):
-        """Return the tasks of upstream class ``cls`` this task needs."""
-        return self.clone(cls)
+        """Return the tasks of upstream class ``cls`` this task needs (an image job: the same images)."""
+        if issubclass(cls, ImageJob):
+            return self.upstream_task(cls, image_name=self.image_name)
+        return self.upstream_task(cls)
 
     def requires(self):
         """Require the upstream jobs wired by :func:`wire`."""
@@ -369,38 +492,35 @@ class ImageJob(PlateTask):
 class BatchJob(ImageJob):
     """A batchlib-style job reading raw image files.
 
-    Implement ``run(self, input_files, output_files, **kwargs)``: ``input_files``
-    are raw image paths, ``output_files`` the matching (temporary) containers,
-    and ``kwargs`` the job's own significant parameters. Luigi's argument-free
-    ``run()`` is routed to the framework, which calls it once per image.
+    Implement ``compute(self, input_files, output_files, **settings)``:
+    ``input_files`` are raw image paths, ``output_files`` the matching
+    (temporary) containers, and ``settings`` the job's own settings by name.
+    Luigi's ``run()`` is the framework's (:meth:`ImageJob.run`); it calls
+    ``compute`` once per image. A subclass that defines ``run`` is refused.
     """
 
     def __init_subclass__(cls, **kwargs):
         super().__init_subclass__(**kwargs)
-        job_run = cls.__dict__.get("run")
-        if job_run is not None and job_run is not ImageJob.run:
-            cls.run_job = job_run
-            cls.run = ImageJob.run
-        own = [name for name, value in cls.__dict__.items() if isinstance(value, luigi.Parameter)]
-        cls.job_param_names = tuple(dict.fromkeys(getattr(cls, "job_param_names", ()) + tuple(own)))
+        if "run" in vars(cls):
+            raise TypeError(f"{cls.__name__} defines run(): a BatchJob implements compute(input_files, output_files, "
+                            "**settings); Luigi's run() belongs to the framework (ImageJob.run)")
 
-    job_param_names = ()
-
-    def run_job(self, input_files, output_files, **kwargs):
-        """The job's computation; subclasses define it as ``run``."""
-        raise NotImplementedError(f"{type(self).__name__} must implement run(input_files, output_files, **kwargs)")
+    def compute(self, input_files, output_files, **settings):
+        """The job's computation: write the outputs of ``input_files`` into ``output_files``."""
+        raise NotImplementedError(
+            f"{type(self).__name__} must implement compute(input_files, output_files, **settings)")
 
     def job_kwargs(self):
-        """Return the job's own parameters as keyword arguments."""
-        return {name: getattr(self, name) for name in self.job_param_names}
+        """Return the job's own settings as keyword arguments of :meth:`compute`."""
+        return {name: getattr(self, name) for name in self.own_setting_params()}
 
     def input_file(self, image):
         """Return the raw file of ``image``."""
         return self.plan().images[image]
 
     def process_image(self, image, output_file):
-        """Call the job's ``run`` with one input and one output file."""
-        self.run_job([self.input_file(image)], [str(output_file)], **self.job_kwargs())
+        """Call the job's ``compute`` with one input and one output file."""
+        self.compute([self.input_file(image)], [str(output_file)], **self.job_kwargs())
 
 
 class BatchJobOnContainer(BatchJob):
@@ -418,7 +538,7 @@ class BatchJobOnContainer(BatchJob):
         return str(self.container(image))
 
     def process_image(self, image, output_file):
-        """Check the input keys, then call the job's ``run``."""
+        """Check the input keys, then call the job's ``compute``."""
         with open_file(self.input_file(image), "r") as container:
             missing = [key for key in self.inputs if key not in container]
         if missing:
@@ -442,8 +562,8 @@ class PlateJob(PlateTask):
     def upstream_tasks(self, cls):
         """Image jobs: one task per image; plate jobs: the job itself."""
         if issubclass(cls, ImageJob):
-            return [self.clone(cls, image_name=image) for image in self.images()]
-        return self.clone(cls)
+            return [self.upstream_task(cls, image_name=image) for image in self.images()]
+        return self.upstream_task(cls)
 
     def fingerprint_payload(self):
         """Include the images covered, so new images make the outputs stale."""
@@ -523,19 +643,17 @@ def record_killed_task(task, error_message):
 
 
 def wire(job, *upstream):
-    """Make ``job`` require ``upstream`` jobs and inherit their parameters.
+    """Make ``job`` require ``upstream`` jobs.
 
     This is the only place where steps learn about each other; a workflow
-    module calls it once per step. A step gets a lower scheduler priority than
-    its upstream steps, so Luigi finishes a step on all ready images before the
-    next one and can batch them (one model load per batch, few scheduler calls).
+    module calls it once per step. It adds no parameter to ``job``: the
+    settings of the upstream jobs reach it in ``upstream_settings``. A step
+    gets a lower scheduler priority than its upstream steps, so Luigi finishes
+    a step on all ready images before the next one and can batch them (one
+    model load per batch, few scheduler calls).
     """
-    for cls in upstream:
-        for name, param in cls.get_params():
-            per_image = name == "image_name" and not issubclass(job, ImageJob)
-            if not hasattr(job, name) and not per_image:
-                setattr(job, name, param)
     job.upstream = tuple(upstream)
+    _UPSTREAM_SETTINGS_CACHE.clear()
     job.priority = min((cls.priority for cls in upstream), default=STEP_PRIORITY) - 1
     return job
 

@@ -2,8 +2,9 @@
 
 A workflow validates the folders, the configuration and the raw images once,
 in the scheduling process, records the plan in ``batchlib/<Workflow>.status``,
-takes the run lock when the local scheduler is used, and passes every value
-down as task parameters. Subclasses set ``spec_path``, ``planner`` and
+takes the run lock when the local scheduler is used, and builds the final jobs
+from the validated settings (each job takes its own settings as parameters and
+those of the jobs above it in ``upstream_settings``). Subclasses set ``spec_path``, ``planner`` and
 ``final_jobs``.
 
 The workflow status ends every run in one of three states, decided from the
@@ -165,7 +166,7 @@ class PlateWorkflow(luigi.WrapperTask):
             ignore_failed_outputs=self.ignore_failed_outputs,
             recompute_before=time.time() if self.force_recompute else 0.0,
         )
-        tasks = [job(**common, **self.params_for(job, values)) for job in self.jobs_to_run(values)]
+        tasks = [job.from_settings(job.serialize_settings(values), **common) for job in self.jobs_to_run(values)]
         write_plan(output_dir, describe_plan(self.task_id, common["plate_dir"], tasks, plan.image_names))
         return tasks
 
@@ -175,11 +176,6 @@ class PlateWorkflow(luigi.WrapperTask):
 
     def check_config(self, values):
         """Check resources named by the configuration (files, models); raise with the fix."""
-
-    @staticmethod
-    def params_for(job, values):
-        """Return the config values ``job`` takes as parameters."""
-        return {name: values[name] for name, _ in job.get_params() if name in values}
 
     def _take_lock(self, output_dir, logger):
         key = str(output_dir)
@@ -283,9 +279,9 @@ def _walk(tasks, image):
         found[task.task_family] = task
         for cls in task.upstream:
             if issubclass(cls, ImageJob):
-                todo.append(task.clone(cls, image_name=getattr(task, "image_name", image)))
+                todo.append(task.upstream_task(cls, image_name=getattr(task, "image_name", image)))
             else:
-                todo.append(task.clone(cls))
+                todo.append(task.upstream_task(cls))
     return found
 
 

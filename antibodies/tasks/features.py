@@ -41,8 +41,8 @@ class CellFeatures(AssayImageJob):
         keys = [cell_table_key(channel) for channel in self.channels()]
         return keys + [histogram_key(c, which) for c in self.channels() for which in ("background", "total")]
 
-    def run(self, input_files, output_files, features_exclude_nuclei, infection_quantile, infection_border_exclusion,
-            background_exclusion):
+    def compute(self, input_files, output_files, features_exclude_nuclei, infection_quantile,
+                infection_border_exclusion, background_exclusion):
         quantiles = sorted({0.95, infection_quantile})
         for input_file, output_file in zip(input_files, output_files):
             images = read_images(input_file, self.inputs)

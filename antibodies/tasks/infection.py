@@ -81,7 +81,7 @@ class InfectedCells(AssayImageJob):
             self._decision = (read_image_backgrounds(self.tables_path), read_infection_factor(self.tables_path))
         return self._decision
 
-    def run(self, input_files, output_files, infection_quantile, qc_cell_min_size, qc_cell_max_size):
+    def compute(self, input_files, output_files, infection_quantile, qc_cell_min_size, qc_cell_max_size):
         backgrounds, factor = self.plate_decision()
         size_rule = make_qc_rule("cell_size", min_size=qc_cell_min_size, max_size=qc_cell_max_size)
         whole_cells = cell_table(self.sera()[0])  # the marker table measures cell interiors only

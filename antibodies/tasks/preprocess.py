@@ -33,7 +33,7 @@ class Preprocess(BatchJob):
         """Return the corrector file configured for images of ``shape`` ('' if none)."""
         return getattr(self, f"preprocess_barrel_corrector_{shape[0]}x{shape[1]}", "")
 
-    def run(self, input_files, output_files, **correctors):
+    def compute(self, input_files, output_files, **correctors):
         mapping = {name: role for name, role in read_channel_mapping(self.plate_dir).items() if role}
         for input_file, output_file in zip(input_files, output_files):
             stack = tifffile.imread(input_file)

@@ -42,7 +42,7 @@ class NucleusSegmentation(AssayImageJob):
     nuclei_prob_thresh = setting("nuclei", "prob_thresh")
     nuclei_nms_thresh = setting("nuclei", "nms_thresh")
 
-    def run(self, input_files, output_files, nuclei_model, nuclei_prob_thresh, nuclei_nms_thresh):
+    def compute(self, input_files, output_files, nuclei_model, nuclei_prob_thresh, nuclei_nms_thresh):
         model = load_stardist_model(nuclei_model)
         for input_file, output_file in zip(input_files, output_files):
             image = read_images(input_file, [NUCLEI])[NUCLEI]
@@ -67,7 +67,7 @@ class CellSegmentation(AssayImageJob):
         """The foreground strategy chosen by the parameters."""
         return FOREGROUNDS[self.cells_foreground](self.cells_foreground_threshold)
 
-    def run(self, input_files, output_files, cells_height_map, **_):
+    def compute(self, input_files, output_files, cells_height_map, **_):
         for input_file, output_file in zip(input_files, output_files):
             images = read_images(input_file, self.inputs)
             nuclei = images.pop(NUCLEUS_SEGMENTATION)

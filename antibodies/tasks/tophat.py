@@ -16,7 +16,7 @@ class MarkerTophat(AssayImageJob):
 
     infection_tophat_radius = setting("infection", "tophat_radius")
 
-    def run(self, input_files, output_files, infection_tophat_radius):
+    def compute(self, input_files, output_files, infection_tophat_radius):
         for input_file, output_file in zip(input_files, output_files):
             marker = read_images(input_file, [MARKER])[MARKER]
             write_intensity_image(output_file, MARKER_TOPHAT, white_tophat(marker, infection_tophat_radius))

@@ -32,3 +32,19 @@ def test_every_configspec_entry_is_read_by_a_task_or_the_workflow():
     names = {name for cls in map(lambda n: getattr(tasks, n), tasks.__all__) for name, _ in cls.get_params()}
     entries = {flat_name(section, key) for section, key, _ in spec_entries(SPEC_PATH)}
     assert entries - names == {"export_ome_zarr"}  # read by CellAnalysis.jobs_to_run
+
+
+def test_a_task_carries_only_the_settings_it_declares():
+    """No relay: a setting is a parameter of the classes that read it; the others get it in upstream_settings."""
+    import inspect
+    import re
+
+    from antibodies import tasks
+    from luigi_tasks.job import FRAMEWORK_PARAMS
+
+    for cls in map(lambda n: getattr(tasks, n), tasks.__all__):
+        declared = set(re.findall(r"^    (\w+) = setting\(", inspect.getsource(cls), re.M))
+        assert {name for name, _ in cls.get_params()} - set(FRAMEWORK_PARAMS) == declared, cls
+    assert tasks.PlateExports.own_setting_params() == {}
+    assert "infection_threshold_factor" in tasks.PlateExports.upstream_setting_params()
+    assert "infection_threshold_factor" not in tasks.CellFeatures.upstream_setting_params()

@@ -58,7 +58,7 @@ class Smooth(BatchJob):
     outputs = ("raw", "smoothed")
     smooth_sigma = luigi.FloatParameter(default=1.0, description="Gaussian sigma")
 
-    def run(self, input_files, output_files, smooth_sigma):
+    def compute(self, input_files, output_files, smooth_sigma):
         for input_file, output_file in zip(input_files, output_files):
             time.sleep(float(os.environ.get("TOY_SLEEP_SECONDS", "0") or 0))
             image = tifffile.imread(input_file)[0].astype("float32")
@@ -77,7 +77,7 @@ class Threshold(BatchJobOnContainer):
     outputs = ("mask",)
     threshold_value = luigi.FloatParameter(default=500.0, description="Intensity threshold")
 
-    def run(self, input_files, output_files, threshold_value):
+    def compute(self, input_files, output_files, threshold_value):
         hang_on = os.environ.get("TOY_HANG_ON", "")
         for input_file, output_file in zip(input_files, output_files):
             while hang_on and hang_on in str(input_file):
@@ -119,7 +119,7 @@ class DeviceProbe(BatchJobOnContainer):
     outputs = ("device",)
     uses_gpu = True
 
-    def run(self, input_files, output_files):
+    def compute(self, input_files, output_files):
         for output_file in output_files:
             with open_file(output_file, "a") as container:
                 container.create_dataset("device", data=os.environ.get("CUDA_VISIBLE_DEVICES", "unset"))
