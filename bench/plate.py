@@ -195,6 +195,27 @@ def step_seconds(output):
     return seconds
 
 
+def compare_outputs(output, reference):
+    """Return ``container:key`` of every output (image level s0, table, dataset) that differs from ``reference``.
+
+    Every key of every container's provenance index and of the plate tables file is
+    compared, and the CSV exports byte for byte.
+    """
+    import h5py
+
+    from luigi_tasks.provenance import read_index
+    from tests.fault_injection import same_data
+
+    keys = {}
+    for path in sorted(Path(reference).glob("*.h5")) + sorted(Path(reference).glob("*_tables.hdf5")):
+        with h5py.File(path, "r") as f:
+            keys[path.name] = [key for key, stamp in read_index(f).items() if not stamp.failed]
+    differ = same_data(output, reference, keys)
+    differ += [csv.name for csv in Path(reference).glob("*.csv")
+               if (Path(output) / csv.name).read_bytes() != csv.read_bytes()]
+    return differ, sum(len(k) for k in keys.values())
+
+
 def import_seconds():
     """Wall seconds of ``python -c 'import antibodies'`` (what every luigi --module antibodies run imports)."""
     started = time.perf_counter()
@@ -213,6 +234,7 @@ def main(argv=None):
     parser.add_argument("--tag", default="", help="output folder suffix (keeps outputs of runs to compare)")
     parser.add_argument("--keep", action="store_true", help="keep an existing output folder (resume)")
     parser.add_argument("--json", type=Path, help="also write the figures here")
+    parser.add_argument("--compare", type=Path, help="an output folder of the same plate: compare every output")
     args = parser.parse_args(argv)
     plate = make_plate(args.root, args.wells, args.sites, args.distinct)
     n_images = args.wells * args.sites
@@ -244,6 +266,11 @@ def main(argv=None):
     print("per step (task seconds, per image; peak RSS of its processes):")
     for step, (seconds, rss) in steps.items():
         print(f"  {step:20s} {seconds:8.1f} s  {seconds / n_images:6.3f} s/image  {rss:6.0f} MiB")
+    if args.compare:
+        differ, n_keys = compare_outputs(output, args.compare)
+        result["differ"] = differ
+        print(f"compared with {args.compare}: {n_keys} keys and the CSV files, {len(differ)} differ "
+              f"{differ[:10]}")
     if args.json:
         args.json.write_text(json.dumps(result, indent=1))
     return 0 if run["exit"] == 0 and noop["exit"] == 0 else 1
