@@ -570,6 +570,10 @@ def step_transaction(path, job, lock_timeout=600.0, commits=None):
         if is_h5(path):
             _tidy_image(path)
         step = StepTransaction(path, job)
+        if not step.in_place:
+            import h5py
+
+            h5py.File(step.part, "w").close()  # the transaction's file exists from its start, as with a copy
         handed_over = False
         try:
             yield step
