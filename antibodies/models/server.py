@@ -37,8 +37,8 @@ __all__ = ["IDLE_SECONDS", "SERVER_SLOTS", "nucleus_segmenter", "serve"]
 
 logger = logging.getLogger("Workflow.NucleusSegmentation")
 
-IDLE_SECONDS = 60.0
-"""A server with no request for this long exits (the next batch starts a new one)."""
+IDLE_SECONDS = 300.0
+"""A server with no request for this long exits (the next batch starts a new one); it keeps ~1 GB meanwhile."""
 SERVER_SLOTS = 16
 """At most this many servers per run (one per task running at once, i.e. per worker)."""
 START_TIMEOUT = 180.0
