@@ -45,7 +45,7 @@ START_TIMEOUT = 180.0
 
 
 def _run_dir(owner):
-    """A folder only this user can enter, one per run (``owner``: pid of the luigi process)."""
+    """Return the folder of run ``owner`` (pid of its luigi process); only this user can enter it."""
     folder = Path(tempfile.gettempdir()) / f"batchlib-{os.getuid()}" / f"stardist-{owner}"
     folder.parent.mkdir(mode=0o700, exist_ok=True)
     folder.mkdir(mode=0o700, exist_ok=True)
@@ -165,8 +165,8 @@ def _start_and_connect(address, folder, run_dir, slot):
 
 def serve(address, folder, owner, idle_seconds=IDLE_SECONDS):
     """Answer segmentation requests on ``address`` until the owner is gone (and no task is connected) or idle."""
-    from . import _load_cached
     from ..analysis.nuclei import segment_nuclei
+    from . import _load_cached
 
     state = {"busy": False, "last": time.monotonic()}
 
