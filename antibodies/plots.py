@@ -1,14 +1,24 @@
 """Figures of a plate: heatmaps of well values (matplotlib, no display needed)."""
-import matplotlib
+import numpy as np
 
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
-from matplotlib.colors import TwoSlopeNorm  # noqa: E402
+from .analysis.layout import ROWS, well_grid
 
-from .analysis.layout import ROWS, well_grid  # noqa: E402
+__all__ = ["plate_heatmap", "pyplot"]
 
-__all__ = ["plate_heatmap"]
+
+def pyplot():
+    """Return ``matplotlib.pyplot`` with the Agg backend, imported on first use.
+
+    Importing it costs ~1.5 s, which every ``luigi --module antibodies`` command
+    would otherwise pay at start-up, though only the plate exports and the
+    report draw figures.
+    """
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    return plt
 
 
 def _norm(grid, cutoff):
@@ -17,6 +27,8 @@ def _norm(grid, cutoff):
     low = min(finite.min(), cutoff) if finite.size else cutoff
     high = max(finite.max(), cutoff) if finite.size else cutoff
     span = max(high - low, 1e-6)
+    from matplotlib.colors import TwoSlopeNorm
+
     return TwoSlopeNorm(vcenter=cutoff, vmin=min(low, cutoff - span / 20), vmax=max(high, cutoff + span / 20))
 
 
@@ -47,6 +59,7 @@ def plate_heatmap(values, title, path, outliers=(), cutoff=None, cmap="viridis",
     """
     grid = well_grid(values)
     n_rows, n_cols = grid.shape
+    plt = pyplot()
     fig, ax = plt.subplots(figsize=(1.0 + 0.5 * n_cols, 1.0 + 0.45 * n_rows))
     image = ax.imshow(np.ma.masked_invalid(grid), cmap=cmap, norm=_norm(grid, cutoff) if center else None)
     bar = fig.colorbar(image, ax=ax, shrink=0.8, label=label)

@@ -3,10 +3,12 @@
 Users write a :class:`BatchJob` (raw images in) or :class:`BatchJobOnContainer`
 (container keys in) and implement ``compute(self, input_files, output_files,
 **settings)``. Luigi's ``run()`` belongs to the framework (:meth:`ImageJob.run`):
-for each image it opens a container transaction, calls the job's ``compute``
-with the input file and the temporary output file, checks the declared output
-keys, stamps them and commits. Output files given to the job are temporary
-copies: whatever the job writes appears atomically or not at all.
+for each image it opens a step transaction
+(:func:`~luigi_tasks.io.atomic.step_transaction`), calls the job's ``compute``
+with the input file and a new, empty part file of the image's container, checks
+the declared output keys, stamps them and commits: the part is renamed into
+place and the container, which links to it, is replaced. Whatever the job
+writes appears atomically or not at all.
 
 Settings: a task class declares as Luigi parameters only the settings it reads
 (:meth:`PlateTask.own_setting_params`). The settings of the tasks above it
@@ -31,11 +33,11 @@ from luigi.parameter import _no_value
 
 from . import options
 from .errors import FailedOutputsError
-from .io.atomic import BackgroundCommits, container_transaction, remove_stale_temporaries
+from .io.atomic import BackgroundCommits, container_transaction, remove_stale_temporaries, step_transaction
 from .io.files import open_file
 from .plan import RawImagePlanner
 from .plan_progress import report_progress
-from .provenance import Stamp, fingerprint, write_stamps
+from .provenance import Stamp, fingerprint, write_params, write_stamps
 from .settings import batchlib
 from .status import UPSTREAM_FAILED, record_timing, root_cause, update_status
 from .targets import dataset_target
@@ -440,32 +442,32 @@ class ImageJob(PlateTask):
             os.environ["CUDA_VISIBLE_DEVICES"] = "-1"
 
     def _run_one(self, image, commits=None):
-        """Compute ``image`` in one container transaction; return None, or the reason it failed (recorded)."""
+        """Compute ``image`` in one step transaction; return None, or the reason it failed (recorded)."""
         upstream = self.failed_inputs(image)
-        with container_transaction(self.container(image), commits=commits) as tmp:
+        with step_transaction(self.container(image), self.task_family, commits=commits) as step:
             if self.image_complete(image):  # committed by another process while we waited for the lock
-                Path(tmp).unlink(missing_ok=True)  # nothing to commit
+                step.cancel()  # nothing to commit
                 self.logger.info("%s: %s was completed by another process", self.task_family, image)
                 return None
             if upstream:
                 reason = UPSTREAM_FAILED + "; ".join(upstream)
-                self._record_failure(tmp, reason)
+                self._record_failure(step, reason)
                 return reason
             start = time.perf_counter()
             try:
-                self.process_image(image, tmp)
+                self.process_image(image, step.part)
                 self._job_seconds += time.perf_counter() - start
-                self._check_outputs(image, tmp)
+                self._check_outputs(image, step.part)
             except Exception as error:  # noqa: BLE001 - one image fails, the others go on
                 reason = f"{self.task_family}: {_one_line(error)}"
                 self.logger.error("%s failed on %s: %s", self.task_family, image, _one_line(error), exc_info=True)
-                self._record_failure(tmp, reason)
+                self._record_failure(step, reason)
                 return reason
-            self._stamp(tmp)
+            self._stamp(step)
         return None
 
     def process_image(self, image, output_file):
-        """Compute the outputs of ``image`` into ``output_file`` (a temporary container)."""
+        """Compute the outputs of ``image`` into ``output_file`` (a new, empty part file of its container)."""
         raise NotImplementedError
 
     def _check_outputs(self, image, output_file):
@@ -474,27 +476,23 @@ class ImageJob(PlateTask):
         if missing:
             raise RuntimeError(f"{self.task_family} did not write {missing} for {image}")
 
-    def _stamp(self, output_file):
-        with open_file(output_file, "a") as container:
-            stamps = {key: Stamp.now(self.fingerprint()) for key in self.output_keys()}
-            write_stamps(container, stamps, params=self.significant_params())
+    def _stamp(self, step):
+        with open_file(step.part, "a") as part:
+            write_params(part, self.output_keys(), self.significant_params())
+        step.record({key: Stamp.now(self.fingerprint()) for key in self.output_keys()})
 
-    def _record_failure(self, output_file, reason):
+    def _record_failure(self, step, reason):
         """Replace whatever the job wrote for this image by a failure record of its keys."""
-        with open_file(output_file, "a") as container:
-            for key in self.output_keys():
-                if key in container:
-                    del container[key]
-            stamps = {key: Stamp.now(self.fingerprint(), failed=True, error=reason) for key in self.output_keys()}
-            write_stamps(container, stamps)
+        step.discard_part(self.output_keys())
+        step.record({key: Stamp.now(self.fingerprint(), failed=True, error=reason) for key in self.output_keys()})
 
 
 class BatchJob(ImageJob):
     """A batchlib-style job reading raw image files.
 
     Implement ``compute(self, input_files, output_files, **settings)``:
-    ``input_files`` are raw image paths, ``output_files`` the matching
-    (temporary) containers, and ``settings`` the job's own settings by name.
+    ``input_files`` are raw image paths, ``output_files`` new, empty part files
+    of the matching containers, and ``settings`` the job's own settings by name.
     Luigi's ``run()`` is the framework's (:meth:`ImageJob.run`); it calls
     ``compute`` once per image. A subclass that defines ``run`` is refused.
     """
@@ -528,7 +526,7 @@ class BatchJobOnContainer(BatchJob):
 
     Declare ``inputs`` (keys that must exist) and ``outputs``; ``input_files``
     are the committed containers (read them only), ``output_files`` their
-    temporary copies (write there).
+    new, empty part files (write there; the container links to them once committed).
     """
 
     inputs = ()

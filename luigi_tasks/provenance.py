@@ -12,7 +12,8 @@ import json
 import time
 from dataclasses import asdict, dataclass
 
-__all__ = ["INDEX_ATTR", "PARAMS_ATTR", "Stamp", "fingerprint", "read_index", "write_stamps", "software_version"]
+__all__ = ["INDEX_ATTR", "PARAMS_ATTR", "Stamp", "fingerprint", "read_index", "write_params", "write_stamps",
+           "software_version"]
 
 INDEX_ATTR = "batchlib_index"
 PARAMS_ATTR = "batchlib_params"
@@ -77,13 +78,18 @@ def read_index(container):
         raise ValueError(f"malformed {INDEX_ATTR} ({error})") from error
 
 
+def write_params(container, keys, params):
+    """Record the task parameters ``params`` (JSON) on each of ``keys`` present in the open container."""
+    text = json.dumps(params, sort_keys=True, default=str)
+    for key in keys:
+        if key in container:
+            container[key].attrs[PARAMS_ATTR] = text
+
+
 def write_stamps(container, stamps, params=None):
     """Record ``{key: Stamp}`` in the container index; ``params`` go on each key."""
     if params is not None:
-        text = json.dumps(params, sort_keys=True, default=str)
-        for key in stamps:
-            if key in container:
-                container[key].attrs[PARAMS_ATTR] = text
+        write_params(container, stamps, params)
     try:
         index = {key: asdict(stamp) for key, stamp in read_index(container).items()}
     except ValueError:  # a damaged index is replaced: the keys it listed are not trusted anyway

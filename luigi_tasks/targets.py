@@ -5,6 +5,7 @@ provenance index with the expected fingerprint. The index is the last thing a
 transaction writes, so a killed writer never leaves a target that looks done.
 Reading the index of a container costs one file open; it is cached per process
 and refreshed whenever the file changes (every commit renames a new file in).
+A key that is an external link into a part file counts only while that file is there.
 """
 import logging
 import os
@@ -12,6 +13,7 @@ from pathlib import Path
 
 import luigi
 
+from .io.atomic import linked_part_exists
 from .io.files import is_h5, is_n5, open_file
 from .provenance import read_index, software_version
 
@@ -44,7 +46,8 @@ def container_index(path):
     try:
         with open_file(path, "r") as container:
             index = read_index(container)
-            missing = sorted(key for key, stamp in index.items() if not stamp.failed and key not in container)
+            missing = sorted(key for key, stamp in index.items()
+                             if not stamp.failed and not _present(container, path, key))
     except (OSError, ValueError, KeyError) as error:
         logger.warning("%s is unreadable (%s); its outputs will be recomputed", path, error)
         index, missing = {}, []
@@ -53,6 +56,14 @@ def container_index(path):
         index = {key: stamp for key, stamp in index.items() if key not in missing}
     _INDEX_CACHE[path] = (signature, index)
     return index
+
+
+def _present(container, path, key):
+    """Return True if ``key`` is in the open container (for an external link: its part file is there too)."""
+    if key not in container:
+        return False
+    link = container.get(key, getlink=True) if is_h5(path) else None
+    return not hasattr(link, "filename") or linked_part_exists(path, link)
 
 
 def clear_index_cache():

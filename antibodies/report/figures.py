@@ -1,16 +1,11 @@
 """Figures of the plate report as PNG bytes (matplotlib, no display needed)."""
 import io
 
-import matplotlib
+import numpy as np
 
-matplotlib.use("Agg")
-import matplotlib.image  # noqa: E402
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
-
-from ..analysis.layout import ROWS  # noqa: E402
-from ..plots import plate_heatmap  # noqa: E402
-from .columns import readable_column, serum_label  # noqa: E402
+from ..analysis.layout import ROWS
+from ..plots import plate_heatmap, pyplot
+from .columns import readable_column, serum_label
 
 __all__ = ["HeatmapSpec", "heatmap_specs", "intensity_boxplot_png", "score_histogram_png", "marker_score_png",
            "rgb_png"]
@@ -58,7 +53,7 @@ def heatmap_specs(serum, cutoff):
 def _figure_png(fig):
     buffer = io.BytesIO()
     fig.savefig(buffer, format="png", dpi=_DPI)
-    plt.close(fig)
+    pyplot().close(fig)
     return buffer.getvalue()
 
 
@@ -95,7 +90,7 @@ def intensity_boxplot_png(intensities, serum):
     wells = sorted(frame["well_name"].unique(), key=lambda w: (w[0], int(w[1:])))
     rows = sorted({w[0] for w in wells}, key=ROWS.index) or ["A"]
     width = min(4.0 + 0.45 * max((sum(w[0] == r for w in wells) for r in rows), default=1), 14.0)
-    fig, axes = plt.subplots(len(rows), 1, figsize=(width, 0.6 + 1.9 * len(rows)), squeeze=False)
+    fig, axes = pyplot().subplots(len(rows), 1, figsize=(width, 0.6 + 1.9 * len(rows)), squeeze=False)
     for ax, row in zip(axes[:, 0], rows):
         _well_boxes(ax, frame, [w for w in wells if w[0] == row])
         ax.set_ylabel("cell mean - bg")
@@ -107,7 +102,7 @@ def intensity_boxplot_png(intensities, serum):
 def score_histogram_png(images, wells, serum, cutoff=None):
     """Histogram of the image and well scores of a serum, with the cut-off line."""
     column = f"{serum}_score"
-    fig, ax = plt.subplots(figsize=(5.0, 3.0))
+    fig, ax = pyplot().subplots(figsize=(5.0, 3.0))
     image_scores = images[column].astype(float).replace([np.inf, -np.inf], np.nan).dropna()
     well_scores = wells[column].astype(float).replace([np.inf, -np.inf], np.nan).dropna()
     both = np.concatenate([image_scores.to_numpy(), well_scores.to_numpy()])
@@ -136,7 +131,7 @@ def marker_score_png(histogram, factor, method):
     method : str
         How the cut was chosen.
     """
-    fig, ax = plt.subplots(figsize=(6.0, 3.0))
+    fig, ax = pyplot().subplots(figsize=(6.0, 3.0))
     low, high = histogram["log10_score_low"].to_numpy(), histogram["log10_score_high"].to_numpy()
     counts = histogram["n_cells"].to_numpy()
     infected = low >= np.log10(max(factor, 1e-3))
@@ -154,5 +149,5 @@ def marker_score_png(histogram, factor, method):
 def rgb_png(rgb):
     """PNG bytes of an ``(M, N, 3)`` uint8 image."""
     buffer = io.BytesIO()
-    matplotlib.image.imsave(buffer, rgb, format="png")
+    pyplot().imsave(buffer, rgb, format="png")
     return buffer.getvalue()

@@ -9,9 +9,9 @@ from ..analysis.cells import (
     PropagationHeightMap,
     segment_cells,
 )
-from ..analysis.nuclei import segment_nuclei
 from ..keys import CELL_SEGMENTATION, NUCLEI, NUCLEUS_SEGMENTATION
-from ..models import load_stardist_model
+from ..models import resolve_model_folder
+from ..models.server import nucleus_segmenter
 from ..settings import setting
 from .base import AssayImageJob, read_images, write_label_image
 
@@ -31,7 +31,7 @@ def _threshold(value):
 
 
 class NucleusSegmentation(AssayImageJob):
-    """StarDist nuclei; the model is loaded once per worker process."""
+    """StarDist nuclei; the model is loaded once per worker (see :mod:`antibodies.models.server`)."""
 
     inputs = (NUCLEI,)
     outputs = (NUCLEUS_SEGMENTATION,)
@@ -43,10 +43,10 @@ class NucleusSegmentation(AssayImageJob):
     nuclei_nms_thresh = setting("nuclei", "nms_thresh")
 
     def compute(self, input_files, output_files, nuclei_model, nuclei_prob_thresh, nuclei_nms_thresh):
-        model = load_stardist_model(nuclei_model)
+        model = nucleus_segmenter(resolve_model_folder(nuclei_model))
         for input_file, output_file in zip(input_files, output_files):
             image = read_images(input_file, [NUCLEI])[NUCLEI]
-            labels = segment_nuclei(model, image, _threshold(nuclei_prob_thresh), _threshold(nuclei_nms_thresh))
+            labels = model.segment(image, _threshold(nuclei_prob_thresh), _threshold(nuclei_nms_thresh))
             write_label_image(output_file, NUCLEUS_SEGMENTATION, labels)
 
 

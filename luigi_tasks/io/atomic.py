@@ -7,11 +7,24 @@ beside it, lets the caller write there and renames the copy over the original
 processes, on this host or another sharing the file system, from writing the
 same container at once. N5 containers keep every dataset in its own files;
 they are written in place and protected by completion stamps written last.
+
+An image job does not copy the whole container: :func:`step_transaction`
+lets it write a new, empty *part* file. Outputs of at least
+:data:`PART_MIN_BYTES` (image pyramids) stay there: the part is flushed and
+renamed into place as ``.<image>.<Job>-<id>.h5part`` beside the container, and
+the container gets an HDF5 external link per output key into it. Smaller
+outputs (tables, small images) are copied into the container. Either way the
+container itself, which then holds links, small outputs and the provenance
+index, is committed as above (copy, index written last, rename), so it stays
+small and cheap to copy. Parts are written once and never changed; a part
+that no committed container links to any more (replaced, or left by a killed
+commit) is deleted by the next transaction of that image.
 """
 import contextlib
 import fcntl
 import logging
 import os
+import re
 import shutil
 import time
 import uuid
@@ -20,7 +33,8 @@ from pathlib import Path
 from .files import is_h5
 
 __all__ = ["file_lock", "container_transaction", "atomic_write", "temporary_name", "LockTimeout", "BackgroundCommits",
-           "remove_stale_temporaries", "link_or_copy"]
+           "remove_stale_temporaries", "link_or_copy", "step_transaction", "StepTransaction", "part_path",
+           "linked_part_exists", "PART_MIN_BYTES"]
 
 TMP_MARK = ".tmp-"
 
@@ -296,3 +310,278 @@ def atomic_write(path):
     finally:
         if tmp.exists():
             _remove(tmp)
+
+
+# ---------------------------------------------------------------- image steps: a part file per step
+
+#: A step whose outputs take fewer bytes than this is copied into the container (as small as they are,
+#: so its copy costs little); larger outputs stay in a part file the container links to.
+PART_MIN_BYTES = 64 << 10
+_PART_ID = re.compile(r"-[0-9a-f]{12}$")
+
+
+PART_SUFFIX = ".h5part"
+"""Parts are HDF5 files, but not ``*.h5``: the plateViewer takes every ``*.h5`` of a folder for an image."""
+
+
+def part_path(container, job):
+    """Return a new part name of ``container`` for ``job``: ``.<image>.<job>-<12 hex>.h5part`` beside it."""
+    container = Path(container)
+    return container.parent / f".{container.stem}.{job}-{uuid.uuid4().hex[:12]}{PART_SUFFIX}"
+
+
+def _is_part_of(name, container):
+    """Return True if ``name`` is the file name of a (committed) part of ``container``."""
+    prefix, suffix = f".{container.stem}.", PART_SUFFIX
+    if not (name.startswith(prefix) and name.endswith(suffix)) or TMP_MARK in name:
+        return False
+    job = name[len(prefix):-len(suffix)]
+    return "." not in job and bool(_PART_ID.search(job))
+
+
+def linked_part_exists(container, link):
+    """Return True if HDF5 finds the file of external ``link`` from ``container``.
+
+    The link names the part by its absolute path; where that is missing (the
+    output folder was moved or copied) HDF5 opens the part of that name beside
+    the container, as checked here.
+    """
+    name = Path(link.filename)
+    return name.exists() or (Path(container).parent / name.name).exists()
+
+
+def _external_links(container):
+    """Return ``{key: h5py.ExternalLink}`` of every external link in an open h5 container."""
+    import h5py
+
+    links = {}
+
+    def visit(name):
+        link = container.get(name, getlink=True)
+        if isinstance(link, h5py.ExternalLink):
+            links[name] = link
+
+    container.visit_links(visit)
+    return links
+
+
+def _link_units(part, declared):
+    """Keys of ``part`` to link from the container: the declared outputs and whatever else the job wrote.
+
+    Besides the declared keys, a dataset, or a group holding datasets or attributes
+    (an image pyramid, a table), is linked as one unit; groups that only hold such
+    units (``tables/``, ``histograms/``) are shared with other steps and are not.
+    """
+    import h5py
+
+    keys = []
+
+    def walk(group, prefix):
+        for name in group:
+            key = prefix + name
+            if key in declared:
+                keys.append(key)
+                continue
+            node = group.get(name)
+            below = any(d.startswith(key + "/") for d in declared)
+            if isinstance(node, h5py.Group) and (below or not (len(node.attrs) or any(
+                    isinstance(child, h5py.Dataset) for child in node.values()))):
+                walk(node, key + "/")
+            elif node is not None:
+                keys.append(key)
+
+    walk(part, "")
+    return keys
+
+
+def _replace_link(container, key, target):
+    """Make ``key`` of the open ``container`` an external link to ``target`` (``(file, path)``), or remove it.
+
+    ``target`` may also be an open h5py object, copied to ``key`` with its attributes.
+    """
+    import h5py
+
+    parts = key.split("/")
+    for depth in range(1, len(parts)):  # writing below a link would write into another (committed) part
+        above = "/".join(parts[:depth])
+        if not isinstance(container.get(above, getlink=True), (h5py.HardLink, type(None))):
+            del container[above]
+    if container.get(key, getlink=True) is not None:
+        del container[key]
+    if target is None:
+        return
+    parent = container.require_group("/".join(parts[:-1]) or "/")
+    if isinstance(target, tuple):
+        container[key] = h5py.ExternalLink(*target)
+    else:
+        target.file.copy(target, parent, name=parts[-1])
+
+
+class StepTransaction:
+    """One image step: a temporary part to write (``part``) and the stamps to record (:meth:`record`).
+
+    Made by :func:`step_transaction`; the caller writes its outputs into
+    ``part`` (a new, empty h5 file) and records a stamp per output key. A
+    failed stamp removes the key's link instead (a failure record).
+    """
+
+    def __init__(self, container, job):
+        self.container, self.job = Path(container), job
+        self.in_place = not is_h5(container)  # n5: datasets are files of their own, written in place
+        self.part = self.container if self.in_place else temporary_name(container)
+        self.stamps = {}
+        self.cancelled = False
+
+    def record(self, stamps):
+        """Record ``{key: Stamp}`` in the container's index when the transaction commits."""
+        self.stamps.update(stamps)
+
+    def discard_part(self, keys):
+        """Forget what was written for ``keys`` (they get failure records instead)."""
+        if not self.in_place:
+            _remove(self.part)
+            return
+        from .files import open_file
+
+        with open_file(self.container, "a") as container:
+            for key in keys:
+                if key in container:
+                    del container[key]
+
+    def cancel(self):
+        """Commit nothing."""
+        self.cancelled = True
+
+    def commit(self):
+        """Link the part's keys and record the stamps; the container is replaced atomically."""
+        from ..provenance import write_stamps
+        from .files import open_file
+
+        if self.cancelled or not (self.stamps or (not self.in_place and self.part.exists())):
+            return
+        if self.in_place:
+            with open_file(self.container, "a") as container:
+                write_stamps(container, self.stamps)
+            return
+        import h5py
+
+        final = inline = None
+        if self.part.exists() and self.part.stat().st_size < PART_MIN_BYTES:
+            inline = self.part
+        elif self.part.exists():
+            _fsync_file(self.part)
+            final = part_path(self.container, self.job)
+            os.replace(self.part, final)
+        tmp = temporary_name(self.container)
+        try:
+            if self.container.exists():
+                shutil.copyfile(self.container, tmp)
+            with h5py.File(tmp, "a") as container:
+                before = {Path(link.filename).name for link in _external_links(container).values()}
+                failed = [key for key, stamp in self.stamps.items() if stamp.failed]
+                declared = {key for key in self.stamps if key not in failed}
+                if final is not None:
+                    with h5py.File(final, "r") as part:
+                        keys = _link_units(part, declared)
+                    for key in keys:
+                        _replace_link(container, key, (str(final.resolve()), "/" + key))
+                if inline is not None:
+                    with h5py.File(inline, "r") as part:
+                        for key in _link_units(part, declared):
+                            _replace_link(container, key, part[key])
+                for key in failed:
+                    _replace_link(container, key, None)
+                write_stamps(container, self.stamps)
+                after = {Path(link.filename).name for link in _external_links(container).values()}
+            _commit(tmp, self.container)
+        finally:
+            _remove(tmp)
+        for name in before - after:  # parts no committed container links to any more
+            if _is_part_of(name, self.container):
+                (self.container.parent / name).unlink(missing_ok=True)
+
+
+def _tidy_image(container):
+    """Before a step of ``container`` (its lock held): remove what killed writers left.
+
+    One listing of the folder finds the temporaries of the container and its
+    parts; temporaries go, an unreadable container is moved aside
+    (:func:`_quarantine_if_unreadable`), and parts it does not link to go.
+    """
+    import h5py
+
+    prefix, temporary = f".{container.stem}.", f".{container.stem}{TMP_MARK}"
+    names = [entry.name for entry in os.scandir(container.parent) if entry.name.startswith(prefix)]
+    for name in names:
+        if name.startswith(temporary) and name.endswith(container.suffix):
+            _remove(container.parent / name)
+    parts = [name for name in names if _is_part_of(name, container)]
+    linked = set()
+    if container.exists():
+        try:
+            with h5py.File(container, "r") as opened:
+                linked = {Path(link.filename).name for link in _external_links(opened).values()} if parts else set()
+        except OSError:
+            _quarantine_if_unreadable(container)
+    for name in parts:
+        if name not in linked:
+            (container.parent / name).unlink(missing_ok=True)
+
+
+def _commit_step_and_unlock(step, lock):
+    def finish():
+        with lock:
+            try:
+                step.commit()
+            finally:
+                if not step.in_place:
+                    _remove(step.part)
+
+    return finish
+
+
+@contextlib.contextmanager
+def step_transaction(path, job, lock_timeout=600.0, commits=None):
+    """Yield a :class:`StepTransaction` for ``job`` on the container ``path``; commit it if the block succeeds.
+
+    The container's lock is held from the start to the end of the commit.
+    Whatever a job writes into ``step.part`` appears in the container
+    atomically or not at all: the part is flushed and renamed first, the
+    container (links and index) is replaced after it. With ``commits`` (a
+    :class:`BackgroundCommits`) the commit and unlock happen on its thread.
+
+    Examples
+    --------
+    >>> import tempfile, h5py
+    >>> from luigi_tasks.provenance import Stamp
+    >>> path = Path(tempfile.mkdtemp()) / "image.h5"
+    >>> with step_transaction(path, "Smooth") as step:
+    ...     with h5py.File(step.part, "a") as f:
+    ...         f["x"] = 1
+    ...     step.record({"x": Stamp.now("abc")})
+    >>> with h5py.File(path, "r") as f:
+    ...     int(f["x"][()])
+    1
+    """
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with contextlib.ExitStack() as lock:
+        lock.enter_context(file_lock(path, timeout=lock_timeout))
+        if is_h5(path):
+            _tidy_image(path)
+        step = StepTransaction(path, job)
+        if not step.in_place:
+            import h5py
+
+            h5py.File(step.part, "w").close()  # the transaction's file exists from its start, as with a copy
+        handed_over = False
+        try:
+            yield step
+            if commits is not None and not step.cancelled:
+                commits.submit(path, _commit_step_and_unlock(step, lock.pop_all()))
+                handed_over = True
+            else:
+                step.commit()
+        finally:
+            if not handed_over and not step.in_place:
+                _remove(step.part)

@@ -1,0 +1,237 @@
+"""StarDist loaded once per worker, not once per batch: a segmentation server shared by the task processes.
+
+With ``--workers N`` (N > 1) Luigi forks a new process for every task, so a
+model cached in the process (:func:`~antibodies.models.load_stardist_model`)
+would be loaded again by every NucleusSegmentation batch: a TensorFlow import
+and a model load, ~3-4 s each. Instead, a forked task process takes one of N
+*slots* of the run (a ``flock``), and sends its images to the slot's server, a
+process started once (``python -m antibodies.models.server``, a fresh
+interpreter: TensorFlow never runs in a process that forks) that loads the
+model and answers ``segment_nuclei`` calls over a Unix socket until
+
+* the run that started it (the ``luigi`` process, its *owner*) has ended and no
+  task is connected, or
+* no task has asked anything for :data:`IDLE_SECONDS`.
+
+A task run in the ``luigi`` process itself (``--workers 1``) keeps the model in
+that process, as before. If a server cannot be started or dies, the task loads
+the model itself (logged), so segmentation never depends on the server.
+"""
+import argparse
+import contextlib
+import fcntl
+import hashlib
+import logging
+import multiprocessing
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from multiprocessing.connection import Client, Listener
+from pathlib import Path
+
+__all__ = ["IDLE_SECONDS", "SERVER_SLOTS", "nucleus_segmenter", "serve"]
+
+logger = logging.getLogger("Workflow.NucleusSegmentation")
+
+IDLE_SECONDS = 300.0
+"""A server with no request for this long exits (the next batch starts a new one); it keeps ~1 GB meanwhile."""
+SERVER_SLOTS = 16
+"""At most this many servers per run (one per task running at once, i.e. per worker)."""
+START_TIMEOUT = 180.0
+SERVER_THREADS = ("TF_NUM_INTRAOP_THREADS", "TF_NUM_INTEROP_THREADS", "OMP_NUM_THREADS")
+"""Thread settings a server gets (1) unless the environment sets them: with TensorFlow's default (all
+cores) a server took 2.1 CPU-s and 2.1 s per 930x1024 image, with one thread 0.5 CPU-s and 0.75 s."""
+
+
+def _run_dir(owner):
+    """Return the folder of run ``owner`` (pid of its luigi process); only this user can enter it."""
+    folder = Path(tempfile.gettempdir()) / f"batchlib-{os.getuid()}" / f"stardist-{owner}"
+    folder.parent.mkdir(mode=0o700, exist_ok=True)
+    folder.mkdir(mode=0o700, exist_ok=True)
+    return folder
+
+
+class _InProcess:
+    """The model in this process (``--workers 1``, or the fallback)."""
+
+    def __init__(self, folder):
+        from . import _load_cached
+
+        self.model = _load_cached(str(folder))
+
+    def segment(self, image, prob_thresh, nms_thresh):
+        from ..analysis.nuclei import segment_nuclei
+
+        return segment_nuclei(self.model, image, prob_thresh, nms_thresh)
+
+
+class _Remote:
+    """A connection to the server of one slot."""
+
+    def __init__(self, connection, folder):
+        self.connection, self.folder, self.fallback = connection, folder, None
+
+    def segment(self, image, prob_thresh, nms_thresh):
+        if self.fallback is None:
+            try:
+                self.connection.send((image, prob_thresh, nms_thresh))
+                status, value = self.connection.recv()
+            except (OSError, EOFError) as error:  # the server died (killed): go on without it
+                logger.warning("StarDist server lost (%s); loading the model in this process", error)
+                self.fallback = _InProcess(self.folder)
+            else:
+                if status != "ok":
+                    raise RuntimeError(value)
+                return value
+        return self.fallback.segment(image, prob_thresh, nms_thresh)
+
+
+def _take_slot(folder):
+    """Lock a free slot of this run; return (slot, open lock file)."""
+    while True:
+        for slot in range(SERVER_SLOTS):
+            handle = open(folder / f"slot{slot}.lock", "a")
+            try:
+                fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                return slot, handle
+            except BlockingIOError:
+                handle.close()
+        time.sleep(0.1)
+
+
+def _connect(address, server=None, timeout=START_TIMEOUT):
+    """Connect to ``address``; wait for a starting ``server`` (Popen) up to ``timeout`` seconds."""
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            return Client(address, family="AF_UNIX")
+        except (FileNotFoundError, ConnectionRefusedError):
+            if server is None or server.poll() is not None or time.monotonic() > deadline:
+                raise
+            time.sleep(0.05)
+
+
+_SEGMENTERS = {}
+
+
+def nucleus_segmenter(folder):
+    """Return an object whose ``segment(image, prob_thresh, nms_thresh)`` runs StarDist with the model in ``folder``.
+
+    In a task process forked by Luigi the model lives in the server of a worker
+    slot this process takes for the rest of its life (one task); in the luigi
+    process itself it is loaded here. Either way it is made once per process.
+    """
+    folder = str(folder)
+    if folder not in _SEGMENTERS:
+        forked = multiprocessing.parent_process() is not None  # a Luigi task process (--workers > 1)
+        _SEGMENTERS[folder] = _remote(folder) if forked else _InProcess(folder)
+    return _SEGMENTERS[folder]
+
+
+def _remote(folder):
+    run_dir = _run_dir(os.getppid())
+    slot, lock = _take_slot(run_dir)  # held until this process ends
+    digest = hashlib.sha1(folder.encode()).hexdigest()[:10]
+    address = str(run_dir / f"slot{slot}-{digest}.sock")
+    try:
+        connection = _connect(address, timeout=0)
+    except (FileNotFoundError, ConnectionRefusedError):
+        connection = _start_and_connect(address, folder, run_dir, slot)
+    if connection is None:
+        lock.close()
+        return _InProcess(folder)
+    remote = _Remote(connection, folder)
+    remote.lock = lock
+    return remote
+
+
+def _start_and_connect(address, folder, run_dir, slot):
+    with contextlib.suppress(FileNotFoundError):
+        os.unlink(address)  # left by a server that was killed
+    log = open(run_dir / f"slot{slot}.log", "ab")
+    command = [sys.executable, "-m", "antibodies.models.server", "--socket", address, "--model", str(folder),
+               "--owner", str(os.getppid())]
+    env = dict(os.environ)
+    for name in SERVER_THREADS:  # one server per worker and about one worker per core: one thread each
+        env.setdefault(name, "1")
+    server = subprocess.Popen(command, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
+                              close_fds=True, env=env)
+    log.close()
+    logger.info("started StarDist server pid %d (slot %d)", server.pid, slot)
+    try:
+        return _connect(address, server)
+    except (OSError, EOFError) as error:
+        logger.warning("StarDist server did not start (%s); loading the model in this process", error)
+        return None
+
+
+def serve(address, folder, owner, idle_seconds=IDLE_SECONDS):
+    """Answer segmentation requests on ``address`` until the owner is gone (and no task is connected) or idle."""
+    from ..analysis.nuclei import segment_nuclei
+    from . import _load_cached
+
+    state = {"busy": False, "last": time.monotonic()}
+
+    def watch():
+        while True:
+            time.sleep(0.5)
+            idle, ended = time.monotonic() - state["last"] > idle_seconds, not _alive(owner)
+            if not state["busy"] and (idle or ended):
+                with contextlib.suppress(OSError):
+                    os.unlink(address)
+                if ended:  # the run is over: its slot locks and logs go too
+                    shutil.rmtree(Path(address).parent, ignore_errors=True)
+                os._exit(0)
+
+    listener = Listener(address, family="AF_UNIX")
+    threading.Thread(target=watch, daemon=True).start()
+    model = _load_cached(str(folder))
+    while True:
+        connection = listener.accept()
+        state["busy"] = True
+        try:
+            while True:
+                try:
+                    image, prob_thresh, nms_thresh = connection.recv()
+                except (EOFError, OSError):
+                    break
+                try:
+                    reply = ("ok", segment_nuclei(model, image, prob_thresh, nms_thresh))
+                except Exception as error:  # noqa: BLE001 - reported to the task, which fails that image
+                    reply = ("error", f"{type(error).__name__}: {error}")
+                try:
+                    connection.send(reply)
+                except OSError:
+                    break
+                state["last"] = time.monotonic()
+        finally:
+            connection.close()
+            state["last"], state["busy"] = time.monotonic(), False
+
+
+def _alive(pid):
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--socket", required=True)
+    parser.add_argument("--model", required=True, help="model folder")
+    parser.add_argument("--owner", type=int, required=True, help="pid of the luigi process of the run")
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO)
+    serve(args.socket, Path(args.model), args.owner)
+
+
+if __name__ == "__main__":
+    main()
