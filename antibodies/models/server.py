@@ -33,6 +33,8 @@ import time
 from multiprocessing.connection import Client, Listener
 from pathlib import Path
 
+from luigi_tasks.status import pid_alive
+
 __all__ = ["IDLE_SECONDS", "SERVER_SLOTS", "nucleus_segmenter", "serve"]
 
 logger = logging.getLogger("Workflow.NucleusSegmentation")
@@ -179,7 +181,7 @@ def serve(address, folder, owner, idle_seconds=IDLE_SECONDS):
     def watch():
         while True:
             time.sleep(0.5)
-            idle, ended = time.monotonic() - state["last"] > idle_seconds, not _alive(owner)
+            idle, ended = time.monotonic() - state["last"] > idle_seconds, not pid_alive(owner)
             if not state["busy"] and (idle or ended):
                 with contextlib.suppress(OSError):
                     os.unlink(address)
@@ -211,16 +213,6 @@ def serve(address, folder, owner, idle_seconds=IDLE_SECONDS):
         finally:
             connection.close()
             state["last"], state["busy"] = time.monotonic(), False
-
-
-def _alive(pid):
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
 
 
 def main(argv=None):
