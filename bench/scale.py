@@ -115,7 +115,7 @@ def cheap_command(plate, output, *extra):
 
 def status_totals(output):
     """Sum of ``seconds`` and ``job_seconds`` and the largest ``peak_rss_mb`` of image and of plate jobs."""
-    from luigi_tasks.progress import read_plan
+    from luigi_tasks.plan_progress import read_plan
 
     plan = read_plan(output)
     totals = {"seconds": 0.0, "job_seconds": 0.0, "image_rss": 0.0, "plate_rss": 0.0}

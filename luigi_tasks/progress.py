@@ -2,7 +2,7 @@
 
 Prints images done of total for plate output folders (or of every plate
 folder below a folder). The plan record and the progress computation live in
-:mod:`luigi_tasks.plan_progress` (re-exported here); this module is only the
+:mod:`luigi_tasks.plan_progress`; this module is only the
 command line, so running it with ``-m`` never meets a copy of itself imported
 by the package.
 """
@@ -12,28 +12,10 @@ import os
 import sys
 from pathlib import Path
 
-from .plan_progress import (
-    PLAN_FILE,
-    PROGRESS_FILE,
-    PlateProgress,
-    plate_progress,
-    read_plan,
-    report_progress,
-    write_plan,
-)
+from .plan_progress import PLAN_FILE, plate_progress
 from .status import status_dir
 
-__all__ = [
-    "PLAN_FILE",
-    "PROGRESS_FILE",
-    "PlateProgress",
-    "write_plan",
-    "read_plan",
-    "plate_progress",
-    "report_progress",
-    "find_plate_outputs",
-    "main",
-]
+__all__ = ["find_plate_outputs", "main"]
 
 
 def find_plate_outputs(folder):
