@@ -5,13 +5,12 @@ infected-cell accuracy (mean and worst image), and the well scores against
 the true ratios: rank and linear correlation, median relative error,
 positive/negative AUC, wrong calls and wells left without a score.
 """
+import json
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 from scipy.stats import pearsonr, spearmanr
-
-import json
 
 from luigi_tasks.io import open_file, parse_image_name, read_image, read_table, table_key
 from luigi_tasks.job import plate_tables_path
