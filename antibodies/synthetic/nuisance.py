@@ -420,12 +420,14 @@ FAMILIES = {family.name: family for family in (
                 "Beyond the tune ranges in optics: strong haze (150-300 counts) and vignetting, blur 1.6-2.2, "
                 "gain 3-6 and read noise 8-15, dim and spread marker (250-800) over cell-body "
                 "autofluorescence of 30-60 counts, coarse diffuse granules."),
-    PlateFamily("holdout_density", _TUNE_BROAD.replace(
+    PlateFamily("tune_density", _TUNE_BROAD.replace(
         cell_area=(1200.0, 6000.0), confluence=(0.15, 1.0), nucleus_area=(150.0, 700.0),
         nucleus_level=(300.0, 8000.0), nucleus_texture=(0.3, 0.5), nucleus_gamma=(0.6, 0.9),
-        nucleus_halo=(1.2, 1.35)), 4000, "holdout",
+        nucleus_halo=(1.2, 1.35)), 4000, "tune",
                 "Extreme cell density from sparse (confluence 0.15) to fully confluent, cells 1200-6000 px, "
-                "nuclei 150-700 px with levels 300-8000, strong texture and domed profiles with wide halos."),
+                "nuclei 150-700 px with levels 300-8000, strong texture and domed profiles with wide halos. "
+                "Held out (as holdout_density) until its sparse wells chose the score intervals and the "
+                "control-cell minimum."),
     PlateFamily("tune_offsets_dim_serum", _TUNE_BROAD.replace(
         offset=(80.0, 600.0), autofluorescence=(60.0, 150.0), haze_amplitude=(50.0, 250.0),
         serum_level=(120.0, 400.0)), 5000, "tune",
@@ -444,6 +446,19 @@ FAMILIES = {family.name: family for family in (
         fraction_infected=(0.05, 0.7)), 7000, "holdout",
                 "Bright serum (1800-4000 counts) on confluent fields (0.85-1.0) of small cells, offsets 50-400, "
                 "infected fractions 0.05-0.7."),
+    PlateFamily("holdout_sparse_few_infected", _TUNE_BROAD.replace(
+        confluence=(0.1, 0.55), cell_area=(1400.0, 5200.0), nucleus_area=(180.0, 620.0),
+        fraction_infected=(0.02, 0.3), positive_ratio=(1.4, 2.6), negative_ratio=(0.95, 1.2),
+        serum_level=(300.0, 1500.0), offset=(60.0, 500.0)), 8000, "holdout",
+                "Sparse islands (confluence 0.1-0.55) with few infected cells (2-30 %), positives 1.4-2.6 and "
+                "negatives 0.95-1.2, serum 300-1500 counts, offsets 60-500."),
+    PlateFamily("holdout_soft_focus", _TUNE_BROAD.replace(
+        blur=(1.8, 2.6), read_noise=(4.0, 12.0), gain=(1.5, 5.0), confluence=(0.5, 1.0),
+        cell_area=(1800.0, 4200.0), nucleus_texture=(0.02, 0.15), nucleus_gamma=(0.3, 0.8),
+        granule_size=(1.0, 1.8), granular_fraction=(0.4, 0.8), marker_level=(600.0, 2500.0),
+        haze_amplitude=(20.0, 160.0), haze_scale=(150.0, 500.0)), 9000, "holdout",
+                "Soft focus: blur 1.8-2.6 px, read noise 4-12 and gain 1.5-5, smooth nuclei, coarse granules, "
+                "broad haze, confluence 0.5-1.0."),
 )}
 """Named plate families; see the module docstring for the tune/holdout rule."""
 

@@ -34,7 +34,7 @@ Command line::
 
     python -m antibodies.synthetic.plate OUT_DIR --scheme scheme1 --wells A01,A02 --sites 2 \\
         [--shape 930,1024] [--truth DIR] [--seed 0] [--empty A02] [--mock A03] [--ratio A01=2.5]
-    python -m antibodies.synthetic.plate OUT_DIR --family holdout_density --scheme scheme4 \\
+    python -m antibodies.synthetic.plate OUT_DIR --family tune_density --scheme scheme4 \\
         --wells A01:B06 --sites 4 --seed 0          # plate 0 of a named family
 
 Nuisance layer: ``render_plate(..., nuisance=...)`` (ranges, a family or a
