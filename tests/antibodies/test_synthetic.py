@@ -271,7 +271,7 @@ def test_families_are_named_and_distinct():
 
 
 def test_family_command_line(tmp_path):
-    plate_main([str(tmp_path / "plate"), "--family", "holdout_density", "--scheme", "scheme1", "--wells", "A01",
+    plate_main([str(tmp_path / "plate"), "--family", "tune_density", "--scheme", "scheme1", "--wells", "A01",
                 "--sites", "1", "--shape", "96,128", "--mock", "A01"])
     truth = np.load(next((tmp_path / "plate_truth").glob("*.npz")))
     assert json.loads(str(truth["nuisance"]))["nucleus_halo"] >= 1.2
