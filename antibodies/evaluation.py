@@ -92,7 +92,8 @@ def well_score_figures(true_ratio, scores, is_positive_call, positive_ratio=1.3)
     -------
     dict
         ``spearman, pearson, median_rel_error, auc, wrong_calls,
-        wells_without_score, negative_wells_without_score``.
+        inconclusive_calls`` (a score but no call: its interval holds the
+        cut-off), ``wells_without_score, negative_wells_without_score``.
 
     Examples
     --------
@@ -101,6 +102,8 @@ def well_score_figures(true_ratio, scores, is_positive_call, positive_ratio=1.3)
     ...                              pd.Series([False, True, True, pd.NA], dtype="boolean"))
     >>> round(figures["median_rel_error"], 6), figures["wells_without_score"], figures["negative_wells_without_score"]
     (0.1, 1, 1)
+    >>> figures["wrong_calls"], figures["inconclusive_calls"]
+    (0, 0)
     """
     scored = true_ratio.notna()
     truth, score = true_ratio[scored], scores.reindex(true_ratio.index)[scored]
@@ -115,6 +118,7 @@ def well_score_figures(true_ratio, scores, is_positive_call, positive_ratio=1.3)
         "median_rel_error": float((abs(score[both] - truth[both]) / truth[both]).median()),
         "auc": auc(score[both & positive], score[both & ~positive]),
         "wrong_calls": int(wrong),
+        "inconclusive_calls": int((both & calls.isna()).sum()),
         "wells_without_score": int((~both).sum()),
         "negative_wells_without_score": int((~both & ~positive).sum()),
     }

@@ -11,7 +11,8 @@ mock-infected), processed by ``luigi --module antibodies CellAnalysis`` with
 the given extra arguments. Printed per plate: nuclei and cells F1@0.5,
 infected-cell accuracy (mean and worst image), and per serum the well score
 Pearson and median relative error against the true ratio, pos/neg AUC, wrong
-positive/negative calls, wells without a score (negative ones in brackets);
+positive/negative calls, inconclusive calls (a score whose interval holds the
+cut-off), wells without a score (negative ones in brackets);
 the fraction of cells called infected in the mock-infected well; the worst
 family last. Rendered plates and outputs are kept under ``--root``; a variant
 starts from a copy of the default outputs, so only what it changes is
@@ -79,6 +80,7 @@ def serum_cells(row):
     return "  ".join(
         f"{serum.removeprefix('serum_')} r {row[f'{serum}_pearson']:.3f} err {100 * row[f'{serum}_median_rel_error']:.1f}% "
         f"auc {row[f'{serum}_auc']:.2f} wrong {row[f'{serum}_wrong_calls']} "
+        f"inconclusive {row.get(f'{serum}_inconclusive_calls', 0)} "
         f"unscored {row[f'{serum}_wells_without_score']}({row[f'{serum}_negative_wells_without_score']}) "
         f"bg err {100 * row.get(f'{serum}_background_error', float('nan')):.1f}%"
         for serum in sera)

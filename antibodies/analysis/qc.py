@@ -127,13 +127,17 @@ class CellCountQC:
 class ControlCellCountQC:
     """Rows with fewer than ``min_control_cells`` control cells are outliers.
 
+    The default of 20 is a floor for a median and its asymptotic interval
+    (`antibodies.analysis.scores.call_positive` widens the interval of a
+    well with few cells instead of dropping its score); batchlib used 100.
+
     Examples
     --------
-    >>> ControlCellCountQC().flag(pd.DataFrame({"n_control": [99, 100]})).tolist()
-    ['too few control cells (99 < 100)', '']
+    >>> ControlCellCountQC().flag(pd.DataFrame({"n_control": [19, 20]})).tolist()
+    ['too few control cells (19 < 20)', '']
     """
 
-    min_control_cells: int = 100
+    min_control_cells: int = 20
     column: str = "n_control"
 
     def flag(self, table):

@@ -7,6 +7,13 @@ control cells:
 
 ``S_score``
     ``median(I) / median(C)``
+``S_score_log_se``
+    asymptotic standard error of ``log(S_score)`` from the two medians:
+    ``sqrt(se(I)**2 + se(C)**2)`` with ``se(X) = 1.2533 * 1.4826 *
+    mad(X) / (sqrt(n) * median(X))`` (the sample median's standard error
+    for a normal population, its scale estimated robustly); NaN with fewer
+    than two cells in a group or a median <= 0.  `call_positive` turns it
+    into a confidence interval.
 ``S_robust_z_score``
     ``(median(I) - median(C)) / mad(C)`` with the *unscaled*
     ``mad(C) = median(|C - median(C)|)`` (no 1.4826 factor)
@@ -38,6 +45,7 @@ import itertools
 import logging
 from collections.abc import Mapping
 from dataclasses import dataclass
+from statistics import NormalDist
 from typing import NamedTuple
 
 import numpy as np
@@ -68,7 +76,7 @@ __all__ = [
 
 logger = logging.getLogger(__name__)
 
-SCORE_STATISTICS = ("score", "robust_z_score", "ratio_of_means")
+SCORE_STATISTICS = ("score", "score_log_se", "robust_z_score", "ratio_of_means")
 """Per-serum columns set to NaN for outliers."""
 
 SERUM_STATISTICS = SCORE_STATISTICS + ("median_infected", "median_control", "mad_control")
@@ -80,6 +88,12 @@ CELL_COLUMNS = ("n_cells", "n_infected", "n_control", "fraction_infected",
 
 DEFAULT_POSITIVE_CUTOFFS = {"serum_IgG": 1.3, "serum_IgA": 1.39, "serum_IgM": 1.27}
 """Default ``<serum>_score`` cut-offs above which a sample is positive."""
+
+DEFAULT_CALL_CONFIDENCE = 0.95
+"""Confidence of the score interval that must clear the cut-off for a call (`call_positive`)."""
+
+_MEDIAN_SE = 1.2533 * 1.4826
+"""sqrt(pi / 2) (the median's standard error over sigma / sqrt(n), normal data) x the MAD-to-sigma factor."""
 
 _FLAG_COLUMNS = ("is_outlier", "outlier_type")
 
@@ -129,6 +143,13 @@ def _mean(values):
     return np.mean(values) if values.size else np.float64(np.nan)
 
 
+def _relative_median_se(values, median):
+    """Asymptotic standard error of ``median`` relative to itself (NaN below two values or median <= 0)."""
+    if values.size < 2 or not median > 0:
+        return np.nan
+    return _MEDIAN_SE * _median(np.abs(values - median)) / (np.sqrt(values.size) * median)
+
+
 def compare_intensities(infected, control):
     """Compare background-subtracted intensities of infected and control cells.
 
@@ -140,14 +161,17 @@ def compare_intensities(infected, control):
     Returns
     -------
     dict
-        ``score, robust_z_score, ratio_of_means, median_infected,
-        median_control, mad_control`` (floats; NaN for empty inputs).
+        ``score, score_log_se, robust_z_score, ratio_of_means,
+        median_infected, median_control, mad_control`` (floats; NaN for
+        empty inputs).
 
     Examples
     --------
     >>> stats = compare_intensities([30.0, 40.0, 50.0], [10.0, 20.0, 30.0])
     >>> stats["score"], stats["robust_z_score"], stats["ratio_of_means"], stats["mad_control"]
     (2.0, 2.0, 2.0, 10.0)
+    >>> round(stats["score_log_se"], 4)  # 1.8581 * sqrt((10/40)**2 + (10/20)**2) / sqrt(3)
+    0.5997
     """
     infected = np.asarray(infected, dtype=float)
     control = np.asarray(control, dtype=float)
@@ -156,6 +180,8 @@ def compare_intensities(infected, control):
     with np.errstate(divide="ignore", invalid="ignore"):
         stats = {
             "score": median_infected / median_control,
+            "score_log_se": np.hypot(_relative_median_se(infected, median_infected),
+                                     _relative_median_se(control, median_control)),
             "robust_z_score": (median_infected - median_control) / mad_control,
             "ratio_of_means": _mean(infected) / _mean(control),
             "median_infected": median_infected,
@@ -387,7 +413,7 @@ def score_plate(records, backgrounds, sera=None, image_flags=None, image_serum_r
     image_serum_rules : sequence of serum rules
         Per-serum rules applied to the image table (none by default).
     well_rules : sequence of table rules
-        Applied to the well table (default: at least 100 control cells).
+        Applied to the well table (default: at least 20 control cells).
     well_serum_rules : sequence of serum rules
         Per-serum rules applied to the well table (default: median infected
         intensity at least 3 x background MAD and the fixed IgG/IgA minima).
@@ -449,37 +475,61 @@ def sera_in(table):
     return [c[:-len(suffix)] for c in table.columns if c.endswith(suffix) and c != "outlier_type"]
 
 
-def call_positive(table, cutoffs=DEFAULT_POSITIVE_CUTOFFS):
-    """Add ``<S>_is_positive`` after ``<S>_score`` for each scored serum with a cut-off.
+def call_positive(table, cutoffs=DEFAULT_POSITIVE_CUTOFFS, confidence=DEFAULT_CALL_CONFIDENCE):
+    """Call each scored serum positive or negative where the score's interval clears its cut-off.
+
+    Adds, after ``<S>_score``: ``<S>_is_positive`` and the interval
+    ``<S>_score_ci_low, <S>_score_ci_high`` = ``score * exp(-+z * score_log_se)``
+    with ``z`` the two-sided normal quantile of ``confidence``.  A serum is
+    positive when the interval lies above its cut-off, negative when it lies
+    at or below it, and inconclusive (``<NA>`` with a score) when it contains
+    the cut-off; so a well of few cells is only called when its score is far
+    from the cut-off.  ``confidence = 0`` calls on the score alone
+    (batchlib's rule).
 
     Parameters
     ----------
     table : pandas.DataFrame
-        A score table.
+        A score table (``<S>_score`` and ``<S>_score_log_se`` per serum).
     cutoffs : Mapping[str, float]
         Serum channel -> cut-off; a score strictly above it is positive.
+    confidence : float
+        In [0, 1): confidence of the interval.
 
     Returns
     -------
     pandas.DataFrame
-        A copy with nullable-boolean ``<S>_is_positive`` columns: ``<NA>``
-        where the score is NaN (e.g. outliers).
+        A copy with nullable-boolean ``<S>_is_positive`` (``<NA>`` where the
+        score is NaN, e.g. outliers, or the call is inconclusive) and the
+        interval columns, for each serum with a cut-off.
 
     Examples
     --------
-    >>> table = pd.DataFrame({"serum_IgG_score": [1.3, 1.31, np.nan],
-    ...                       "serum_IgG_outlier_type": ["", "", "x"]})
+    >>> table = pd.DataFrame({"serum_IgG_score": [1.3, 1.31, np.nan, 1.5, 1.5],
+    ...                       "serum_IgG_score_log_se": [0.0, 0.0, np.nan, 0.05, 0.2],
+    ...                       "serum_IgG_outlier_type": ["", "", "x", "", ""]})
     >>> call_positive(table)["serum_IgG_is_positive"].tolist()
-    [False, True, <NA>]
+    [False, True, <NA>, True, <NA>]
+    >>> call_positive(table, confidence=0)["serum_IgG_is_positive"].tolist()
+    [False, True, <NA>, True, True]
     """
+    if not 0 <= confidence < 1:
+        raise ValueError(f"confidence must be in [0, 1), got {confidence}")
+    z = NormalDist().inv_cdf(0.5 + confidence / 2)
     table = table.copy()
     for serum in sera_in(table):
         if serum not in cutoffs:
             continue
         score = table[f"{serum}_score"]
-        positive = pd.array(score > cutoffs[serum], dtype="boolean")
-        positive[score.isna().to_numpy()] = pd.NA
-        table.insert(table.columns.get_loc(f"{serum}_score") + 1, f"{serum}_is_positive", positive)
+        log_se = table[f"{serum}_score_log_se"].to_numpy(dtype=float)
+        spread = np.exp(z * np.nan_to_num(log_se, nan=np.inf)) if z > 0 else np.ones(len(score))
+        low, high = score / spread, score * spread
+        positive = pd.array(low > cutoffs[serum], dtype="boolean")
+        positive[(score.isna() | ((low <= cutoffs[serum]) & (high > cutoffs[serum]))).to_numpy()] = pd.NA
+        at = table.columns.get_loc(f"{serum}_score") + 1
+        for offset, (name, column) in enumerate((("is_positive", positive), ("score_ci_low", low),
+                                                 ("score_ci_high", high))):
+            table.insert(at + offset, f"{serum}_{name}", column)
     return table
 
 

@@ -22,6 +22,9 @@ _COMMON = {
 _SERUM = {
     "score": "score",
     "is_positive": "positive",
+    "score_ci_low": "score interval low",
+    "score_ci_high": "score interval high",
+    "score_log_se": "score log SE",
     "robust_z_score": "robust z-score",
     "ratio_of_means": "ratio of means",
     "median_infected": "median infected",

@@ -39,6 +39,7 @@ class PlateScores(AssayPlateJob):
     qc_well_min_infected_intensity_IgG = setting("qc", "well_min_infected_intensity_IgG")
     qc_well_min_infected_intensity_IgA = setting("qc", "well_min_infected_intensity_IgA")
     qc_manual_outliers = setting("qc", "manual_outliers")
+    scores_call_confidence = setting("scores", "call_confidence")
     scores_positive_cutoff_IgG = setting("scores", "positive_cutoff_IgG")
     scores_positive_cutoff_IgA = setting("scores", "positive_cutoff_IgA")
     scores_positive_cutoff_IgM = setting("scores", "positive_cutoff_IgM")
@@ -89,7 +90,8 @@ class PlateScores(AssayPlateJob):
                              well_rules=(make_qc_rule("control_cells", min_control_cells=self.qc_well_min_control_cells),),
                              well_serum_rules=self.well_serum_rules())
         cutoffs = {f"serum_{ig}": getattr(self, f"scores_positive_cutoff_{ig}") for ig in ("IgG", "IgA", "IgM")}
-        images_table, wells_table = call_positive(scores.images, cutoffs), call_positive(scores.wells, cutoffs)
+        images_table, wells_table = (call_positive(table, cutoffs, self.scores_call_confidence)
+                                     for table in (scores.images, scores.wells))
         with open_file(tables_file, "a") as container:
             write_table(container, IMAGE_TABLE, images_table)
             write_table(container, WELL_TABLE, wells_table)

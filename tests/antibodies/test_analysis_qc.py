@@ -36,9 +36,10 @@ def test_cell_count_edges():
 
 
 def test_control_cell_count():
-    wells = pd.DataFrame({"n_control": [99, 100, 0]})
+    wells = pd.DataFrame({"n_control": [19, 20, 0]})
     assert ControlCellCountQC().flag(wells).tolist() == [
-        "too few control cells (99 < 100)", "", "too few control cells (0 < 100)"]
+        "too few control cells (19 < 20)", "", "too few control cells (0 < 20)"]
+    assert ControlCellCountQC(min_control_cells=100).flag(wells).tolist()[1] == "too few control cells (20 < 100)"
 
 
 def test_manual_outlier_names_from_table():

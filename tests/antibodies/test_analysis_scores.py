@@ -56,7 +56,7 @@ IGA_LOW = ("median infected intensity too low (0 < 6 = 3 x background MAD 2); "
 
 
 def serum_columns(serum):
-    return [f"{serum}_{c}" for c in ("score", "robust_z_score", "ratio_of_means",
+    return [f"{serum}_{c}" for c in ("score", "score_log_se", "robust_z_score", "ratio_of_means",
                                      "median_infected", "median_control", "mad_control",
                                      "is_outlier", "outlier_type")]
 
@@ -64,9 +64,24 @@ def serum_columns(serum):
 # -- compare_intensities ------------------------------------------------------
 
 def test_compare_intensities_exact():
-    assert compare_intensities([40.0, 60.0], [10.0, 30.0]) == {
+    stats = compare_intensities([40.0, 60.0], [10.0, 30.0])
+    se = stats.pop("score_log_se")
+    assert stats == {
         "score": 2.5, "robust_z_score": 3.0, "ratio_of_means": 2.5,
         "median_infected": 50.0, "median_control": 20.0, "mad_control": 10.0}
+    # relative median errors 1.2533 * 1.4826 * MAD / (sqrt(n) * median): 10/50 and 10/20, over sqrt(2)
+    assert se == pytest.approx(1.2533 * 1.4826 * math.hypot(10 / 50, 10 / 20) / math.sqrt(2), rel=1e-12)
+
+
+def test_score_log_se_shrinks_with_cells_and_needs_two_per_group():
+    rng = np.random.default_rng(0)
+    few, many = (compare_intensities(rng.lognormal(np.log(200), 0.3, n), rng.lognormal(np.log(100), 0.3, n))
+                 for n in (25, 2500))
+    assert many["score_log_se"] < few["score_log_se"] / 5
+    # the asymptotic error of the log median of a lognormal(0.3) sample: 1.2533 * 0.3 / sqrt(n), both groups
+    assert many["score_log_se"] == pytest.approx(1.2533 * 0.3 * math.sqrt(2 / 2500), rel=0.15)
+    assert math.isnan(compare_intensities([5.0], [1.0, 2.0])["score_log_se"])
+    assert math.isnan(compare_intensities([5.0, 6.0], [-1.0, -2.0])["score_log_se"])
 
 
 def test_compare_intensities_unscaled_mad_odd_count():
@@ -195,11 +210,11 @@ def test_well_pooling_over_several_images():
 
 def test_default_well_rules_flag_too_few_control_cells_for_every_serum():
     wells = score_wells(plate_records(), BACKGROUNDS, image_flags=IMAGE_FLAGS)
-    assert wells.outlier_type.tolist() == ["too few control cells (2 < 100)"] * 2
+    assert wells.outlier_type.tolist() == ["too few control cells (2 < 20)"] * 2
     # no absolute (instrument) minimum by default; IgA: 3 x MAD 2
-    assert wells.serum_IgG_outlier_type.tolist() == ["too few control cells (2 < 100)"] * 2
+    assert wells.serum_IgG_outlier_type.tolist() == ["too few control cells (2 < 20)"] * 2
     assert wells.serum_IgA_outlier_type.tolist()[1] == (
-        "too few control cells (2 < 100); "
+        "too few control cells (2 < 20); "
         "median infected intensity too low (0 < 6 = 3 x background MAD 2)")
     assert wells.serum_IgG_score.isna().all() and wells.serum_IgA_score.isna().all()
 
@@ -213,7 +228,7 @@ def test_well_with_only_outlier_images():
     assert (row.n_images, row.n_outlier_images, row.n_cells, row.is_outlier) == (1, 1, 0, False)
     assert math.isnan(row.fraction_infected) and math.isnan(row.serum_IgG_score)
     flagged = score_wells(plate_records()[2:], BACKGROUNDS, image_flags=flags)
-    assert flagged.outlier_type.tolist() == ["too few control cells (0 < 100)"]
+    assert flagged.outlier_type.tolist() == ["too few control cells (0 < 20)"]
 
 
 def test_image_serum_rules_are_opt_in():
@@ -255,22 +270,43 @@ def test_call_positive_cutoffs_and_na():
     table = pd.DataFrame({
         "well_name": ["A01", "B01", "C01"],
         "serum_IgG_score": [1.3, 1.3001, NAN],
-        "serum_IgG_outlier_type": ["", "", "too few control cells (2 < 100)"],
+        "serum_IgG_score_log_se": [0.0, 0.0, NAN],
+        "serum_IgG_outlier_type": ["", "", "too few control cells (2 < 20)"],
         "serum_IgM_score": [1.27, 2.0, 0.5],
+        "serum_IgM_score_log_se": [0.0, 0.01, 0.01],
         "serum_IgM_outlier_type": ["", "", ""],
     })
     result = call_positive(table)
     assert result.columns.tolist() == [
-        "well_name", "serum_IgG_score", "serum_IgG_is_positive", "serum_IgG_outlier_type",
-        "serum_IgM_score", "serum_IgM_is_positive", "serum_IgM_outlier_type"]
+        "well_name", "serum_IgG_score", "serum_IgG_is_positive", "serum_IgG_score_ci_low",
+        "serum_IgG_score_ci_high", "serum_IgG_score_log_se", "serum_IgG_outlier_type",
+        "serum_IgM_score", "serum_IgM_is_positive", "serum_IgM_score_ci_low", "serum_IgM_score_ci_high",
+        "serum_IgM_score_log_se", "serum_IgM_outlier_type"]
     assert result.serum_IgG_is_positive.tolist() == [False, True, pd.NA]
     assert result.serum_IgM_is_positive.tolist() == [False, True, False]
+    z = 1.959964
+    assert result.serum_IgM_score_ci_low.tolist() == pytest.approx([1.27, 2.0 * math.exp(-0.01 * z), 0.5 * math.exp(-0.01 * z)])
     assert str(result.serum_IgG_is_positive.dtype) == "boolean"
     assert "serum_IgG_is_positive" not in table.columns   # input untouched
 
 
+def test_call_positive_inconclusive_when_the_interval_holds_the_cutoff():
+    # a well of few cells: score 1.45 with 10 % log error; at 95 % the interval 1.19-1.76 holds 1.3
+    table = pd.DataFrame({"serum_IgG_score": [1.45, 1.45, 1.0, 1.1],
+                          "serum_IgG_score_log_se": [0.1, 0.01, 0.1, NAN], "serum_IgG_outlier_type": [""] * 4})
+    def calls(confidence):
+        return [None if pd.isna(v) else bool(v) for v in call_positive(table, confidence=confidence).serum_IgG_is_positive]
+
+    assert calls(0.95) == [None, True, False, None]
+    assert calls(0.5) == [True, True, False, None]
+    # confidence 0: batchlib's call on the score alone, also without an error estimate
+    assert calls(0) == [True, True, False, False]
+    with pytest.raises(ValueError, match="confidence"):
+        call_positive(table, confidence=1.0)
+
+
 def test_call_positive_custom_cutoffs_skip_unlisted_sera():
-    table = pd.DataFrame({"serum_IgA_score": [1.5], "serum_IgA_outlier_type": [""]})
+    table = pd.DataFrame({"serum_IgA_score": [1.5], "serum_IgA_score_log_se": [0.0], "serum_IgA_outlier_type": [""]})
     assert call_positive(table, {"serum_IgA": 1.5}).serum_IgA_is_positive.tolist() == [False]
     assert "serum_IgA_is_positive" not in call_positive(table, {"serum_IgG": 1.0}).columns
 
@@ -282,7 +318,7 @@ def test_split_by_serum():
     assert list(tables) == list(SERA)
     iga = tables["serum_IgA"]
     assert iga.columns.tolist() == [
-        "well_name", "n_images", "n_outlier_images", *CELL_COLUMNS, "score", "robust_z_score",
+        "well_name", "n_images", "n_outlier_images", *CELL_COLUMNS, "score", "score_log_se", "robust_z_score",
         "ratio_of_means", "median_infected", "median_control", "mad_control",
         "is_outlier", "outlier_type"]
     assert iga.is_outlier.tolist() == [False, True]
