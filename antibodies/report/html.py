@@ -48,6 +48,7 @@ figure { margin: 0; }
 figcaption { font-size: 0.85em; max-width: 30em; }
 table.plate td { width: 3.4em; height: 2.4em; text-align: center; position: relative; font-size: 0.8em; }
 table.plate td.positive { background: #f4a582; }
+table.plate td.inconclusive { background: #f7f7c8; }
 table.plate td.negative { background: #92c5de; }
 table.plate td.missing { background: #f0f0f0; }
 table.plate td.empty { background: #fff; color: #bbb; }
@@ -199,8 +200,12 @@ def well_title(record, serum, cutoff):
     label = serum_label(serum)
     score = record.get(f"{serum}_score")
     lines = [f"{record['well_name']}: {label} score {format_value(score) or 'n/a'}"]
-    if cutoff is not None and score is not None and not pd.isna(score):
-        lines[0] += f" ({'positive' if score > cutoff else 'negative'}, cut-off {cutoff:g})"
+    call = well_call(record, serum, cutoff)
+    if call is not None:
+        lines[0] += f" ({call}, cut-off {cutoff:g})"
+    low, high = record.get(f"{serum}_score_ci_low"), record.get(f"{serum}_score_ci_high")
+    if low is not None and not pd.isna(low):
+        lines.append(f"interval {format_value(low)}-{format_value(high)}")
     lines.append(f"robust z-score {format_value(record.get(f'{serum}_robust_z_score')) or 'n/a'}")
     lines.append(f"cells {record.get('n_cells')}, infected {record.get('n_infected')}, "
                  f"fraction infected {format_value(record.get('fraction_infected'))}")
@@ -210,13 +215,21 @@ def well_title(record, serum, cutoff):
     return "\n".join(lines)
 
 
+def well_call(record, serum, cutoff):
+    """``positive``, ``negative`` or ``inconclusive`` (interval holds the cut-off); None without score or cut-off."""
+    score = record.get(f"{serum}_score")
+    if cutoff is None or score is None or pd.isna(score):
+        return None
+    call = record.get(f"{serum}_is_positive", score > cutoff)
+    if call is None or pd.isna(call):
+        return "inconclusive"
+    return "positive" if call else "negative"
+
+
 def _well_class(record, serum, cutoff):
     if record["is_outlier"] or record[f"{serum}_is_outlier"]:
         return "outlier"
-    score = record[f"{serum}_score"]
-    if pd.isna(score) or cutoff is None:
-        return "missing"
-    return "positive" if score > cutoff else "negative"
+    return well_call(record, serum, cutoff) or "missing"
 
 
 def plate_grid_html(wells, serum, cutoff=None):
@@ -243,7 +256,8 @@ def plate_grid_html(wells, serum, cutoff=None):
                          f'data-well="{well}">{text}</td>')
         body.append(f"<tr><th>{row}</th>{''.join(cells)}</tr>")
     legend = ('<p class="legend"><span style="background:#f4a582">positive</span>'
-              '<span style="background:#92c5de">negative</span><span style="background:#ddd">'
+              '<span style="background:#92c5de">negative</span>'
+              '<span style="background:#f7f7c8">inconclusive (interval holds the cut-off)</span><span style="background:#ddd">'
               '&#x2715; outlier (hover for the reason)</span><span style="background:#f0f0f0">no score</span></p>')
     caption = f"{serum_label(serum)} score per well" + (f", cut-off {cutoff:g}" if cutoff is not None else "")
     return (f'<table class="plate" data-serum="{html.escape(serum)}"><caption>{html.escape(caption)}</caption>'

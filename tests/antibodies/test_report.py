@@ -132,3 +132,22 @@ def test_plate_grid_crosses_out_an_outlier_well_with_its_reason():
     title = html.unescape(re.search(r'title="([^"]*)" data-well="B01"', grid).group(1))
     assert "OUTLIER: too few control cells (3 < 100)" in title
     assert grid.count('class="empty"') == 96 - 3
+
+
+def test_plate_grid_shows_inconclusive_wells_with_their_interval():
+    import pandas as pd
+
+    from antibodies.report.html import plate_grid_html
+
+    wells = pd.DataFrame({"well_name": ["A01", "A02", "A03"], "is_outlier": [False] * 3, "outlier_type": [""] * 3,
+                          "n_cells": [100, 40, 120], "n_infected": [50, 6, 60], "fraction_infected": [0.5, 0.15, 0.5],
+                          "serum_IgG_score": [1.8, 1.4, 1.1],
+                          "serum_IgG_is_positive": pd.array([True, pd.NA, False], dtype="boolean"),
+                          "serum_IgG_score_ci_low": [1.7, 1.1, 1.05], "serum_IgG_score_ci_high": [1.9, 1.8, 1.15],
+                          "serum_IgG_robust_z_score": [3.0, 1.0, 0.2], "serum_IgG_is_outlier": [False] * 3,
+                          "serum_IgG_outlier_type": [""] * 3})
+    grid = plate_grid_html(wells, "serum_IgG", cutoff=1.3)
+    classes = dict((w, c) for c, w in re.findall(r'<td class="(\w+)" title="[^"]*" data-well="(\w+)"', grid))
+    assert classes == {"A01": "positive", "A02": "inconclusive", "A03": "negative"}
+    title = html.unescape(re.search(r'title="([^"]*)" data-well="A02"', grid).group(1))
+    assert "(inconclusive, cut-off 1.3)" in title and "interval 1.1-1.8" in title
