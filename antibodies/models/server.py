@@ -50,11 +50,24 @@ cores) a server took 2.1 CPU-s and 2.1 s per 930x1024 image, with one thread 0.5
 
 
 def _run_dir(owner):
-    """Return the folder of run ``owner`` (pid of its luigi process); only this user can enter it."""
+    """Return the folder of run ``owner`` (pid of its luigi process); only this user can enter it.
+
+    Folders of runs that have ended are removed first: a server that left on its idle limit
+    while its run went on could not remove its run's folder.
+    """
     folder = Path(tempfile.gettempdir()) / f"batchlib-{os.getuid()}" / f"stardist-{owner}"
     folder.parent.mkdir(mode=0o700, exist_ok=True)
+    remove_ended_runs(folder.parent)
     folder.mkdir(mode=0o700, exist_ok=True)
     return folder
+
+
+def remove_ended_runs(parent):
+    """Remove the ``stardist-<pid>`` folders in ``parent`` whose run (process ``pid``) has ended."""
+    for folder in parent.glob("stardist-*"):
+        pid = folder.name.removeprefix("stardist-")
+        if pid.isdigit() and not pid_alive(int(pid)):
+            shutil.rmtree(folder, ignore_errors=True)
 
 
 class _InProcess:
