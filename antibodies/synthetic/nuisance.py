@@ -446,12 +446,14 @@ FAMILIES = {family.name: family for family in (
         fraction_infected=(0.05, 0.7)), 7000, "holdout",
                 "Bright serum (1800-4000 counts) on confluent fields (0.85-1.0) of small cells, offsets 50-400, "
                 "infected fractions 0.05-0.7."),
-    PlateFamily("holdout_sparse_few_infected", _TUNE_BROAD.replace(
+    PlateFamily("tune_sparse_few_infected", _TUNE_BROAD.replace(
         confluence=(0.1, 0.55), cell_area=(1400.0, 5200.0), nucleus_area=(180.0, 620.0),
         fraction_infected=(0.02, 0.3), positive_ratio=(1.4, 2.6), negative_ratio=(0.95, 1.2),
-        serum_level=(300.0, 1500.0), offset=(60.0, 500.0)), 8000, "holdout",
+        serum_level=(300.0, 1500.0), offset=(60.0, 500.0)), 8000, "tune",
                 "Sparse islands (confluence 0.1-0.55) with few infected cells (2-30 %), positives 1.4-2.6 and "
-                "negatives 0.95-1.2, serum 300-1500 counts, offsets 60-500."),
+                "negatives 0.95-1.2, serum 300-1500 counts, offsets 60-500. Held out (as "
+                "holdout_sparse_few_infected) until wells of 3-6 infected cells chose the interval's minimum "
+                "of cells."),
     PlateFamily("holdout_soft_focus", _TUNE_BROAD.replace(
         blur=(1.8, 2.6), read_noise=(4.0, 12.0), gain=(1.5, 5.0), confluence=(0.5, 1.0),
         cell_area=(1800.0, 4200.0), nucleus_texture=(0.02, 0.15), nucleus_gamma=(0.3, 0.8),
@@ -459,6 +461,13 @@ FAMILIES = {family.name: family for family in (
         haze_amplitude=(20.0, 160.0), haze_scale=(150.0, 500.0)), 9000, "holdout",
                 "Soft focus: blur 1.8-2.6 px, read noise 4-12 and gain 1.5-5, smooth nuclei, coarse granules, "
                 "broad haze, confluence 0.5-1.0."),
+    PlateFamily("holdout_scattered_dim", _TUNE_BROAD.replace(
+        confluence=(0.08, 0.45), cell_area=(1800.0, 6500.0), nucleus_area=(200.0, 560.0),
+        fraction_infected=(0.01, 0.25), positive_ratio=(1.35, 2.2), negative_ratio=(0.9, 1.25),
+        serum_level=(180.0, 700.0), offset=(100.0, 350.0), autofluorescence=(30.0, 100.0),
+        blur=(0.9, 2.0), marker_level=(400.0, 2000.0)), 10000, "holdout",
+                "Scattered large cells (confluence 0.08-0.45), 1-25 % infected, dim serum (180-700 counts) over "
+                "autofluorescence 30-100, positives 1.35-2.2 and negatives 0.9-1.25, marker 400-2000."),
 )}
 """Named plate families; see the module docstring for the tune/holdout rule."""
 
