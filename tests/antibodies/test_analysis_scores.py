@@ -69,19 +69,25 @@ def test_compare_intensities_exact():
     assert stats == {
         "score": 2.5, "robust_z_score": 3.0, "ratio_of_means": 2.5,
         "median_infected": 50.0, "median_control": 20.0, "mad_control": 10.0}
-    # relative median errors 1.2533 * 1.4826 * MAD / (sqrt(n) * median): 10/50 and 10/20, over sqrt(2)
-    assert se == pytest.approx(1.2533 * 1.4826 * math.hypot(10 / 50, 10 / 20) / math.sqrt(2), rel=1e-12)
+    assert math.isnan(se)  # two cells per group: no interval
+    # ten cells each: relative median errors 1.2533 * 1.4826 * MAD / (sqrt(n) * median)
+    infected, control = np.arange(45.0, 55.0), np.arange(15.0, 25.0)  # medians 49.5 / 19.5, MAD 2.5
+    se = compare_intensities(infected, control)["score_log_se"]
+    assert se == pytest.approx(1.2533 * 1.4826 * math.hypot(2.5 / 49.5, 2.5 / 19.5) / math.sqrt(10), rel=1e-12)
 
 
-def test_score_log_se_shrinks_with_cells_and_needs_two_per_group():
+def test_score_log_se_shrinks_with_cells_and_needs_min_interval_cells_per_group():
     rng = np.random.default_rng(0)
     few, many = (compare_intensities(rng.lognormal(np.log(200), 0.3, n), rng.lognormal(np.log(100), 0.3, n))
                  for n in (25, 2500))
     assert many["score_log_se"] < few["score_log_se"] / 5
     # the asymptotic error of the log median of a lognormal(0.3) sample: 1.2533 * 0.3 / sqrt(n), both groups
     assert many["score_log_se"] == pytest.approx(1.2533 * 0.3 * math.sqrt(2 / 2500), rel=0.15)
-    assert math.isnan(compare_intensities([5.0], [1.0, 2.0])["score_log_se"])
-    assert math.isnan(compare_intensities([5.0, 6.0], [-1.0, -2.0])["score_log_se"])
+    ten, nine = np.arange(10.0) + 5, np.arange(9.0) + 5
+    assert np.isfinite(compare_intensities(ten, ten / 2)["score_log_se"])
+    assert math.isnan(compare_intensities(nine, ten / 2)["score_log_se"])
+    assert math.isnan(compare_intensities(ten, nine / 2)["score_log_se"])
+    assert math.isnan(compare_intensities(ten, -ten)["score_log_se"])  # a median <= 0
 
 
 def test_compare_intensities_unscaled_mad_odd_count():
