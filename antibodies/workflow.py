@@ -6,9 +6,9 @@
            \\-> MarkerTophat ----------------------------------+-> CellFeatures
     CellFeatures (all images) -> PlateBackground -> InfectionDecision
     CellFeatures + InfectionDecision -> InfectedCells
-    InfectedCells (all images) -> PlateScores -> PlateExports
-                                  PlateScores -> PlateReport    (report/index.html)
-                                  PlateScores -> OmeZarrPlate   (<plate>.ome.zarr; [export] ome_zarr or OmeZarrExport)
+    InfectedCells (all images) + PlateBackground -> PlateScores -> PlateExports
+    PlateScores + PlateBackground + InfectionDecision -> PlateReport    (report/index.html)
+    PlateScores -> OmeZarrPlate   (<plate>.ome.zarr; [export] ome_zarr or OmeZarrExport)
 """
 from luigi_tasks import PlateWorkflow, add_config_parameters, wire_steps
 
@@ -43,10 +43,11 @@ STEPS = (
     (PlateBackground, CellFeatures),
     (InfectionDecision, CellFeatures, PlateBackground),
     (InfectedCells, CellFeatures, InfectionDecision),
-    (PlateScores, InfectedCells),
+    # a plate job names every plate table it reads, so a lost tables file is rebuilt
+    (PlateScores, InfectedCells, PlateBackground),
     (PlateExports, PlateScores),
     # plate jobs reading image containers also wire InfectedCells, so failed images are left out
-    (PlateReport, PlateScores, InfectedCells),
+    (PlateReport, PlateScores, InfectedCells, PlateBackground, InfectionDecision),
     (OmeZarrPlate, PlateScores, InfectedCells),
 )
 

@@ -110,6 +110,21 @@ def test_new_images_are_processed_alone_and_refresh_the_plate(plate_copy, tmp_pa
         assert "C01" in set(read_table(f, "wells/default")["well_name"])
 
 
+def test_lost_plate_tables_are_rebuilt_without_touching_the_images(plate_copy):
+    """The plate jobs name every plate table they read, so a deleted tables file is recomputed."""
+    tables = plate_copy["output"] / "plate_tables.hdf5"
+    with open_file(tables) as f:
+        wells_before = read_table(f, "wells/default")
+    tables.unlink()
+    old = {c.name: stamps(c) for c in plate_copy["output"].glob("*.h5")}
+    result = run_local([cell_analysis(plate_copy["plate"], plate_copy["output"])])
+    assert result.status.name == "SUCCESS", result.summary_text
+    assert {c.name: stamps(c) for c in plate_copy["output"].glob("*.h5")} == old
+    with open_file(tables) as f:
+        pd.testing.assert_frame_equal(read_table(f, "wells/default"), wells_before)
+        assert len(read_table(f, keys.INFECTION_DECISION)) == 1
+
+
 def folder_digest(folder):
     return {p.name: hashlib.sha256(p.read_bytes()).hexdigest() for p in sorted(folder.iterdir())}
 
