@@ -4,7 +4,7 @@ HDF5's deflate filter calls zlib's ``compress2`` with the default strategy,
 which searches for repeated strings.  Camera images, shuffled into a plane
 of high bytes (long runs) and one of low bytes (noise), gain nothing from that
 search: zlib's run-length strategy (``Z_RLE``) writes the same kind of stream
-1.6-1.9x faster and 3-45 % smaller (930x1024 images of the synthetic plates).
+1.6-1.9x faster and 3-31 % smaller (930x1024 images of the synthetic plates).
 The chunks are written with ``write_direct_chunk`` into a dataset that declares
 the usual filters (shuffle, then gzip level 1), so every HDF5 reader decodes
 them as before: only the deflate stream differs, never a value.

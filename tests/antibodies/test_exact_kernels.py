@@ -1,0 +1,61 @@
+"""Faster kernels give the values of the plain numpy/scipy formulas they replace, bit for bit."""
+import numpy as np
+import pytest
+from scipy import ndimage as ndi
+
+from antibodies.analysis.cells import _distance_to_nuclei
+from antibodies.analysis.nuclei import contrast_to_noise, counted_percentiles, normalize_percentile
+
+
+def _plain_normalize(image, low=1.0, high=99.8, eps=1e-20):
+    image = np.asarray(image, dtype=np.float32)
+    low_value, high_value = np.percentile(image, (low, high))
+    return ((image - low_value) / (high_value - low_value + eps)).astype(np.float32)
+
+
+def _plain_contrast_to_noise(image, high=99.8):
+    image = np.asarray(image, dtype=np.float32)
+    differences = np.diff(image[::4], axis=1).ravel()
+    sigma = 1.4826 * np.median(np.abs(differences - np.median(differences))) / np.sqrt(2.0)
+    high_value, median = np.percentile(image, (high, 50.0))
+    return float((high_value - median) / max(sigma, 1e-6))
+
+
+def _images(dtype):
+    rng = np.random.default_rng(7)
+    top = np.iinfo(dtype).max
+    for shape in [(1, 2), (2, 2), (5, 9), (64, 65), (200, 301)]:
+        yield rng.integers(0, top, size=shape, endpoint=True).astype(dtype)
+        yield rng.poisson(rng.uniform(1, 300), size=shape).clip(0, top).astype(dtype)
+        yield np.full(shape, rng.integers(0, top), dtype)
+        stepped = rng.normal(100, 20, size=shape).clip(0, top).astype(dtype)
+        stepped[: shape[0] // 3] += 40
+        yield stepped
+
+
+@pytest.mark.parametrize("dtype", ["uint8", "uint16"])
+def test_counted_statistics_equal_numpy(dtype):
+    for image in _images(dtype):
+        for q in [(1.0, 99.8), (0, 100), (50, 50), (3.3, 97.1)]:
+            np.testing.assert_array_equal(counted_percentiles(np.bincount(image.ravel()), q),
+                                          np.percentile(image, q))
+            ours, plain = normalize_percentile(image, *q), _plain_normalize(image, *q)
+            assert ours.dtype == plain.dtype == np.float32
+            np.testing.assert_array_equal(ours, plain)
+        with np.errstate(all="ignore"):
+            assert contrast_to_noise(image) == _plain_contrast_to_noise(image)
+
+
+def test_float_images_keep_the_plain_statistics():
+    image = np.random.default_rng(1).normal(size=(40, 50)).astype(np.float32)
+    np.testing.assert_array_equal(normalize_percentile(image), _plain_normalize(image))
+    assert contrast_to_noise(image) == _plain_contrast_to_noise(image)
+
+
+@pytest.mark.parametrize("shape", [(1, 1), (1, 7), (5, 3), (64, 80), (300, 257)])
+@pytest.mark.parametrize("fraction", [0.001, 0.05, 0.6])
+def test_distance_to_nuclei_equals_scipy(shape, fraction):
+    nuclei = (np.random.default_rng(2).random(shape) < fraction).astype(np.int32)
+    nuclei[0, 0] = 1
+    expected = ndi.distance_transform_edt(nuclei == 0).astype(np.float32)
+    np.testing.assert_array_equal(_distance_to_nuclei(nuclei), expected)
