@@ -59,3 +59,48 @@ def test_distance_to_nuclei_equals_scipy(shape, fraction):
     nuclei[0, 0] = 1
     expected = ndi.distance_transform_edt(nuclei == 0).astype(np.float32)
     np.testing.assert_array_equal(_distance_to_nuclei(nuclei), expected)
+
+
+def _random_polygons(rng, kind, shape):
+    n, rays = rng.integers(1, 30), rng.choice([3, 5, 8, 32])
+    centers = rng.uniform(-8, np.array(shape) + 8, size=(n, 2))
+    phis = np.linspace(0, 2 * np.pi, rays, endpoint=False)
+    dist = rng.uniform(0, 12, size=(n, rays))
+    coord = (dist[:, None] * np.array([np.sin(phis), np.cos(phis)])).astype(np.float32) + centers[..., None]
+    if kind == "half pixels":
+        coord = np.round(coord * 2) / 2
+    elif kind == "near zero":
+        coord[rng.random(coord.shape) < 0.3] = rng.choice([0.0, 1e-13, -1e-13, 1e-7, -3e-8, 2.0000002])
+    elif kind == "self-crossing":
+        coord = rng.uniform(-3, max(shape) + 3, size=(n, 2, rays))
+    elif kind == "integer":
+        coord = np.round(coord)
+    elif kind == "far from the origin":
+        coord = coord + 600.0
+    return coord.astype(np.float32), np.round(rng.random(n), 1)
+
+
+@pytest.mark.parametrize("kind", ["star", "half pixels", "near zero", "self-crossing", "integer", "far from the origin"])
+def test_render_polygons_draws_what_stardist_draws(kind):
+    from stardist.geometry.geom2d import polygons_to_label_coord
+
+    from antibodies.analysis.polygons import render_polygons
+
+    rng = np.random.default_rng(11)
+    for _ in range(60):
+        shape = tuple(int(s) + (640 if kind == "far from the origin" else 0) for s in rng.integers(1, 60, size=2))
+        coord, prob = _random_polygons(rng, kind, shape)
+        order = np.argsort(prob, kind="stable")
+        expected = polygons_to_label_coord(coord[order], shape=shape, labels=order)
+        np.testing.assert_array_equal(render_polygons(coord, prob, shape), expected)
+
+
+def test_histogram_of_camera_counts_is_the_clipped_bincount():
+    from antibodies.analysis.background import N_BINS, intensity_histogram
+
+    image = np.random.default_rng(4).integers(0, 65536, size=(50, 60)).astype(np.uint16)
+    mask = image > 30000
+    for selection in (None, mask):
+        values = image if selection is None else image[selection]
+        expected = np.bincount(np.clip(values.ravel().astype(np.int64), 0, N_BINS - 1), minlength=N_BINS)
+        np.testing.assert_array_equal(intensity_histogram(image, selection), expected)
