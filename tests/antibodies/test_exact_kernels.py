@@ -104,3 +104,56 @@ def test_histogram_of_camera_counts_is_the_clipped_bincount():
         values = image if selection is None else image[selection]
         expected = np.bincount(np.clip(values.ravel().astype(np.int64), 0, N_BINS - 1), minlength=N_BINS)
         np.testing.assert_array_equal(intensity_histogram(image, selection), expected)
+
+
+@pytest.mark.parametrize("dtype", ["uint8", "uint16", "bool", "int16", "float32"])
+@pytest.mark.parametrize("n_segments", [1, 7, 70000])
+def test_sorting_by_segment_then_value_equals_two_stable_sorts(dtype, n_segments):
+    from antibodies.analysis.features import _sort_by_segment_then_value
+
+    rng = np.random.default_rng(5)
+    segments = rng.integers(0, n_segments, size=5000)
+    values = (rng.integers(0, 300, size=5000) if dtype != "float32" else rng.normal(size=5000)).astype(dtype)
+    expected = values[np.lexsort((values, segments))]
+    result = _sort_by_segment_then_value(segments, values, n_segments)
+    assert result.dtype == values.dtype
+    np.testing.assert_array_equal(result, expected)
+
+
+def _block_reduce_surface(image, mask, block=16, sigma=3.0, min_fraction=0.05):
+    """background_surface as it was written first: float64 block_reduce sums and ndimage.zoom."""
+    from skimage.measure import block_reduce
+
+    from antibodies.analysis.local_background import _normalised_convolution
+
+    image = np.asarray(image, dtype=np.float64)
+    if not mask.any():
+        return np.full(image.shape, image.mean(), dtype=np.float32)
+    sums = block_reduce(np.where(mask, image, 0.0), block, np.sum)
+    weights = block_reduce(mask.astype(np.float64), block, np.sum)
+    tiles = np.full(sums.shape, np.nan)
+    for factor in (1, 2, 4, 8):
+        missing = np.isnan(tiles)
+        if not missing.any():
+            break
+        wider = _normalised_convolution(sums, weights, sigma * factor, min_fraction * block * block)
+        tiles[missing] = wider[missing]
+    tiles[np.isnan(tiles)] = image[mask].mean()
+    zoomed = ndi.zoom(tiles, block, order=1, mode="nearest", grid_mode=True)
+    return zoomed[:image.shape[0], :image.shape[1]].astype(np.float32)
+
+
+@pytest.mark.parametrize("dtype", ["uint8", "uint16", "float32"])
+def test_background_surface_equals_block_reduce_and_zoom(dtype):
+    from antibodies.analysis.local_background import background_surface
+
+    rng = np.random.default_rng(9)
+    for _ in range(12):
+        shape = tuple(rng.integers(1, 150, size=2))
+        image = (rng.integers(0, 255, size=shape) * (1.37 if dtype == "float32" else 1)).astype(dtype)
+        mask = rng.random(shape) < rng.choice([0.0, 0.01, 0.3, 0.9])
+        for block, sigma in [(16, 3.0), (5, 1.0)]:
+            expected = _block_reduce_surface(image, mask, block, sigma)
+            result = background_surface(image, mask, block, sigma)
+            assert result.dtype == expected.dtype
+            np.testing.assert_array_equal(result, expected)
