@@ -140,11 +140,15 @@ def render_polygons(coord, prob, shape):
         return labels
     order = np.argsort(prob, kind="stable")
     polygon, row, first, last = _spans(coord[order], shape)
+    drawn = np.argsort(polygon, kind="stable")          # spans in drawing order
+    polygon, row, first, last = polygon[drawn], row[drawn], first[drawn], last[drawn]
     lengths = last - first + 1
     span = np.repeat(np.arange(lengths.size), lengths)
     pixels = row[span] * shape[1] + first[span] + np.arange(span.size) - (np.cumsum(lengths) - lengths)[span]
-    drawn_last = np.zeros(labels.size, np.int32)      # per pixel: 1 + the last polygon drawn over it
-    np.maximum.at(drawn_last, pixels, polygon[span] + 1)
-    label_of = np.concatenate(([0], order + 1)).astype(np.int32)
-    labels.ravel()[pixels] = label_of[drawn_last[pixels]]
+    if pixels.size == 0:
+        return labels
+    by_pixel = np.argsort(pixels, kind="stable")         # a pixel's writes stay in drawing order
+    pixels, polygon = pixels[by_pixel], polygon[span[by_pixel]]
+    last_write = np.append(pixels[1:] != pixels[:-1], True)
+    labels.ravel()[pixels[last_write]] = (order[polygon[last_write]] + 1).astype(np.int32)
     return labels

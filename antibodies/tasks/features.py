@@ -2,6 +2,7 @@
 import numpy as np
 
 from luigi_tasks.io import open_file, write_table
+from luigi_tasks.io.chunks import write_deflated
 
 from ..analysis.background import intensity_histogram
 from ..analysis.features import background_pixels, cell_border_band, cell_features
@@ -73,4 +74,4 @@ class CellFeatures(AssayImageJob):
             if key in container:
                 del container[key]
             counts = intensity_histogram(image, mask).astype(np.int64)
-            container.create_dataset(key, data=counts, compression="gzip", chunks=(8192,))
+            write_deflated(container, key, counts, chunks=(8192,), shuffle=False, level=4)

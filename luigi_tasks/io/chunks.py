@@ -9,11 +9,12 @@ The chunks are written with ``write_direct_chunk`` into a dataset that declares
 the usual filters (shuffle, then gzip level 1), so every HDF5 reader decodes
 them as before: only the deflate stream differs, never a value.
 """
+import itertools
 import zlib
 
 import numpy as np
 
-__all__ = ["GZIP_LEVEL", "shuffle_bytes", "deflate", "chunk_blocks", "write_shuffled_gzip"]
+__all__ = ["GZIP_LEVEL", "shuffle_bytes", "deflate", "chunk_blocks", "write_deflated", "write_shuffled_gzip"]
 
 GZIP_LEVEL = 1
 """Level recorded in the gzip filter of the datasets (the level HDF5 itself would compress with)."""
@@ -53,43 +54,55 @@ def deflate(data):
 
 
 def chunk_blocks(data, chunks):
-    """Yield ``(offset, block)`` for each chunk of a 2D array; edge blocks are padded with zeros to the chunk shape.
+    """Yield ``(offset, block)`` for each chunk of an N-d array; edge blocks are padded with zeros to the chunk shape.
 
     Examples
     --------
     >>> [(offset, block.tolist()) for offset, block in chunk_blocks(np.arange(3).reshape(1, 3), (1, 2))]
     [((0, 0), [[0, 1]]), ((0, 2), [[2, 0]])]
     """
-    rows, cols = chunks
-    for top in range(0, data.shape[0], rows):
-        for left in range(0, data.shape[1], cols):
-            block = data[top:top + rows, left:left + cols]
-            if block.shape != (rows, cols):
-                padded = np.zeros((rows, cols), dtype=data.dtype)
-                padded[:block.shape[0], :block.shape[1]] = block
-                block = padded
-            yield (top, left), block
+    starts = [range(0, extent, step) for extent, step in zip(data.shape, chunks)]
+    for offset in itertools.product(*starts):
+        block = data[tuple(slice(start, start + step) for start, step in zip(offset, chunks))]
+        if block.shape != tuple(chunks):
+            padded = np.zeros(chunks, dtype=data.dtype)
+            padded[tuple(slice(0, extent) for extent in block.shape)] = block
+            block = padded
+        yield offset, block
 
 
-def write_shuffled_gzip(group, name, data, chunks):
-    """Create dataset ``name`` of an h5py group with shuffle + gzip filters, compressing its chunks here.
+def write_deflated(group, name, data, chunks, shuffle=True, level=GZIP_LEVEL):
+    """Create dataset ``name`` of an h5py group with [shuffle +] gzip filters, compressing its chunks here.
 
     Parameters
     ----------
     group : h5py.Group
     name : str
-    data : (M, N) ndarray
+    data : ndarray
         Non-empty.
     chunks : tuple of int
         Chunk shape, each at most the data's extent.
+    shuffle : bool
+        Declare (and apply) HDF5's byte shuffle before gzip.
+    level : int
+        gzip level recorded in the filter (the stream is written with the run-length strategy).
 
     Returns
     -------
     h5py.Dataset
     """
     data = np.asarray(data)
-    dataset = group.create_dataset(name, shape=data.shape, dtype=data.dtype, chunks=chunks,
-                                   compression="gzip", compression_opts=GZIP_LEVEL, shuffle=True)
+    dataset = group.create_dataset(name, shape=data.shape, dtype=data.dtype, chunks=tuple(chunks),
+                                   compression="gzip", compression_opts=level, shuffle=shuffle)
     for offset, block in chunk_blocks(data, chunks):
-        dataset.id.write_direct_chunk(offset, deflate(shuffle_bytes(block)))
+        payload = shuffle_bytes(block) if shuffle else np.ascontiguousarray(block).tobytes()
+        dataset.id.write_direct_chunk(offset, deflate(payload))
     return dataset
+
+
+def write_shuffled_gzip(group, name, data, chunks):
+    """Create dataset ``name`` with shuffle + gzip (level 1) filters, compressing its chunks here.
+
+    See :func:`write_deflated`.
+    """
+    return write_deflated(group, name, data, chunks)

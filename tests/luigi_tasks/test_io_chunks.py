@@ -53,3 +53,16 @@ def test_halving_small_integers_equals_the_block_mean(dtype, shape):
         result = downscale(image, 2)
         assert result.dtype == image.dtype
         np.testing.assert_array_equal(result, _block_mean(image, 2))
+
+
+@pytest.mark.parametrize("shuffle", [True, False])
+def test_one_dimensional_chunks_without_shuffle_keep_their_filters(tmp_path, shuffle):
+    from luigi_tasks.io.chunks import write_deflated
+
+    counts = np.bincount(np.random.default_rng(2).integers(0, 3000, 5000), minlength=20000).astype(np.int64)
+    with h5py.File(tmp_path / "h.h5", "w") as f:
+        write_deflated(f, "counts", counts, chunks=(8192,), shuffle=shuffle, level=4)
+    with h5py.File(tmp_path / "h.h5", "r") as f:
+        dataset = f["counts"]
+        assert (dataset.compression, dataset.compression_opts, dataset.shuffle, dataset.chunks) == ("gzip", 4, shuffle, (8192,))
+        np.testing.assert_array_equal(dataset[()], counts)
