@@ -118,7 +118,7 @@ def _median_float32(values):
 
 def _noise_sigma(image):
     """Robust (MAD) pixel noise from horizontal differences of every fourth row, as float32 arithmetic."""
-    if _is_small_uint(image):
+    if _is_small_uint(image) and image.shape[1] > 1:
         differences = np.diff(image[::_NOISE_ROW_STEP].astype(np.int32), axis=1).ravel()
         median = _median_float32(differences)
         deviations = np.abs(2 * differences - int(2 * median))  # twice |d - median|: integers
