@@ -76,7 +76,8 @@ def write_deflated(group, name, data, chunks, shuffle=True, level=GZIP_LEVEL):
 
     Parameters
     ----------
-    group : h5py.Group
+    group : h5py.Group or z5py.Group
+        A z5py group gets a plain gzip dataset (z5py compresses it).
     name : str
     data : ndarray
         Non-empty.
@@ -92,6 +93,8 @@ def write_deflated(group, name, data, chunks, shuffle=True, level=GZIP_LEVEL):
     h5py.Dataset
     """
     data = np.asarray(data)
+    if not type(group).__module__.startswith("h5py"):  # z5py (n5): its own gzip, no shuffle filter
+        return group.create_dataset(name, data=data, chunks=tuple(chunks), compression="gzip", level=level)
     dataset = group.create_dataset(name, shape=data.shape, dtype=data.dtype, chunks=tuple(chunks),
                                    compression="gzip", compression_opts=level, shuffle=shuffle)
     for offset, block in chunk_blocks(data, chunks):

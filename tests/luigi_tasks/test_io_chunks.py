@@ -66,3 +66,13 @@ def test_one_dimensional_chunks_without_shuffle_keep_their_filters(tmp_path, shu
         dataset = f["counts"]
         assert (dataset.compression, dataset.compression_opts, dataset.shuffle, dataset.chunks) == ("gzip", 4, shuffle, (8192,))
         np.testing.assert_array_equal(dataset[()], counts)
+
+
+def test_n5_containers_get_their_own_gzip(tmp_path):
+    from luigi_tasks.io.chunks import write_deflated
+
+    counts = np.arange(20000, dtype=np.int64)
+    with open_file(tmp_path / "h.n5", "a") as f:
+        write_deflated(f, "counts", counts, chunks=(8192,), shuffle=False, level=4)
+    with open_file(tmp_path / "h.n5", "r") as f:
+        np.testing.assert_array_equal(f["counts"][:], counts)
