@@ -126,7 +126,9 @@ def render_polygons(coord, prob, shape):
     Returns
     -------
     (M, N) int32 array
-        Polygon ``k`` has label ``k + 1``; 0 is background.
+        Polygon ``k`` has label ``k + 1``; 0 is background.  (Polygons with a
+        NaN probability are left out and the later ones numbered on, as
+        stardist does.)
 
     Examples
     --------
@@ -136,6 +138,10 @@ def render_polygons(coord, prob, shape):
     """
     coord = np.asarray(coord, dtype=np.float64)
     labels = np.zeros(shape, np.int32)
+    if len(coord) == 0:
+        return labels
+    kept = np.asarray(prob) > -np.inf                  # as stardist: a NaN probability draws nothing
+    coord, prob = coord[kept], np.asarray(prob)[kept]
     if len(coord) == 0:
         return labels
     order = np.argsort(prob, kind="stable")

@@ -157,3 +157,19 @@ def test_background_surface_equals_block_reduce_and_zoom(dtype):
             result = background_surface(image, mask, block, sigma)
             assert result.dtype == expected.dtype
             np.testing.assert_array_equal(result, expected)
+
+
+def test_render_polygons_leaves_out_nan_probabilities_as_stardist_does():
+    from stardist.geometry.geom2d import dist_to_coord, polygons_to_label
+
+    from antibodies.analysis.polygons import render_polygons
+
+    rng = np.random.default_rng(12)
+    points = rng.uniform(5, 45, size=(12, 2))
+    dist = rng.uniform(1, 8, size=(12, 16))
+    prob = rng.random(12)
+    prob[[2, 7]] = np.nan
+    coord = dist_to_coord(dist, points)
+    expected = polygons_to_label(dist, points, (50, 50), prob=prob)
+    np.testing.assert_array_equal(render_polygons(coord, prob, (50, 50)), expected)
+    np.testing.assert_array_equal(render_polygons(coord[:0], prob[:0], (50, 50)), np.zeros((50, 50), np.int32))
