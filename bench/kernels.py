@@ -91,6 +91,31 @@ def compare(out, earlier):
     print(f"{n_differ} of {n_keys} keys differ from {earlier}")
 
 
+def warmed_up_jobs(plate, out, raw):
+    """One job object per step; the StarDist model loaded in this process and run once."""
+    import tifffile
+
+    import antibodies.tasks as tasks
+    from antibodies.models import resolve_model_folder
+    from antibodies.models.server import nucleus_segmenter
+
+    jobs = [getattr(tasks, step)(plate_dir=str(plate), output_dir=str(out), image_name="x") for step in STEPS]
+    segmenter = nucleus_segmenter(resolve_model_folder(jobs[1].nuclei_model))
+    segmenter.segment(tifffile.imread(raw)[0], None, None)  # model load, graph tracing
+    return jobs
+
+
+def run_steps(jobs, raws, out, repeat):
+    """CPU seconds of each step summed over the images (the least of ``repeat`` runs each)."""
+    seconds = {step: 0.0 for step in STEPS}
+    for raw in raws:
+        container = out / f"{raw.stem}.h5"
+        h5py.File(container, "w").close()
+        for step, job in zip(STEPS, jobs):
+            seconds[step] += run_step(job, str(raw), container, out / f"{raw.stem}.{step}.h5", repeat)
+    return seconds
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--plate", default="/tmp/bench_plate/distinct24/plate")
@@ -98,39 +123,28 @@ def main():
     parser.add_argument("--out", default="/tmp/bench_kernels")
     parser.add_argument("--repeat", type=int, default=1, help="runs per image and step; the least CPU time counts "
                         "(steadier on a loaded machine)")
-    parser.add_argument("--compare", default=None)
+    parser.add_argument("--compare", default=None, help="an --out folder of an earlier run: compare every dataset")
     parser.add_argument("--profile", default=None, help="write cProfile stats of the steps to this file")
     args = parser.parse_args()
-
-    import antibodies.tasks as tasks
-    from antibodies.models import resolve_model_folder
-    from antibodies.models.server import nucleus_segmenter
 
     plate, out = Path(args.plate), Path(args.out)
     shutil.rmtree(out, ignore_errors=True)
     out.mkdir(parents=True)
     raws = sorted(plate.glob("*.tiff"))[:args.images]
-    jobs = [getattr(tasks, step)(plate_dir=str(plate), output_dir=str(out), image_name="x") for step in STEPS]
-    segmenter = nucleus_segmenter(resolve_model_folder(jobs[1].nuclei_model))
-    import tifffile
-    segmenter.segment(tifffile.imread(raws[0])[0], None, None)  # warm-up: model load, graph tracing
+    jobs = warmed_up_jobs(plate, out, raws[0])
     profiler = None
     if args.profile:
         import cProfile
         profiler = cProfile.Profile()
         profiler.enable()
-    seconds = {step: 0.0 for step in STEPS}
     load_before = os.getloadavg()
-    for raw in raws:
-        container = out / f"{raw.stem}.h5"
-        h5py.File(container, "w").close()
-        for step, job in zip(STEPS, jobs):
-            seconds[step] += run_step(job, str(raw), container, out / f"{raw.stem}.{step}.h5", args.repeat)
+    seconds = run_steps(jobs, raws, out, args.repeat)
     if profiler:
         profiler.disable()
         profiler.dump_stats(args.profile)
     load_after = os.getloadavg()
-    print(f"CPU-s per image ({len(raws)} images, least of {args.repeat} runs; load {load_before[0]:.2f} -> {load_after[0]:.2f}):")
+    load = f"load {load_before[0]:.2f} -> {load_after[0]:.2f}"
+    print(f"CPU-s per image ({len(raws)} images, least of {args.repeat} runs; {load}):")
     for step in STEPS:
         print(f"  {step:22s} {seconds[step] / len(raws):.3f}")
     print(f"  {'total':22s} {sum(seconds.values()) / len(raws):.3f}")

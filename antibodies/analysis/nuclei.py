@@ -12,7 +12,9 @@ import numpy as np
 
 from .polygons import render_polygons
 
-__all__ = ["MIN_CONTRAST_TO_NOISE", "contrast_to_noise", "counted_percentiles", "normalize_percentile", "segment_nuclei"]
+__all__ = [
+    "MIN_CONTRAST_TO_NOISE", "contrast_to_noise", "counted_percentiles", "normalize_percentile", "segment_nuclei",
+]
 
 #: Below this contrast-to-noise ratio an image is treated as empty (no nuclei):
 #: pure camera noise scores ~3, the faintest synthetic training styles >= 7.
@@ -51,7 +53,8 @@ def counted_percentiles(counts, q, offset=0):
     Examples
     --------
     >>> sample = np.array([3, 1, 4, 1, 5, 9, 2, 6])
-    >>> counted_percentiles(np.bincount(sample), (10, 50, 99.8)).tolist() == np.percentile(sample, (10, 50, 99.8)).tolist()
+    >>> q = (10, 50, 99.8)
+    >>> counted_percentiles(np.bincount(sample), q).tolist() == np.percentile(sample, q).tolist()
     True
     """
     cumulative = np.cumsum(counts)

@@ -80,7 +80,8 @@ def _random_polygons(rng, kind, shape):
     return coord.astype(np.float32), np.round(rng.random(n), 1)
 
 
-@pytest.mark.parametrize("kind", ["star", "half pixels", "near zero", "self-crossing", "integer", "far from the origin"])
+@pytest.mark.parametrize(
+    "kind", ["star", "half pixels", "near zero", "self-crossing", "integer", "far from the origin"])
 def test_render_polygons_draws_what_stardist_draws(kind):
     from stardist.geometry.geom2d import polygons_to_label_coord
 

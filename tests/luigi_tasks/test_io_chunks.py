@@ -64,7 +64,8 @@ def test_one_dimensional_chunks_without_shuffle_keep_their_filters(tmp_path, shu
         write_deflated(f, "counts", counts, chunks=(8192,), shuffle=shuffle, level=4)
     with h5py.File(tmp_path / "h.h5", "r") as f:
         dataset = f["counts"]
-        assert (dataset.compression, dataset.compression_opts, dataset.shuffle, dataset.chunks) == ("gzip", 4, shuffle, (8192,))
+        filters = (dataset.compression, dataset.compression_opts, dataset.shuffle, dataset.chunks)
+        assert filters == ("gzip", 4, shuffle, (8192,))
         np.testing.assert_array_equal(dataset[()], counts)
 
 
