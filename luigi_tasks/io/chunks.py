@@ -98,9 +98,17 @@ def write_deflated(group, name, data, chunks, shuffle=True, level=GZIP_LEVEL):
     dataset = group.create_dataset(name, shape=data.shape, dtype=data.dtype, chunks=tuple(chunks),
                                    compression="gzip", compression_opts=level, shuffle=shuffle)
     for offset, block in chunk_blocks(data, chunks):
-        payload = shuffle_bytes(block) if shuffle else np.ascontiguousarray(block).tobytes()
-        dataset.id.write_direct_chunk(offset, deflate(payload))
+        payload = deflate(shuffle_bytes(block) if shuffle else np.ascontiguousarray(block).tobytes())
+        with _h5py_lock():  # h5py leaves write_direct_chunk out of its lock: a commit thread may be in HDF5
+            dataset.id.write_direct_chunk(offset, payload)
     return dataset
+
+
+def _h5py_lock():
+    """h5py's global lock ("phil"), held by each of its calls into HDF5 (which is not thread-safe)."""
+    from h5py._objects import phil
+
+    return phil
 
 
 def write_shuffled_gzip(group, name, data, chunks):

@@ -77,3 +77,35 @@ def test_n5_containers_get_their_own_gzip(tmp_path):
         write_deflated(f, "counts", counts, chunks=(8192,), shuffle=False, level=4)
     with open_file(tmp_path / "h.n5", "r") as f:
         np.testing.assert_array_equal(f["counts"][:], counts)
+
+
+def test_chunks_written_while_another_thread_uses_hdf5(tmp_path):
+    """Commits run on a background thread; the direct chunk writes must hold h5py's lock (else HDF5 breaks)."""
+    import threading
+
+    errors, stop = [], threading.Event()
+
+    def other_files():
+        while not stop.is_set():
+            try:
+                with h5py.File(tmp_path / "other.h5", "w") as f:
+                    for k in range(20):
+                        f.create_dataset(f"d{k}", data=np.arange(100))
+                        f[f"l{k}"] = h5py.ExternalLink("x.h5", "y")
+            except Exception as error:  # noqa: BLE001 - collected and asserted below
+                errors.append(repr(error))
+
+    thread = threading.Thread(target=other_files)
+    thread.start()
+    rng = np.random.default_rng(0)
+    try:
+        for _ in range(25):
+            image = rng.integers(0, 5000, size=(600, 600)).astype("uint16")
+            with open_file(tmp_path / "image.h5", "w") as f:
+                write_image(f, "x", image)
+            with open_file(tmp_path / "image.h5", "r") as f:
+                np.testing.assert_array_equal(read_image(f, "x"), image)
+    finally:
+        stop.set()
+        thread.join()
+    assert errors == []
