@@ -217,6 +217,8 @@ def intensity_histogram(image, mask=None):
             raise ValueError(f"mask shape {mask.shape} != image shape {values.shape}")
         values = values[mask]
     values = values.ravel()
+    if values.dtype.kind == "u" and np.iinfo(values.dtype).max < N_BINS:  # camera counts: every value is a bin
+        return np.bincount(values, minlength=N_BINS).astype(np.int64)
     if values.dtype.kind == "f":
         values = np.floor(np.clip(values[~np.isnan(values)], 0, N_BINS - 1))
     bins = np.clip(values.astype(np.int64), 0, N_BINS - 1)

@@ -10,7 +10,11 @@ import logging
 
 import numpy as np
 
-__all__ = ["MIN_CONTRAST_TO_NOISE", "contrast_to_noise", "normalize_percentile", "segment_nuclei"]
+from .polygons import render_polygons
+
+__all__ = [
+    "MIN_CONTRAST_TO_NOISE", "contrast_to_noise", "counted_percentiles", "normalize_percentile", "segment_nuclei",
+]
 
 #: Below this contrast-to-noise ratio an image is treated as empty (no nuclei):
 #: pure camera noise scores ~3, the faintest synthetic training styles >= 7.
@@ -18,6 +22,61 @@ MIN_CONTRAST_TO_NOISE = 5.0
 _NOISE_ROW_STEP = 4
 
 logger = logging.getLogger(__name__)
+
+
+def _is_small_uint(image):
+    """True for 8- and 16-bit unsigned images (camera counts), whose statistics are taken by counting."""
+    return image.dtype.kind == "u" and image.dtype.itemsize <= 2 and image.size > 0
+
+
+def counted_percentiles(counts, q, offset=0):
+    """``np.percentile(sample, q)`` (numpy's default 'linear' method) from the histogram of an integer sample.
+
+    Reads the two order statistics around each percentile off the cumulative
+    counts and interpolates between them as numpy does, so the values are
+    the same bit for bit as ``np.percentile`` of the sample (as integers or
+    as float32), without sorting or partitioning it.
+
+    Parameters
+    ----------
+    counts : (K,) int array
+        ``counts[v]`` is how many values of the sample equal ``v + offset``; at least one.
+    q : sequence of float
+        Percentiles in [0, 100].
+    offset : int
+        Value of bin 0.
+
+    Returns
+    -------
+    (len(q),) float64 array
+
+    Examples
+    --------
+    >>> sample = np.array([3, 1, 4, 1, 5, 9, 2, 6])
+    >>> q = (10, 50, 99.8)
+    >>> counted_percentiles(np.bincount(sample), q).tolist() == np.percentile(sample, q).tolist()
+    True
+    """
+    cumulative = np.cumsum(counts)
+    n = int(cumulative[-1])
+    virtual = (n - 1) * np.true_divide(np.asarray(q, dtype=np.float64), 100)
+    previous = np.floor(virtual)
+    gamma = virtual - previous
+    below = np.clip(previous.astype(np.intp), 0, n - 1)
+    above = np.clip(below + 1, 0, n - 1)
+    low = np.searchsorted(cumulative, below, side="right").astype(np.float64) + offset
+    high = np.searchsorted(cumulative, above, side="right").astype(np.float64) + offset
+    difference = high - low
+    result = low + difference * gamma
+    np.subtract(high, difference * (1 - gamma), out=result, where=gamma >= 0.5)
+    return result
+
+
+def _percentiles(image, q):
+    """``np.percentile`` of a float32 copy of ``image``, by counting when its values are 8/16-bit counts."""
+    if _is_small_uint(image):
+        return counted_percentiles(np.bincount(image.ravel()), q)
+    return np.percentile(np.asarray(image, dtype=np.float32), q)
 
 
 def normalize_percentile(image, low=1.0, high=99.8, eps=1e-20):
@@ -40,9 +99,37 @@ def normalize_percentile(image, low=1.0, high=99.8, eps=1e-20):
     numpy.ndarray
         (M, N) float32 normalised image.
     """
-    image = np.asarray(image, dtype=np.float32)
-    low_value, high_value = np.percentile(image, (low, high))
+    image = np.asarray(image)
+    if _is_small_uint(image):  # every distinct value scaled once, then looked up (the same float arithmetic)
+        counts = np.bincount(image.ravel())
+        low_value, high_value = counted_percentiles(counts, (low, high))
+        return _scaled(np.arange(counts.size, dtype=np.float32), low_value, high_value, eps)[image]
+    low_value, high_value = np.percentile(np.asarray(image, dtype=np.float32), (low, high))
+    return _scaled(image.astype(np.float32, copy=False), low_value, high_value, eps)
+
+
+def _scaled(image, low_value, high_value, eps):
+    """``(image - low) / (high - low + eps)`` as float32, computed in float64 (numpy float64 bounds)."""
     return ((image - low_value) / (high_value - low_value + eps)).astype(np.float32)
+
+
+def _median_float32(values):
+    """``np.median`` of a float32 copy of an int array, by counting (exact: half-integers below 2**23)."""
+    offset = int(values.min())
+    return np.float32(counted_percentiles(np.bincount(values - offset), (50.0,), offset)[0])
+
+
+def _noise_sigma(image):
+    """Robust (MAD) pixel noise from horizontal differences of every fourth row, as float32 arithmetic."""
+    if _is_small_uint(image) and image.shape[1] > 1:
+        differences = np.diff(image[::_NOISE_ROW_STEP].astype(np.int32), axis=1).ravel()
+        median = _median_float32(differences)
+        deviations = np.abs(2 * differences - int(2 * median))  # twice |d - median|: integers
+        mad = np.float32(_median_float32(deviations) / np.float32(2))
+    else:
+        differences = np.diff(np.asarray(image, dtype=np.float32)[::_NOISE_ROW_STEP], axis=1).ravel()
+        mad = np.median(np.abs(differences - np.median(differences)))
+    return 1.4826 * mad / np.sqrt(2.0)
 
 
 def contrast_to_noise(image, high=99.8):
@@ -51,7 +138,8 @@ def contrast_to_noise(image, high=99.8):
     ``(percentile(image, high) - median(image)) / sigma`` where the noise
     ``sigma`` is a robust (MAD) estimate from horizontal pixel differences
     (of every fourth row: plenty of samples), which ignores smooth background
-    variation.
+    variation.  8- and 16-bit images are measured by counting their values
+    (the same numbers as sorting them, 6x faster).
 
     Parameters
     ----------
@@ -65,10 +153,9 @@ def contrast_to_noise(image, high=99.8):
     float
         About 3 for pure noise, tens to hundreds for images with nuclei.
     """
-    image = np.asarray(image, dtype=np.float32)
-    differences = np.diff(image[::_NOISE_ROW_STEP], axis=1).ravel()
-    sigma = 1.4826 * np.median(np.abs(differences - np.median(differences))) / np.sqrt(2.0)
-    high_value, median = np.percentile(image, (high, 50.0))
+    image = np.asarray(image)
+    sigma = _noise_sigma(image)
+    high_value, median = _percentiles(image, (high, 50.0))
     return float((high_value - median) / max(sigma, 1e-6))
 
 
@@ -99,7 +186,9 @@ def segment_nuclei(model, image, prob_thresh=None, nms_thresh=None, normalizer=n
     Returns
     -------
     numpy.ndarray
-        (M, N) int32 label image, 0 background, nuclei 1..K.
+        (M, N) int32 label image, 0 background, nuclei 1..K: StarDist's
+        labels, drawn by :func:`~antibodies.analysis.polygons.render_polygons`
+        (the same image, 3x faster than StarDist's loop over the nuclei).
     """
     image = np.asarray(image)
     if image.ndim != 2:
@@ -108,8 +197,8 @@ def segment_nuclei(model, image, prob_thresh=None, nms_thresh=None, normalizer=n
         logger.info("image contrast below %.1f x noise: treated as empty (no nuclei)", min_contrast)
         return np.zeros(image.shape, np.int32)
     normalized = normalizer(image) if normalizer is not None else image.astype(np.float32)
-    labels, details = model.predict_instances(normalized, axes="YX", prob_thresh=prob_thresh,
-                                              nms_thresh=nms_thresh, n_tiles=n_tiles,
-                                              show_tile_progress=False, verbose=False)
+    _, details = model.predict_instances(normalized, axes="YX", prob_thresh=prob_thresh,
+                                         nms_thresh=nms_thresh, n_tiles=n_tiles, return_labels=False,
+                                         show_tile_progress=False, verbose=False)
     logger.debug("segmented %d nuclei in an image of shape %s", len(details["points"]), image.shape)
-    return labels.astype(np.int32, copy=False)
+    return render_polygons(details["coord"], details["prob"], image.shape)

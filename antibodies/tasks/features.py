@@ -2,6 +2,7 @@
 import numpy as np
 
 from luigi_tasks.io import open_file, write_table
+from luigi_tasks.io.chunks import write_deflated
 
 from ..analysis.background import intensity_histogram
 from ..analysis.features import background_pixels, cell_border_band, cell_features
@@ -36,6 +37,10 @@ class CellFeatures(AssayImageJob):
     def inputs(self):
         return [CELL_SEGMENTATION, NUCLEUS_SEGMENTATION] + self.channels()
 
+    def keys_read(self, exclude_nuclei):
+        """The inputs read: the nuclei only when their pixels are left out of the serum statistics."""
+        return [key for key in self.inputs if key != NUCLEUS_SEGMENTATION or exclude_nuclei]
+
     def output_keys(self):
         """One table and two histograms per channel."""
         keys = [cell_table_key(channel) for channel in self.channels()]
@@ -45,8 +50,8 @@ class CellFeatures(AssayImageJob):
                 infection_border_exclusion, background_exclusion):
         quantiles = sorted({0.95, infection_quantile})
         for input_file, output_file in zip(input_files, output_files):
-            images = read_images(input_file, self.inputs)
-            cells, nuclei = images[CELL_SEGMENTATION], images[NUCLEUS_SEGMENTATION]
+            images = read_images(input_file, self.keys_read(features_exclude_nuclei))
+            cells, nuclei = images[CELL_SEGMENTATION], images.get(NUCLEUS_SEGMENTATION)
             border = cell_border_band(cells, infection_border_exclusion)
             background = background_pixels(cells, background_exclusion)
             surface_pixels = background_pixels(cells, SURFACE_EXCLUSION)
@@ -69,4 +74,4 @@ class CellFeatures(AssayImageJob):
             if key in container:
                 del container[key]
             counts = intensity_histogram(image, mask).astype(np.int64)
-            container.create_dataset(key, data=counts, compression="gzip", chunks=(8192,))
+            write_deflated(container, key, counts, chunks=(8192,), shuffle=False, level=4)

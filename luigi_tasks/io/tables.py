@@ -40,9 +40,20 @@ def _is_h5(container):
     return type(container).__module__.startswith("h5py")
 
 
+def _column_strings(column):
+    """``str`` of each value of a Series (as an object), ``"nan"`` where it is missing."""
+    values = column.astype(object).to_numpy(copy=True)
+    values[column.isna().to_numpy()] = "nan"
+    return [str(value) for value in values.tolist()]
+
+
 def _to_strings(frame):
-    text = frame.astype(object).where(frame.notna(), "nan")
-    return np.array([[str(value) for value in row] for row in text.itertuples(index=False)], dtype=object)
+    """(rows, columns) object array of the cells' text, built column by column."""
+    columns = [_column_strings(frame.iloc[:, index]) for index in range(frame.shape[1])]
+    cells = np.empty((len(frame), len(columns)), dtype=object)
+    for index, strings in enumerate(columns):
+        cells[:, index] = strings
+    return cells
 
 
 def write_table(container, name, frame, visible=None):
@@ -87,7 +98,9 @@ def _read_cells(group, n_columns):
         rows = json.loads(group["cells"][:].tobytes().decode() or "[]")
         return np.array(rows, dtype=object).reshape(len(rows), n_columns)
     cells = group["cells"][:]
-    return np.vectorize(lambda v: v.decode() if isinstance(v, bytes) else v, otypes=[object])(cells)
+    text = np.empty(cells.shape, dtype=object)
+    text.ravel()[:] = [value.decode() if isinstance(value, bytes) else value for value in cells.ravel().tolist()]
+    return text
 
 
 def _read_columns(group):
@@ -97,6 +110,7 @@ def _read_columns(group):
 
 
 def _typed(values, dtype):
+    """A column of text cells (Series) as ``dtype``."""
     if dtype == "bool":
         return values == "True"
     if dtype == "boolean":  # nullable: "<NA>" (and "nan") read back as missing
@@ -108,15 +122,40 @@ def _typed(values, dtype):
     return values.replace("nan", np.nan) if dtype != "object" else values
 
 
+def _typed_fast(texts, dtype):
+    """A column of text cells (object array) as a numpy array of a bool, int or float ``dtype``; else None.
+
+    The same values as :func:`_typed`: ``float()`` of each text is what ``pd.to_numeric`` gives ("nan" too).
+    """
+    if dtype == "bool":
+        return texts == "True"
+    if dtype.startswith("float"):
+        return texts.astype(np.float64).astype(dtype)
+    return None
+
+
 def read_table(container, name):
     """Read table ``name`` into a DataFrame with the column types it was written with."""
     group = container[table_key(name)]
     columns = _read_columns(group)
     cells = _read_cells(group, len(columns))
-    frame = pd.DataFrame(cells, columns=columns) if len(columns) else pd.DataFrame()
     dtypes = json.loads(group.attrs.get("dtypes", "[]"))
-    for column, dtype in zip(columns, dtypes):
-        frame[column] = _typed(frame[column].astype(str), dtype)
+    if not len(columns):
+        return pd.DataFrame()
+    if len(set(columns)) < len(columns):  # repeated names: column by column, as pandas assigns them
+        frame = pd.DataFrame(cells, columns=columns)
+        for column, dtype in zip(columns, dtypes):
+            frame[column] = _typed(frame[column].astype(str), dtype)
+        return frame
+    typed = [_typed_fast(cells[:, index], dtype) for index, dtype in enumerate(dtypes[:len(columns)])]
+    fast = [index for index, values in enumerate(typed) if values is not None]
+    slow = [index for index in range(len(columns)) if index not in fast]
+    frame = pd.DataFrame(cells[:, slow], columns=[columns[index] for index in slow])
+    for index, dtype in zip(range(len(columns)), dtypes):
+        if index in slow:
+            frame[columns[index]] = _typed(frame[columns[index]].astype(str), dtype)
+    for index in fast:
+        frame.insert(index, columns[index], typed[index], allow_duplicates=True)
     return frame
 
 
