@@ -1,9 +1,7 @@
 """Bad input: a clear message naming the file, the reason and the fix; nothing computed."""
 import json
-import os
 import subprocess
 import sys
-from pathlib import Path
 
 import numpy as np
 import pytest

@@ -1,7 +1,4 @@
-import os
-import shutil
 from collections import Counter
-from pathlib import Path
 
 import pytest
 

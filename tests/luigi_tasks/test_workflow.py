@@ -4,7 +4,6 @@ import subprocess
 import sys
 from pathlib import Path
 
-import luigi
 import pytest
 from luigi.execution_summary import LuigiStatusCode
 
