@@ -17,7 +17,7 @@ from .io.atomic import linked_part_exists
 from .io.files import is_h5, is_n5, open_file
 from .provenance import read_index, software_version
 
-__all__ = ["DatasetTarget", "is_done", "container_index", "container_signature", "clear_index_cache"]
+__all__ = ["DatasetTarget", "is_done", "outputs_done", "container_index", "container_signature", "clear_index_cache"]
 
 logger = logging.getLogger("Workflow.targets")
 _INDEX_CACHE = {}
@@ -139,19 +139,29 @@ class DatasetTarget(luigi.Target):
 
     def exists(self):
         """Return True if the key is complete and was made with the expected parameters."""
-        stamp = self.stamp()
-        if not is_done(stamp, self.fingerprint, self.accept_failed, self.not_before):
-            if stamp is not None and self.fingerprint is not None and stamp.fingerprint != self.fingerprint:
-                logger.debug("%s: parameters changed, will be recomputed", self)
-            return False
-        self._report_version(stamp.version)
-        return True
+        return _stamp_done(self, self.stamp(), self.fingerprint, self.accept_failed, self.not_before)
 
-    @staticmethod
-    def _report_version(version):
-        if version != software_version() and version not in _REPORTED_VERSIONS:
-            _REPORTED_VERSIONS.add(version)
-            logger.info("reusing outputs made by version %s (now %s)", version, software_version())
+
+def outputs_done(path, keys, fingerprint=None, accept_failed=False, not_before=0.0):
+    """Return True if every one of ``keys`` of the container at ``path`` is complete: one look at its index.
+
+    The same answer as :meth:`DatasetTarget.exists` of each key's target
+    (parameters as there), without building the targets.
+    """
+    index = container_index(path)
+    return all(_stamp_done((path, key), index.get(key), fingerprint, accept_failed, not_before) for key in keys)
+
+
+def _stamp_done(what, stamp, fingerprint, accept_failed, not_before):
+    """:func:`is_done`, logging a changed fingerprint and reporting outputs of another version (once)."""
+    if not is_done(stamp, fingerprint, accept_failed, not_before):
+        if stamp is not None and fingerprint is not None and stamp.fingerprint != fingerprint:
+            logger.debug("%s: parameters changed, will be recomputed", what)
+        return False
+    if stamp.version != software_version() and stamp.version not in _REPORTED_VERSIONS:
+        _REPORTED_VERSIONS.add(stamp.version)
+        logger.info("reusing outputs made by version %s (now %s)", stamp.version, software_version())
+    return True
 
 
 class H5DatasetTarget(DatasetTarget):
