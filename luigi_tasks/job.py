@@ -347,8 +347,11 @@ class PlateTask(luigi.Task):
 
     def fingerprint_payload(self):
         """Return what the fingerprint hashes: family, settings, upstream fingerprints."""
-        upstream = sorted({task.fingerprint() for task in luigi.task.flatten(self.requires())})
-        return {"job": self.task_family, "params": self.significant_params(), "upstream": upstream}
+        return {"job": self.task_family, "params": self.significant_params(), "upstream": self.upstream_fingerprints()}
+
+    def upstream_fingerprints(self):
+        """Return the sorted distinct fingerprints of the tasks this one requires."""
+        return sorted({task.fingerprint() for task in luigi.task.flatten(self.requires())})
 
     def fingerprint(self):
         """Return the fingerprint of this task's outputs (memoised)."""
@@ -454,7 +457,7 @@ class ImageJob(PlateTask):
         """
         if "_fingerprint" in self.__dict__ or type(self).fingerprint_payload is not PlateTask.fingerprint_payload:
             return super().fingerprint()
-        upstream = tuple(sorted({task.fingerprint() for task in luigi.task.flatten(self.requires())}))
+        upstream = tuple(self.upstream_fingerprints())
         key = (type(self), tuple(item for item in self.param_kwargs.items() if item[0] != "image_name"), upstream)
         try:
             self._fingerprint = _IMAGE_FINGERPRINTS[key]
@@ -463,6 +466,17 @@ class ImageJob(PlateTask):
         except TypeError:  # an unhashable parameter value: no sharing
             return super().fingerprint()
         return self._fingerprint
+
+    @classmethod
+    def shares_fingerprint(cls):
+        """Return True if the tasks of this job on the images of a plate all have one fingerprint.
+
+        So they do when neither this job nor an image job above it overrides
+        ``fingerprint_payload``: :meth:`PlateTask.fingerprint_payload` names
+        no image, and plate jobs above are one task for all images.
+        """
+        return cls.fingerprint_payload is PlateTask.fingerprint_payload and all(
+            up.shares_fingerprint() for up in cls.upstream if issubclass(up, ImageJob))
 
     def targets_for(self, image):
         """Return the targets of one image."""
@@ -671,6 +685,20 @@ class PlateJob(PlateTask):
     def fingerprint_payload(self):
         """Include the images covered, so new images make the outputs stale."""
         return dict(super().fingerprint_payload(), images=list(self.images()))
+
+    def upstream_fingerprints(self):
+        """The fingerprints of the required tasks, from one image per image job whose images share one.
+
+        The same list as :meth:`PlateTask.upstream_fingerprints` (see
+        :meth:`ImageJob.shares_fingerprint`), without building a task per image.
+        """
+        tasks = []
+        for cls in self.upstream:
+            if issubclass(cls, ImageJob) and cls.shares_fingerprint():
+                tasks += [self.upstream_task(cls, image_name=image) for image in self.images()[:1]]
+            else:
+                tasks += luigi.task.flatten(self.upstream_tasks(cls))
+        return sorted({task.fingerprint() for task in tasks})
 
     def output_files(self):
         """Return paths of plain files this job writes (besides table keys)."""

@@ -26,7 +26,7 @@ from pathlib import Path
 
 import luigi
 
-from . import options
+from . import index_cache, options
 from .config import load_config, spec_entries, flat_name
 from .errors import OutputFolderError
 from .job import ImageJob
@@ -129,10 +129,15 @@ class PlateWorkflow(luigi.WrapperTask):
         that was damaged or deleted while the plate tables made from it are
         still complete: Luigi never looks at the requirements of a complete task.
         """
+        if "_image_tasks" not in self.__dict__:
+            self._image_tasks = _image_tasks_below(self.final_tasks())
+        return self.final_tasks() + self._image_tasks
+
+    def final_tasks(self):
+        """Plan the run once per process; return the final jobs."""
         if "_final_tasks" not in self.__dict__:
             self._final_tasks = self._plan_run()
-            self._image_tasks = _image_tasks_below(self._final_tasks)
-        return self._final_tasks + self._image_tasks
+        return self._final_tasks
 
     def _plan_run(self):
         values = self.config_values()
@@ -168,6 +173,7 @@ class PlateWorkflow(luigi.WrapperTask):
         )
         tasks = [job.from_settings(job.serialize_settings(values), **common) for job in self.jobs_to_run(values)]
         write_plan(output_dir, describe_plan(self.task_id, common["plate_dir"], tasks, plan.image_names))
+        self._images = plan.image_names
         return tasks
 
     def jobs_to_run(self, values):
@@ -192,10 +198,31 @@ class PlateWorkflow(luigi.WrapperTask):
         last commit and :meth:`run`) never calls :meth:`run`; without this its
         planning would leave the status at ``running``.
         """
-        done = super().complete()
-        if done and self.__dict__.get("_final_tasks") is not None:
+        done = self.all_complete()
+        index_cache.save(self.output_dir.resolve())  # what this check read, for the next run
+        if done:
             self._record_end("finished")
         return done
+
+    def all_complete(self):
+        """Return True if every task :meth:`requires` is complete, building an image task only where needed.
+
+        The same answer as Luigi's (every required task complete), but where
+        the tasks of an image job share one fingerprint
+        (:meth:`~luigi_tasks.job.ImageJob.shares_fingerprint`) one of them
+        checks every image (its output keys are those of any batch of
+        images, so of every image), and a finished plate is checked without
+        building its thousands of image tasks.
+        """
+        final = self.final_tasks()
+        jobs = _walk(final, self._images[0]) if self._images and "_image_tasks" not in self.__dict__ else {}
+        image_jobs = [job for job in jobs.values() if isinstance(job, ImageJob)]
+        shortcut = jobs and all(job.shares_fingerprint() for job in image_jobs) and all(
+            tuple(job.images()) == tuple(self._images) for job in jobs.values() if not isinstance(job, ImageJob))
+        if not shortcut:
+            return all(task.complete() for task in self.requires())
+        return all(task.complete() for task in final) and all(
+            job.image_complete(image) for image in self._images for job in image_jobs)
 
     def run(self):
         """Record that the plate is finished."""
@@ -237,7 +264,9 @@ class PlateWorkflow(luigi.WrapperTask):
         """
         if self.__dict__.get("_final_tasks") is None:
             return
-        if super().complete():
+        complete = self.all_complete()
+        index_cache.save(self.output_dir.resolve())
+        if complete:
             self._record_end("finished")
             return
         failed_tasks = sorted({task.task_family for task in task_sets.get("failed", ())})
