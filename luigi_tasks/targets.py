@@ -23,6 +23,7 @@ from .provenance import read_index, software_version
 __all__ = ["DatasetTarget", "is_done", "outputs_done", "container_index", "container_signature", "clear_index_cache"]
 
 logger = logging.getLogger("Workflow.targets")
+# Process-wide: {container path: (signature, {key: Stamp})}; an entry counts only while the signature is unchanged.
 _INDEX_CACHE = {}
 _REPORTED_VERSIONS = set()
 

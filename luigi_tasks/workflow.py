@@ -217,7 +217,7 @@ class PlateWorkflow(luigi.WrapperTask):
         final = self.final_tasks()
         jobs = _walk(final, self._images[0]) if self._images and "_image_tasks" not in self.__dict__ else {}
         image_jobs = [job for job in jobs.values() if isinstance(job, ImageJob)]
-        shortcut = jobs and all(job.shares_fingerprint() for job in image_jobs) and all(
+        shortcut = jobs and all(job.shares_fingerprint() and job.outputs_are_keys() for job in image_jobs) and all(
             tuple(job.images()) == tuple(self._images) for job in jobs.values() if not isinstance(job, ImageJob))
         if not shortcut:
             return all(task.complete() for task in self.requires())
