@@ -134,6 +134,14 @@ def _failure_message(job, failed, n_images, shown=5):
     return f"{job} failed on {len(items)} of {n_images} image(s): {named}{more}; the others are committed"
 
 
+@functools.lru_cache(maxsize=1 << 16)
+def _container_path(output_dir, image, extension):
+    """``<output_dir>/<image><extension>`` (cached: every completeness check of every image asks)."""
+    if Path(image).name != image:  # e.g. --image-name ../../x given by hand: never write outside output_dir
+        raise ValueError(f"{image!r} is not an image name: its container would leave {output_dir}")
+    return Path(output_dir) / f"{image}{extension}"
+
+
 def _as_tuple(value):
     """A list or set parameter value as a tuple, as Luigi keeps it (hashable)."""
     return tuple(value) if isinstance(value, (list, set)) else value
@@ -264,9 +272,7 @@ class PlateTask(luigi.Task):
 
     def container(self, image):
         """Return the output container of ``image``; a name with a path separator is refused."""
-        if Path(image).name != image:  # e.g. --image-name ../../x given by hand: never write outside output_dir
-            raise ValueError(f"{image!r} is not an image name: its container would leave {self.output_dir}")
-        return Path(self.output_dir) / f"{image}{self.container_extension}"
+        return _container_path(self.output_dir, image, self.container_extension)
 
     def plan(self):
         """Return the :class:`~luigi_tasks.plan.PlatePlan` of the plate."""

@@ -30,7 +30,7 @@ _REPORTED_VERSIONS = set()
 
 def container_signature(path):
     """Return ``(inode, mtime_ns, size)`` of a container (its ``attributes.json`` for n5), or None."""
-    probe = Path(path) / "attributes.json" if is_n5(path) else Path(path)
+    probe = os.path.join(path, "attributes.json") if is_n5(path) else path
     try:
         stat = os.stat(probe)
     except FileNotFoundError:
