@@ -1,4 +1,5 @@
 """What a run pays before its first job: the shortcuts give the answers of the long way."""
+import gc
 import json
 import os
 import shutil
@@ -164,6 +165,7 @@ def test_the_workflow_answers_complete_as_luigi_does(toy, monkeypatch):
     monkeypatch.setenv("TOY_WRITE_MB", "0.1")  # outputs in part files
     assert run_local([toy.workflow()]).status.name == "SUCCESS"
     assert (toy.output / "batchlib" / index_cache.CACHE_FILE).exists()  # written at the end of the run
+    assert gc.get_freeze_count() == 0  # what the run froze while it scheduled is collectable again
     use_local_lock(False)
     try:
         for damage in (None, "part", "container"):
