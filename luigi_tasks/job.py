@@ -69,6 +69,9 @@ _UPSTREAM_SETTINGS_CACHE = {}
 # one task object per image and job, and their fingerprints are equal (the payload names no image); the cache lets
 # a plate's thousands of image tasks hash the payload once per job (see ImageJob.fingerprint). Emptied by wire().
 _IMAGE_FINGERPRINTS = {}
+# Process-wide: {(class, upstream class, parameters but the image): keyword arguments} shared by the tasks of one
+# job on the images of a plate when they build their upstream tasks (see PlateTask.upstream_task). Emptied by wire().
+_UPSTREAM_KWARGS = {}
 # Process-wide: {(name, value) pairs: frozen mapping}, one object per distinct upstream_settings value; see
 # SettingsParameter.freeze. A handful of entries per configuration.
 _FROZEN_SETTINGS = {}
@@ -376,13 +379,27 @@ class PlateTask(luigi.Task):
         """Return the task of upstream class ``cls`` with this task's run options and settings.
 
         ``kwargs`` add or replace parameters (``image_name``). The parameters
-        common to all tasks of ``cls`` are worked out once per task and class.
+        common to all tasks of ``cls`` depend on this task's parameters but
+        its image only: they are worked out once per process for the tasks
+        of one job that differ in their images.
         """
-        common = self.__dict__.setdefault("_upstream_params", {})
-        if cls not in common:
+        key = (type(self), cls, self.image_free_params())
+        try:
+            common = _UPSTREAM_KWARGS.get(key)
+        except TypeError:  # an unhashable parameter value: not shared
+            key, common = None, None
+        if common is None:
             options = {name: getattr(self, name) for name in RUN_OPTIONS}
-            common[cls] = dict(options, **cls.settings_kwargs(self.setting_values()))
-        return cls(**dict(common[cls], **kwargs))
+            common = dict(options, **cls.settings_kwargs(self.setting_values()))
+            if key is not None:
+                _UPSTREAM_KWARGS[key] = common
+        return cls(**dict(common, **kwargs))
+
+    def image_free_params(self):
+        """Return ``((name, value), ...)`` of this task's parameters but ``image_name`` (memoised)."""
+        if "_image_free_params" not in self.__dict__:
+            self._image_free_params = tuple(item for item in self.param_kwargs.items() if item[0] != "image_name")
+        return self._image_free_params
 
     def upstream_tasks(self, cls):
         """Return the tasks of upstream class ``cls`` this task needs (an image job: the same images)."""
@@ -464,7 +481,7 @@ class ImageJob(PlateTask):
         if "_fingerprint" in self.__dict__ or type(self).fingerprint_payload is not PlateTask.fingerprint_payload:
             return super().fingerprint()
         upstream = tuple(self.upstream_fingerprints())
-        key = (type(self), tuple(item for item in self.param_kwargs.items() if item[0] != "image_name"), upstream)
+        key = (type(self), self.image_free_params(), upstream)
         try:
             self._fingerprint = _IMAGE_FINGERPRINTS[key]
         except KeyError:
@@ -810,6 +827,7 @@ def wire(job, *upstream):
     job.upstream = tuple(upstream)
     _UPSTREAM_SETTINGS_CACHE.clear()
     _IMAGE_FINGERPRINTS.clear()
+    _UPSTREAM_KWARGS.clear()
     job.priority = min((cls.priority for cls in upstream), default=STEP_PRIORITY) - 1
     return job
 
