@@ -226,3 +226,15 @@ def test_a_job_with_other_outputs_is_checked_by_its_targets(tmp_path):
     assert task.image_complete("a") and not task.complete()  # the keys are there, the extra file is not
     (tmp_path / "extra.txt").write_text("")
     assert task.complete()
+
+
+def test_shared_upstream_parameters_follow_each_tasks_settings(tmp_path):
+    built = {}
+    for sigma in ("2.0", "3.0"):
+        for image in ("a", "b"):
+            task = Threshold.from_settings(dict(SETTINGS, smooth_sigma=sigma), **options(tmp_path, image_name=image))
+            (smooth,) = task.requires()
+            built[sigma, image] = smooth
+    assert {(s.smooth_sigma, s.image_name) for s in built.values()} == {(2.0, "a"), (2.0, "b"), (3.0, "a"), (3.0, "b")}
+    gpu = Threshold.from_settings(SETTINGS, **options(tmp_path, image_name="a", gpu=True)).requires()[0]
+    assert gpu.gpu and not built["2.0", "a"].gpu
