@@ -224,15 +224,30 @@ class PlateWorkflow(luigi.WrapperTask):
         images, so of every image), and a finished plate is checked without
         building its thousands of image tasks.
         """
-        final = self.final_tasks()
-        jobs = _walk(final, self._images[0]) if self._images and "_image_tasks" not in self.__dict__ else {}
-        image_jobs = [job for job in jobs.values() if isinstance(job, ImageJob)]
-        shortcut = jobs and all(job.shares_fingerprint() and job.outputs_are_keys() for job in image_jobs) and all(
-            tuple(job.images()) == tuple(self._images) for job in jobs.values() if not isinstance(job, ImageJob))
-        if not shortcut:
+        image_jobs = self._image_job_checkers()
+        if image_jobs is None:
             return all(task.complete() for task in self.requires())
-        return all(task.complete() for task in final) and all(
+        return all(task.complete() for task in self.final_tasks()) and all(
             job.image_complete(image) for image in self._images for job in image_jobs)
+
+    def _image_job_checkers(self):
+        """Return one task per image job below the final jobs if each can check every image; else None.
+
+        None when the image tasks are built already, when an image job's
+        fingerprint or outputs may depend on the image, or when a plate job
+        covers other images than the plan.
+        """
+        final = self.final_tasks()
+        if not self._images or "_image_tasks" in self.__dict__:
+            return None
+        jobs = _walk(final, self._images[0]).values()
+        image_jobs = [job for job in jobs if isinstance(job, ImageJob)]
+        plate_jobs = [job for job in jobs if not isinstance(job, ImageJob)]
+        if not all(job.shares_fingerprint() and job.outputs_are_keys() for job in image_jobs):
+            return None
+        if any(tuple(job.images()) != tuple(self._images) for job in plate_jobs):
+            return None
+        return image_jobs
 
     def run(self):
         """Record that the plate is finished."""
