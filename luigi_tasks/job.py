@@ -240,7 +240,7 @@ class PlateTask(luigi.Task):
 
     @classmethod
     def get_param_values(cls, params, args, kwargs):
-        """Luigi's ``get_param_values``, short when every parameter is given by keyword (how the framework builds tasks).
+        """Luigi's ``get_param_values``, short when every parameter is given by keyword (as the framework does).
 
         Luigi's version also formats an error text with the repr of every
         value, and looks up the configuration, on each call (twice per task

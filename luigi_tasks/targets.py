@@ -11,7 +11,6 @@ What a check of an h5 container found is also kept between runs
 """
 import logging
 import os
-from pathlib import Path
 
 import luigi
 
