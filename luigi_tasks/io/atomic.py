@@ -350,7 +350,7 @@ def linked_part_exists(container, link):
 
 
 def linked_part_path(container, link):
-    """Return the part file HDF5 opens for external ``link`` from ``container``, or None (:func:`linked_part_exists`)."""
+    """Return the part file HDF5 opens for external ``link`` of ``container``, or None (:func:`linked_part_exists`)."""
     name = Path(link.filename)
     for path in (name, Path(container).parent / name.name):
         if path.exists():
