@@ -5,9 +5,11 @@ A plate folder holds multi-page TIFFs (C, M, N) named by the scheme of
 each microscope channel (``DAPI``, ``WF_GFP``, ...) to a role (``nuclei``,
 ``marker``, ``serum_IgG``, ``serum_IgA``, ``serum_IgM``) or null.
 """
+import functools
 import json
 from collections import Counter
 from pathlib import Path
+from stat import S_ISREG
 
 import tifffile
 
@@ -28,14 +30,27 @@ _MAPPING_FIX = (
 def read_channel_mapping(plate_dir):
     """Read and check ``channel_mapping.json`` of a plate; return ``{channel: role or None}``.
 
+    A valid mapping is read once per process while the file is unchanged (every
+    image check and every task's output keys ask).
+
     Raises
     ------
     InvalidInputError
         Naming the file, what is wrong and how to fix it.
     """
     path = Path(plate_dir) / MAPPING_FILE
-    if not path.is_file():
+    try:
+        info = path.stat()
+    except OSError:
+        info = None
+    if info is None or not S_ISREG(info.st_mode):
         raise InvalidInputError(path, "channel mapping is missing", _MAPPING_FIX)
+    return dict(_checked_mapping(path, (info.st_ino, info.st_mtime_ns, info.st_size)))
+
+
+@functools.lru_cache(maxsize=64)
+def _checked_mapping(path, signature):
+    """The checked mapping of ``path`` as it is with ``signature`` (cached; errors are not)."""
     try:
         mapping = json.loads(path.read_text())
     except (json.JSONDecodeError, UnicodeDecodeError) as error:
@@ -50,7 +65,7 @@ def read_channel_mapping(plate_dir):
         raise InvalidInputError(path, f"role(s) {doubles} mapped to more than one channel", _MAPPING_FIX)
     if NUCLEI not in mapping.values():
         raise InvalidInputError(path, "no channel is mapped to 'nuclei'", _MAPPING_FIX)
-    return mapping
+    return tuple(mapping.items())
 
 
 def channel_roles(plate_dir):

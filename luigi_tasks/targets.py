@@ -6,27 +6,30 @@ transaction writes, so a killed writer never leaves a target that looks done.
 Reading the index of a container costs one file open; it is cached per process
 and refreshed whenever the file changes (every commit renames a new file in).
 A key that is an external link into a part file counts only while that file is there.
+What a check of an h5 container found is also kept between runs
+(:mod:`luigi_tasks.index_cache`) while the container and its part files are unchanged.
 """
 import logging
 import os
-from pathlib import Path
 
 import luigi
 
-from .io.atomic import linked_part_exists
+from . import index_cache
+from .io.atomic import linked_part_path
 from .io.files import is_h5, is_n5, open_file
 from .provenance import read_index, software_version
 
-__all__ = ["DatasetTarget", "is_done", "container_index", "container_signature", "clear_index_cache"]
+__all__ = ["DatasetTarget", "is_done", "outputs_done", "container_index", "container_signature", "clear_index_cache"]
 
 logger = logging.getLogger("Workflow.targets")
+# Process-wide: {container path: (signature, {key: Stamp})}; an entry counts only while the signature is unchanged.
 _INDEX_CACHE = {}
 _REPORTED_VERSIONS = set()
 
 
 def container_signature(path):
     """Return ``(inode, mtime_ns, size)`` of a container (its ``attributes.json`` for n5), or None."""
-    probe = Path(path) / "attributes.json" if is_n5(path) else Path(path)
+    probe = os.path.join(path, "attributes.json") if is_n5(path) else path
     try:
         stat = os.stat(probe)
     except FileNotFoundError:
@@ -43,32 +46,51 @@ def container_index(path):
     cached = _INDEX_CACHE.get(path)
     if cached is not None and cached[0] == signature:
         return cached[1]
-    try:
-        with open_file(path, "r") as container:
-            index = read_index(container)
-            missing = sorted(key for key, stamp in index.items()
-                             if not stamp.failed and not _present(container, path, key))
-    except (OSError, ValueError, KeyError) as error:
-        logger.warning("%s is unreadable (%s); its outputs will be recomputed", path, error)
-        index, missing = {}, []
-    if missing:  # listed as complete but gone (deleted by hand, or an older version's bug): not trusted
-        logger.warning("%s lacks %s listed in its index; they will be recomputed", path, ", ".join(missing))
-        index = {key: stamp for key, stamp in index.items() if key not in missing}
+    index = index_cache.lookup(path, signature) if is_h5(path) else None
+    if index is None:
+        index = _read_checked_index(path, signature)
     _INDEX_CACHE[path] = (signature, index)
     return index
 
 
-def _present(container, path, key):
-    """Return True if ``key`` is in the open container (for an external link: its part file is there too)."""
+def _read_checked_index(path, signature):
+    """Read the index of the container at ``path`` and drop keys that are not there; keep it if all are (h5)."""
+    parts = []
+    try:
+        with open_file(path, "r") as container:
+            index = read_index(container)
+            missing = sorted(key for key, stamp in index.items()
+                             if not stamp.failed and not _present(container, path, key, parts))
+    except (OSError, ValueError, KeyError) as error:
+        logger.warning("%s is unreadable (%s); its outputs will be recomputed", path, error)
+        return {}
+    if missing:  # listed as complete but gone (deleted by hand, or an older version's bug): not trusted
+        logger.warning("%s lacks %s listed in its index; they will be recomputed", path, ", ".join(missing))
+        return {key: stamp for key, stamp in index.items() if key not in missing}
+    if is_h5(path):
+        index_cache.remember(path, signature, index, parts)
+    return index
+
+
+def _present(container, path, key, parts):
+    """Return True if ``key`` is in the open container (for an external link: its part file is there too).
+
+    The part file of a present external link is appended to ``parts``.
+    """
     if key not in container:
         return False
     link = container.get(key, getlink=True) if is_h5(path) else None
-    return not hasattr(link, "filename") or linked_part_exists(path, link)
+    if not hasattr(link, "filename"):
+        return True
+    part = linked_part_path(path, link)
+    parts += [str(part)] if part is not None else []
+    return part is not None
 
 
 def clear_index_cache():
-    """Forget all cached container indexes."""
+    """Forget all cached container indexes, also those read from :mod:`luigi_tasks.index_cache` files."""
     _INDEX_CACHE.clear()
+    index_cache.forget()
 
 
 def is_done(stamp, fingerprint=None, accept_failed=False, not_before=0.0):
@@ -139,19 +161,29 @@ class DatasetTarget(luigi.Target):
 
     def exists(self):
         """Return True if the key is complete and was made with the expected parameters."""
-        stamp = self.stamp()
-        if not is_done(stamp, self.fingerprint, self.accept_failed, self.not_before):
-            if stamp is not None and self.fingerprint is not None and stamp.fingerprint != self.fingerprint:
-                logger.debug("%s: parameters changed, will be recomputed", self)
-            return False
-        self._report_version(stamp.version)
-        return True
+        return _stamp_done(self, self.stamp(), self.fingerprint, self.accept_failed, self.not_before)
 
-    @staticmethod
-    def _report_version(version):
-        if version != software_version() and version not in _REPORTED_VERSIONS:
-            _REPORTED_VERSIONS.add(version)
-            logger.info("reusing outputs made by version %s (now %s)", version, software_version())
+
+def outputs_done(path, keys, fingerprint=None, accept_failed=False, not_before=0.0):
+    """Return True if every one of ``keys`` of the container at ``path`` is complete: one look at its index.
+
+    The same answer as :meth:`DatasetTarget.exists` of each key's target
+    (parameters as there), without building the targets.
+    """
+    index = container_index(path)
+    return all(_stamp_done((path, key), index.get(key), fingerprint, accept_failed, not_before) for key in keys)
+
+
+def _stamp_done(what, stamp, fingerprint, accept_failed, not_before):
+    """:func:`is_done`, logging a changed fingerprint and reporting outputs of another version (once)."""
+    if not is_done(stamp, fingerprint, accept_failed, not_before):
+        if stamp is not None and fingerprint is not None and stamp.fingerprint != fingerprint:
+            logger.debug("%s: parameters changed, will be recomputed", what)
+        return False
+    if stamp.version != software_version() and stamp.version not in _REPORTED_VERSIONS:
+        _REPORTED_VERSIONS.add(stamp.version)
+        logger.info("reusing outputs made by version %s (now %s)", stamp.version, software_version())
+    return True
 
 
 class H5DatasetTarget(DatasetTarget):

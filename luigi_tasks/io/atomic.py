@@ -34,7 +34,7 @@ from .files import is_h5
 
 __all__ = ["file_lock", "container_transaction", "atomic_write", "temporary_name", "LockTimeout", "BackgroundCommits",
            "remove_stale_temporaries", "link_or_copy", "step_transaction", "StepTransaction", "part_path",
-           "linked_part_exists", "PART_MIN_BYTES"]
+           "linked_part_exists", "linked_part_path", "PART_MIN_BYTES"]
 
 TMP_MARK = ".tmp-"
 
@@ -346,8 +346,16 @@ def linked_part_exists(container, link):
     output folder was moved or copied) HDF5 opens the part of that name beside
     the container, as checked here.
     """
+    return linked_part_path(container, link) is not None
+
+
+def linked_part_path(container, link):
+    """Return the part file HDF5 opens for external ``link`` of ``container``, or None (:func:`linked_part_exists`)."""
     name = Path(link.filename)
-    return name.exists() or (Path(container).parent / name.name).exists()
+    for path in (name, Path(container).parent / name.name):
+        if path.exists():
+            return path
+    return None
 
 
 def _external_links(container):

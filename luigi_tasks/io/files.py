@@ -5,7 +5,6 @@ A container is chosen by its file extension: ``.h5``/``.hdf5`` open with h5py,
 interface, so the rest of the framework never asks which backend it has.
 """
 import os
-from pathlib import Path
 
 __all__ = ["H5_EXTENSIONS", "N5_EXTENSIONS", "open_file", "is_h5", "is_n5", "supported_extensions"]
 
@@ -13,14 +12,25 @@ H5_EXTENSIONS = (".h5", ".hdf5", ".hdf")
 N5_EXTENSIONS = (".n5",)
 
 
+def _suffix(path):
+    """``Path(path).suffix.lower()`` without building a Path (completeness checks ask thousands of times).
+
+    Examples
+    --------
+    >>> [_suffix(p) for p in ("a/b.H5", "c.n5/", ".h5", "d.tar.hdf5", "e")]
+    ['.h5', '.n5', '', '.hdf5', '']
+    """
+    return os.path.splitext(os.path.basename(os.path.normpath(os.fspath(path))))[1].lower()
+
+
 def is_h5(path):
     """Return True if ``path`` names an HDF5 container."""
-    return Path(path).suffix.lower() in H5_EXTENSIONS
+    return _suffix(path) in H5_EXTENSIONS
 
 
 def is_n5(path):
     """Return True if ``path`` names an N5 container."""
-    return Path(path).suffix.lower() in N5_EXTENSIONS
+    return _suffix(path) in N5_EXTENSIONS
 
 
 def supported_extensions():
