@@ -108,15 +108,24 @@ def background_surface(image, mask, block=16, sigma=3.0, min_fraction=0.05):
     if not mask.any():
         return np.full(image.shape, image.mean(dtype=np.float64), dtype=np.float32)
     sums, weights = _tile_sums(image, mask, block)
+    tiles = tile_levels(sums, weights, sigma, min_fraction * block * block, image[mask].mean(dtype=np.float64))
+    return _bilinear_upsample(tiles, block, image.shape).astype(np.float32)
+
+
+def tile_levels(sums, weights, sigma, min_weight, fallback):
+    """Background level per tile: normalised convolution, its sigma doubled (up to 8x) where too few pixels count.
+
+    Tiles still without ``min_weight`` background pixels in reach get ``fallback``.
+    """
     tiles = np.full(sums.shape, np.nan)
     for factor in (1, 2, 4, 8):
         missing = np.isnan(tiles)
         if not missing.any():
             break
-        wider = _normalised_convolution(sums, weights, sigma * factor, min_fraction * block * block)
+        wider = _normalised_convolution(sums, weights, sigma * factor, min_weight)
         tiles[missing] = wider[missing]
-    tiles[np.isnan(tiles)] = image[mask].mean(dtype=np.float64)
-    return _bilinear_upsample(tiles, block, image.shape).astype(np.float32)
+    tiles[np.isnan(tiles)] = fallback
+    return tiles
 
 
 def _upsample_weights(n_tiles, block, n_pixels):

@@ -128,21 +128,14 @@ def _block_reduce_surface(image, mask, block=16, sigma=3.0, min_fraction=0.05):
     """background_surface as it was written first: float64 block_reduce sums and ndimage.zoom."""
     from skimage.measure import block_reduce
 
-    from antibodies.analysis.local_background import _normalised_convolution
+    from antibodies.analysis.local_background import tile_levels
 
     image = np.asarray(image, dtype=np.float64)
     if not mask.any():
         return np.full(image.shape, image.mean(), dtype=np.float32)
     sums = block_reduce(np.where(mask, image, 0.0), block, np.sum)
     weights = block_reduce(mask.astype(np.float64), block, np.sum)
-    tiles = np.full(sums.shape, np.nan)
-    for factor in (1, 2, 4, 8):
-        missing = np.isnan(tiles)
-        if not missing.any():
-            break
-        wider = _normalised_convolution(sums, weights, sigma * factor, min_fraction * block * block)
-        tiles[missing] = wider[missing]
-    tiles[np.isnan(tiles)] = image[mask].mean()
+    tiles = tile_levels(sums, weights, sigma, min_fraction * block * block, image[mask].mean())
     zoomed = ndi.zoom(tiles, block, order=1, mode="nearest", grid_mode=True)
     return zoomed[:image.shape[0], :image.shape[1]].astype(np.float32)
 
