@@ -35,7 +35,7 @@ from pathlib import Path
 
 from luigi_tasks.status import pid_alive
 
-__all__ = ["IDLE_SECONDS", "SERVER_SLOTS", "nucleus_segmenter", "serve"]
+__all__ = ["IDLE_SECONDS", "SERVER_SLOTS", "nucleus_segmenter", "remove_ended_runs", "serve"]
 
 logger = logging.getLogger("Workflow.NucleusSegmentation")
 
