@@ -21,7 +21,12 @@ brighter or noisier than its well mates), as an :class:`ImageNuisance`:
 * marker: level, per-cell amplitude spread, granule density and size,
   granular vs diffuse fraction, and a weak textured cell-body
   autofluorescence (non-infected cells get some marker signal too);
-* nuclei: level, chromatin texture, profile gamma and stain halo.
+* nuclei: level, chromatin texture, profile gamma and stain halo;
+* a second cell and optics model (all off by default, so the families
+  above render exactly as before): cells of unequal size whose borders are
+  not midway between the nuclei (``cell_size_spread``, per well), serum
+  that fades from the nucleus toward the cell edge (``serum_gradient``) and
+  out-of-focus glow, a wide tail of the PSF (``glow``, ``glow_scale``).
 
 Serum truth stays exact: every additive nuisance in a serum channel is
 background (offset, haze and autofluorescence are present under the cells
@@ -75,7 +80,7 @@ __all__ = [
 ]
 
 WELL_FIELDS = ("fraction_infected", "positive_ratio", "negative_ratio", "serum_level", "cell_area",
-               "confluence", "nucleus_area")
+               "confluence", "nucleus_area", "cell_size_spread")
 """Range fields drawn once per well (biology)."""
 
 CHANNEL_FIELDS = ("offset", "haze_amplitude", "haze_scale", "autofluorescence")
@@ -84,7 +89,7 @@ CHANNEL_FIELDS = ("offset", "haze_amplitude", "haze_scale", "autofluorescence")
 IMAGE_FIELDS = CHANNEL_FIELDS + (
     "vignetting", "blur", "gain", "read_noise", "marker_level", "marker_spread", "marker_autofluorescence",
     "granule_density", "granule_size", "granular_fraction", "nucleus_level", "nucleus_texture",
-    "nucleus_gamma", "nucleus_halo")
+    "nucleus_gamma", "nucleus_halo", "serum_gradient", "glow", "glow_scale")
 """Range fields drawn once per image (the first four once per channel)."""
 
 
@@ -106,6 +111,11 @@ class NuisanceRanges:
         Mean serum signal of control cells ("serum baseline").
     cell_area, confluence, nucleus_area : tuple of float
         Mean cell area (px), covered fraction of the field, mean nucleus area (px).
+    cell_size_spread : tuple of float
+        Standard deviation, as a fraction of the cell spacing, of each cell's
+        additive weight in an additively weighted Voronoi tiling: 0 tiles
+        midway between neighbouring seeds; larger values make big cells next
+        to small ones, with curved borders that are not midway between them.
     offset, haze_amplitude, haze_scale, autofluorescence : tuple of float
         Per channel: camera offset, peak-to-trough amplitude and correlation
         length of the smooth additive haze, background autofluorescence.
@@ -122,6 +132,13 @@ class NuisanceRanges:
     nucleus_level, nucleus_texture, nucleus_gamma, nucleus_halo : tuple of float
         Nuclear stain level, chromatin texture amplitude, dome profile gamma
         and the upper end of the per-nucleus stain halo ratio.
+    serum_gradient : tuple of float
+        Decay of the cytoplasmic serum stain with the distance from the
+        nucleus, per cell radius (``exp(-g d / r)``; 0: flat).  Each cell's
+        mean, hence the true ratio, is unchanged.
+    glow, glow_scale : tuple of float
+        Fraction of the light spread by a wide Gaussian PSF tail (out-of-focus
+        glow) and that tail's sigma (px).
     """
 
     fraction_infected: tuple = (0.1, 0.6)
@@ -149,6 +166,10 @@ class NuisanceRanges:
     nucleus_texture: tuple = (0.1, 0.35)
     nucleus_gamma: tuple = (0.1, 0.6)
     nucleus_halo: tuple = (1.2, 1.2)
+    cell_size_spread: tuple = (0.0, 0.0)
+    serum_gradient: tuple = (0.0, 0.0)
+    glow: tuple = (0.0, 0.0)
+    glow_scale: tuple = (10.0, 10.0)
 
     def __post_init__(self):
         """Check every field is an ordered pair."""
@@ -189,6 +210,9 @@ class ImageNuisance:
     nucleus_texture: float
     nucleus_gamma: float
     nucleus_halo: float
+    serum_gradient: float = 0.0
+    glow: float = 0.0
+    glow_scale: float = 10.0
 
     def to_json(self):
         """Return the values as a JSON string (as stored in the truth npz)."""
@@ -282,6 +306,7 @@ def draw_well_params(rng, ranges, serum_roles, ratios=None, fraction_infected=No
         "nucleus_level": _uniform(rng, ranges.nucleus_level),
         "marker_level": _uniform(rng, ranges.marker_level),
         "serum_levels": serum_level,
+        "cell_size_spread": _uniform(rng, ranges.cell_size_spread),
     }
 
 
@@ -468,6 +493,13 @@ FAMILIES = {family.name: family for family in (
         blur=(0.9, 2.0), marker_level=(400.0, 2000.0)), 10000, "holdout",
                 "Scattered large cells (confluence 0.08-0.45), 1-25 % infected, dim serum (180-700 counts) over "
                 "autofluorescence 30-100, positives 1.35-2.2 and negatives 0.9-1.25, marker 400-2000."),
+    PlateFamily("holdout_grown_cells", _TUNE_BROAD.replace(
+        cell_size_spread=(0.1, 0.25), serum_gradient=(0.3, 1.2), glow=(0.05, 0.2), glow_scale=(6.0, 14.0),
+        confluence=(0.6, 1.0), cell_area=(1600.0, 4200.0)), 11000, "holdout",
+                "A second cell and optics model: cells of unequal size (additively weighted tiling, weight "
+                "spread 0.1-0.25 of the spacing) whose borders are not midway between the nuclei, serum fading "
+                "from the nucleus to the cell edge (0.3-1.2 per radius), out-of-focus glow (5-20 % of the light "
+                "in a 6-14 px tail), confluence 0.6-1.0."),
 )}
 """Named plate families; see the module docstring for the tune/holdout rule."""
 

@@ -254,16 +254,43 @@ def _split_dividing(points, spacing, rng, fraction=0.04):
     return np.concatenate([points[~dividing], pairs])
 
 
-def _voronoi_cells(shape, seeds, islands, max_radius, rng):
-    """Tessellate islands into cells around seeds; return (M, N) int32 labels (seed k -> k+1)."""
-    seed_image = np.zeros(shape, np.int32)
-    rows = np.clip(np.round(seeds[:, 0]).astype(int), 0, shape[0] - 1)
-    cols = np.clip(np.round(seeds[:, 1]).astype(int), 0, shape[1] - 1)
-    seed_image[rows, cols] = np.arange(1, len(seeds) + 1)
-    distance, (near_r, near_c) = ndi.distance_transform_edt(seed_image == 0, return_indices=True)
-    cells = seed_image[near_r, near_c]
-    cells[(distance > max_radius) | ~islands] = 0
+def _voronoi_cells(shape, seeds, islands, max_radius, rng, weights=None):
+    """Tessellate islands into cells around seeds; return (M, N) int32 labels (seed k -> k+1).
+
+    With ``weights`` (px, one per seed) the tiling is additively weighted: a
+    pixel belongs to the seed with the least ``distance - weight``.
+    """
+    if weights is None:
+        seed_image = np.zeros(shape, np.int32)
+        rows = np.clip(np.round(seeds[:, 0]).astype(int), 0, shape[0] - 1)
+        cols = np.clip(np.round(seeds[:, 1]).astype(int), 0, shape[1] - 1)
+        seed_image[rows, cols] = np.arange(1, len(seeds) + 1)
+        distance, (near_r, near_c) = ndi.distance_transform_edt(seed_image == 0, return_indices=True)
+        cells = seed_image[near_r, near_c]
+        cells[distance > max_radius] = 0
+    else:
+        cells = _weighted_nearest_seed(shape, seeds, weights, max_radius)
+    cells[~islands] = 0
     return _wobble_borders(cells, rng)
+
+
+def _weighted_nearest_seed(shape, seeds, weights, max_radius):
+    """Label each pixel with the seed k (1-based) of least ``|x - seeds[k]| - weights[k]`` up to ``max_radius``."""
+    best = np.full(shape, np.inf, np.float32)
+    cells = np.zeros(shape, np.int32)
+    for label, ((row, col), weight) in enumerate(zip(seeds, weights), start=1):
+        reach = max_radius + weight
+        r0, r1 = max(int(row - reach), 0), min(int(row + reach) + 2, shape[0])
+        c0, c1 = max(int(col - reach), 0), min(int(col + reach) + 2, shape[1])
+        if reach <= 0 or r0 >= r1 or c0 >= c1:
+            continue
+        rows = (np.arange(r0, r1, dtype=np.float32) - row)[:, None]
+        cols = (np.arange(c0, c1, dtype=np.float32) - col)[None, :]
+        distance = np.sqrt(rows ** 2 + cols ** 2) - weight
+        closer = (distance < best[r0:r1, c0:c1]) & (distance <= max_radius)
+        best[r0:r1, c0:c1][closer] = distance[closer]
+        cells[r0:r1, c0:c1][closer] = label
+    return cells
 
 
 def _wobble_borders(labels, rng, amplitude=2.5, scale=5.0):
@@ -287,8 +314,10 @@ def render_cell_layout(shape, params, rng):
     params : dict
         Well parameters from :func:`random_well_params`; optional keys
         ``dividing_fraction`` (share of seeds split into daughter pairs with
-        touching nuclei, default 0.04) and ``nucleus_halo`` (upper end of
-        the per-nucleus stain halo ratio, default 1.2).
+        touching nuclei, default 0.04), ``nucleus_halo`` (upper end of
+        the per-nucleus stain halo ratio, default 1.2) and
+        ``cell_size_spread`` (spread of the cells' additive weights as a
+        fraction of the spacing, default 0: borders midway between seeds).
     rng : numpy.random.Generator
         Random source.
 
@@ -315,7 +344,9 @@ def render_cell_layout(shape, params, rng):
     seeds = _split_dividing(_seed_lattice(shape, spacing, rng), spacing, rng, params.get("dividing_fraction", 0.04))
     if len(seeds) == 0:
         return no_cells
-    cells = _voronoi_cells(shape, seeds, islands, 0.85 * spacing, rng)
+    spread = params.get("cell_size_spread", 0.0)
+    weights = rng.normal(0.0, spread * spacing, len(seeds)) if spread > 0 else None
+    cells = _voronoi_cells(shape, seeds, islands, 0.85 * spacing, rng, weights)
     areas = np.bincount(cells.ravel(), minlength=len(seeds) + 1)
     ids = np.flatnonzero(areas[1:] >= 500) + 1
     if len(ids) == 0:
@@ -430,11 +461,25 @@ def _serum_cell_targets(n_cells, infected, ratio, rng):
     return baseline, total
 
 
-def _serum_signal(cells, nuclei, infected, patterns, ratio, level, texture, rng):
-    """Return the noise-free (M, N) serum signal and the true per-cell means (counts)."""
+def _fade_from_nucleus(cells, nuclei, gradient):
+    """Return the (M, N) factor ``exp(-gradient * d / r)``: d the distance to a nucleus, r the cell's radius."""
+    areas = np.bincount(cells.ravel(), minlength=int(cells.max()) + 1)
+    radius = np.sqrt(np.maximum(areas, 1) / np.pi).astype(np.float32)
+    distance = ndi.distance_transform_edt(nuclei == 0).astype(np.float32)
+    return np.exp(-gradient * distance / radius[cells])
+
+
+def _serum_signal(cells, nuclei, infected, patterns, ratio, level, texture, rng, gradient=0.0):
+    """Return the noise-free (M, N) serum signal and the true per-cell means (counts).
+
+    ``gradient`` > 0 fades the cytoplasmic stain away from the nucleus
+    (:func:`_fade_from_nucleus`); each cell's mean is unchanged.
+    """
     n_cells = int(cells.max())
     granular, diffuse = patterns
     profile = np.where(nuclei > 0, 0.35, 1.0).astype(np.float32) * np.clip(1.0 + 0.25 * texture, 0.2, None)
+    if gradient > 0:
+        profile = profile * _fade_from_nucleus(cells, nuclei, gradient)
     profile = _unit_mean_per_cell(profile * (cells > 0), cells, n_cells)
     extra = 0.6 * granular + 0.4 * diffuse
     baseline, total = _serum_cell_targets(n_cells, infected, ratio, rng)
@@ -490,7 +535,8 @@ def render_image(shape, scheme_roles, well_params, rng, nuisance=None):
     """
     shape = tuple(int(s) for s in shape)
     if nuisance is not None:
-        well_params = {**well_params, "nucleus_halo": nuisance.nucleus_halo}
+        well_params = {**well_params, "nucleus_halo": nuisance.nucleus_halo,
+                       "serum_gradient": nuisance.serum_gradient}
     cells, nuclei, stain = render_cell_layout(shape, well_params, rng)
     n_cells = int(cells.max())
     infected = rng.random(n_cells + 1) < well_params["fraction_infected"]
@@ -558,10 +604,18 @@ def _nuisance_channels(shape, scheme_roles, layout, well_params, nuisance, rng):
         signal = _nuisance_signal(role, channel, layout, patterns, well_params, nuisance, rng, serum_means)
         additive = (nuisance.autofluorescence[index] * vignette
                     + haze_field(shape, nuisance.haze_amplitude[index], nuisance.haze_scale[index], rng))
-        signal = ndi.gaussian_filter(signal, nuisance.blur) * vignette + additive
+        signal = _point_spread(signal, nuisance) * vignette + additive
         channels.append(_camera(signal, nuisance.offset[index], nuisance.gain, nuisance.read_noise, rng))
         background[channel] = float(nuisance.offset[index] + background_under_cells(additive, cells))
     return np.stack(channels), serum_means, background
+
+
+def _point_spread(signal, nuisance):
+    """Blur by the PSF: a Gaussian core (``blur``) and, with ``glow``, a wide Gaussian tail (``glow_scale``)."""
+    blurred = ndi.gaussian_filter(signal, nuisance.blur)
+    if nuisance.glow > 0:
+        blurred = (1.0 - nuisance.glow) * blurred + nuisance.glow * ndi.gaussian_filter(signal, nuisance.glow_scale)
+    return blurred
 
 
 def _nuisance_signal(role, channel, layout, patterns, params, nuisance, rng, serum_means):
@@ -609,7 +663,7 @@ def _channel_signal(role, channel, cells, nuclei, stain, infected, patterns, tex
         empty_patterns = (np.zeros(cells.shape, np.float32),) * 2
         signal, means = _serum_signal(cells, nuclei, infected, patterns or empty_patterns,
                                       params["ratios"].get(role, 1.0), params["serum_levels"][role],
-                                      texture, rng)
+                                      texture, rng, params.get("serum_gradient", 0.0))
         serum_means[role] = means
         return signal, rng.uniform(30.0, 80.0)
     if channel == "DIA":

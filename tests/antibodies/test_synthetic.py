@@ -1,6 +1,7 @@
 """Tests of the synthetic plate renderer and the nuclei-only image generator."""
 import csv
 import dataclasses
+import hashlib
 import json
 
 import numpy as np
@@ -188,12 +189,39 @@ def test_nuisance_draws_stay_in_range():
         assert set(WELL_FIELDS) | set(IMAGE_FIELDS) == {f.name for f in dataclasses.fields(NuisanceRanges)}
 
 
+def test_weighted_tiling_moves_the_border_toward_the_lighter_seed():
+    from antibodies.synthetic.plate import _weighted_nearest_seed
+
+    seeds = np.array([[0.0, 2.0], [0.0, 8.0]])
+    plain = _weighted_nearest_seed((1, 11), seeds, np.zeros(2), max_radius=5.0)
+    assert plain.tolist() == [[1, 1, 1, 1, 1, 1, 2, 2, 2, 2, 2]]  # x = 5 is a tie: the first seed keeps it
+    heavier_right = _weighted_nearest_seed((1, 11), seeds, np.array([0.0, 2.0]), max_radius=5.0)
+    assert heavier_right.tolist() == [[1, 1, 1, 1, 1, 2, 2, 2, 2, 2, 2]]  # the border moves by weight / 2
+    short_reach = _weighted_nearest_seed((1, 11), seeds, np.zeros(2), max_radius=1.0)
+    assert short_reach.tolist() == [[0, 1, 1, 1, 0, 0, 0, 2, 2, 2, 0]]
+
+
+def test_second_cell_model_is_off_in_the_earlier_families():
+    # renders of the families defined before the second cell and optics model are unchanged
+    digest = hashlib.sha256()
+    for family in ("tune_broad", "holdout_scattered_dim", "tune_density"):
+        rng = np.random.default_rng(3)
+        ranges = FAMILIES[family].ranges
+        params = draw_well_params(rng, ranges, ("serum_IgG", "serum_IgA"))
+        stack, truth = render_image((256, 256), SCHEMES["scheme4"], params, rng,
+                                    draw_image_nuisance(rng, ranges, n_channels=5))
+        for array in (stack, truth["cells"], truth["nuclei"]):
+            digest.update(array.tobytes())
+    assert digest.hexdigest() == "ba52e172876c15524e3ca2fe2413eb14cd4fd2dddc1c4097aacd9ee4664f7c7a"
+
+
 def test_nuisance_ranges_reject_reversed_pairs():
     with pytest.raises(ValueError, match="blur"):
         NuisanceRanges(blur=(2.0, 1.0))
 
 
-@pytest.mark.parametrize("family", ["tune_broad", "holdout_hazy_dim", "tune_offsets_dim_serum", "holdout_uneven_dim"])
+@pytest.mark.parametrize("family", ["tune_broad", "holdout_hazy_dim", "tune_offsets_dim_serum", "holdout_uneven_dim",
+                                    "holdout_grown_cells"])
 def test_true_ratio_stays_exact_under_nuisance(family):
     ranges = FAMILIES[family].ranges
     rng = np.random.default_rng(4)
