@@ -493,6 +493,11 @@ FAMILIES = {family.name: family for family in (
         blur=(0.9, 2.0), marker_level=(400.0, 2000.0)), 10000, "holdout",
                 "Scattered large cells (confluence 0.08-0.45), 1-25 % infected, dim serum (180-700 counts) over "
                 "autofluorescence 30-100, positives 1.35-2.2 and negatives 0.9-1.25, marker 400-2000."),
+    PlateFamily("tune_grown_cells", _TUNE_STANDARD.replace(
+        cell_size_spread=(0.05, 0.2), serum_gradient=(0.0, 0.8), glow=(0.0, 0.12), glow_scale=(5.0, 10.0)),
+                12000, "tune",
+                "The second cell and optics model on tune_standard's optics: unequal cells (weight spread "
+                "0.05-0.2 of the spacing), serum fading 0-0.8 per radius, glow 0-12 % in a 5-10 px tail."),
     PlateFamily("holdout_grown_cells", _TUNE_BROAD.replace(
         cell_size_spread=(0.1, 0.25), serum_gradient=(0.3, 1.2), glow=(0.05, 0.2), glow_scale=(6.0, 14.0),
         confluence=(0.6, 1.0), cell_area=(1600.0, 4200.0)), 11000, "holdout",
