@@ -33,8 +33,13 @@ from luigi.parameter import _no_value
 
 from . import options
 from .errors import FailedOutputsError
-from .io.atomic import (BackgroundCommits, FolderListing, container_transaction, remove_stale_temporaries,
-                        step_transaction)
+from .io.atomic import (
+    BackgroundCommits,
+    FolderListing,
+    container_transaction,
+    remove_stale_temporaries,
+    step_transaction,
+)
 from .io.files import open_file
 from .plan import RawImagePlanner
 from .plan_progress import report_progress
