@@ -499,8 +499,9 @@ class StepTransaction:
                 if final is not None:
                     with h5py.File(final, "r") as part:
                         keys = _link_units(part, declared)
+                    target = str(final.resolve())
                     for key in keys:
-                        _replace_link(container, key, (str(final.resolve()), "/" + key))
+                        _replace_link(container, key, (target, "/" + key))
                 if inline is not None:
                     with h5py.File(inline, "r") as part:
                         for key in _link_units(part, declared):
