@@ -55,36 +55,59 @@ def container_index(path):
 
 def _read_checked_index(path, signature):
     """Read the index of the container at ``path`` and drop keys that are not there; keep it if all are (h5)."""
-    parts = []
+    parts, found = [], {}
+    h5 = is_h5(path)
     try:
         with open_file(path, "r") as container:
             index = read_index(container)
             missing = sorted(key for key, stamp in index.items()
-                             if not stamp.failed and not _present(container, path, key, parts))
+                             if not stamp.failed and not _present(container, path, key, parts, h5, found))
     except (OSError, ValueError, KeyError) as error:
         logger.warning("%s is unreadable (%s); its outputs will be recomputed", path, error)
         return {}
     if missing:  # listed as complete but gone (deleted by hand, or an older version's bug): not trusted
         logger.warning("%s lacks %s listed in its index; they will be recomputed", path, ", ".join(missing))
         return {key: stamp for key, stamp in index.items() if key not in missing}
-    if is_h5(path):
+    if h5:
         index_cache.remember(path, signature, index, parts)
     return index
 
 
-def _present(container, path, key, parts):
+def _present(container, path, key, parts, h5=None, found=None):
     """Return True if ``key`` is in the open container (for an external link: its part file is there too).
 
-    The part file of a present external link is appended to ``parts``.
+    The part file of a present external link is appended to ``parts``. ``found``
+    (a dict kept for one container) remembers where each linked file was found,
+    so the keys of one part cost one look for the file.
     """
     if key not in container:
         return False
-    link = container.get(key, getlink=True) if is_h5(path) else None
-    if not hasattr(link, "filename"):
+    link = _external_link(container, key) if (is_h5(path) if h5 is None else h5) else None
+    if link is None:
         return True
-    part = linked_part_path(path, link)
+    found = {} if found is None else found
+    if link.filename not in found:
+        found[link.filename] = linked_part_path(path, link)
+    part = found[link.filename]
     parts += [str(part)] if part is not None else []
     return part is not None
+
+
+def _external_link(container, key):
+    """Return ``container.get(key, getlink=True)`` if ``key`` is an external link, else None.
+
+    The same lookup as h5py's, without testing again that ``key`` resolves
+    (the caller did; for an external link that opens its file once more).
+    """
+    import h5py
+    from h5py import h5l
+    from h5py._hl.compat import filename_decode
+
+    name = container._e(key)
+    if container.id.links.get_info(name, lapl=container._lapl).type != h5l.TYPE_EXTERNAL:
+        return None
+    filename, target = container.id.links.get_val(name, lapl=container._lapl)
+    return h5py.ExternalLink(filename_decode(filename), container._d(target))
 
 
 def clear_index_cache():

@@ -34,7 +34,7 @@ from .files import is_h5
 
 __all__ = ["file_lock", "container_transaction", "atomic_write", "temporary_name", "LockTimeout", "BackgroundCommits",
            "remove_stale_temporaries", "link_or_copy", "step_transaction", "StepTransaction", "part_path",
-           "linked_part_exists", "linked_part_path", "PART_MIN_BYTES"]
+           "linked_part_exists", "linked_part_path", "PART_MIN_BYTES", "FolderListing"]
 
 TMP_MARK = ".tmp-"
 
@@ -359,17 +359,25 @@ def linked_part_path(container, link):
 
 
 def _external_links(container):
-    """Return ``{key: h5py.ExternalLink}`` of every external link in an open h5 container."""
+    """Return ``{key: h5py.ExternalLink}`` of every external link in an open h5 container.
+
+    One pass over the links with their types (h5py's low-level visit): only
+    external links are looked up, as ``container.get(key, getlink=True)``
+    would return them (5-6x less CPU than building a link object per key).
+    """
     import h5py
+    from h5py import h5l
+    from h5py._hl.compat import filename_decode
 
     links = {}
+    proxy = container.id.links
 
-    def visit(name):
-        link = container.get(name, getlink=True)
-        if isinstance(link, h5py.ExternalLink):
-            links[name] = link
+    def visit(name, info):
+        if info.type == h5l.TYPE_EXTERNAL:
+            filename, path = proxy.get_val(name)
+            links[container._d(name)] = h5py.ExternalLink(filename_decode(filename), container._d(path))
 
-    container.visit_links(visit)
+    proxy.visit(visit, info=True)
     return links
 
 
@@ -491,8 +499,9 @@ class StepTransaction:
                 if final is not None:
                     with h5py.File(final, "r") as part:
                         keys = _link_units(part, declared)
+                    target = str(final.resolve())
                     for key in keys:
-                        _replace_link(container, key, (str(final.resolve()), "/" + key))
+                        _replace_link(container, key, (target, "/" + key))
                 if inline is not None:
                     with h5py.File(inline, "r") as part:
                         for key in _link_units(part, declared):
@@ -509,17 +518,50 @@ class StepTransaction:
                 (self.container.parent / name).unlink(missing_ok=True)
 
 
-def _tidy_image(container):
+class FolderListing:
+    """One listing of an output folder, by container: the names :func:`_tidy_image` looks at.
+
+    Listing a folder costs time in proportion to its size (~5 ms for the ~5,800
+    names of an 864-image plate), once per image and step when each
+    transaction lists it. An image job lists it once per task instead and
+    hands this to :func:`step_transaction`. What it leaves out is only what
+    appeared after the listing, i.e. the leftovers of a writer killed since
+    then (a writer holds the image's lock while its files exist): those are
+    removed by the image's next transaction, as leftovers always are.
+    """
+
+    def __init__(self, folder):
+        try:
+            self._names = [name for name in os.listdir(folder) if name.startswith(".")]
+        except FileNotFoundError:
+            self._names = []
+        by_stem = {}
+        for name in self._names:  # ".<stem>.<rest>" filed under the stem up to its first dot
+            by_stem.setdefault(name[1:name.find(".", 1)], []).append(name)
+        self._by_stem = by_stem
+
+    def names(self, container):
+        """Return the listed names that start with ``.<stem of container>.``, as a scan of the folder finds them."""
+        stem = Path(container).stem
+        if "." in stem:  # not filed by its whole stem: look at every name
+            return [name for name in self._names if name.startswith(f".{stem}.")]
+        return list(self._by_stem.get(stem, ()))
+
+
+def _tidy_image(container, names=None):
     """Before a step of ``container`` (its lock held): remove what killed writers left.
 
     One listing of the folder finds the temporaries of the container and its
     parts; temporaries go, an unreadable container is moved aside
     (:func:`_quarantine_if_unreadable`), and parts it does not link to go.
+    ``names`` are those of a :class:`FolderListing` made earlier (else the
+    folder is listed now).
     """
     import h5py
 
     prefix, temporary = f".{container.stem}.", f".{container.stem}{TMP_MARK}"
-    names = [entry.name for entry in os.scandir(container.parent) if entry.name.startswith(prefix)]
+    if names is None:
+        names = [entry.name for entry in os.scandir(container.parent) if entry.name.startswith(prefix)]
     for name in names:
         if name.startswith(temporary) and name.endswith(container.suffix):
             _remove(container.parent / name)
@@ -549,7 +591,7 @@ def _commit_step_and_unlock(step, lock):
 
 
 @contextlib.contextmanager
-def step_transaction(path, job, lock_timeout=600.0, commits=None):
+def step_transaction(path, job, lock_timeout=600.0, commits=None, listing=None):
     """Yield a :class:`StepTransaction` for ``job`` on the container ``path``; commit it if the block succeeds.
 
     The container's lock is held from the start to the end of the commit.
@@ -557,6 +599,9 @@ def step_transaction(path, job, lock_timeout=600.0, commits=None):
     atomically or not at all: the part is flushed and renamed first, the
     container (links and index) is replaced after it. With ``commits`` (a
     :class:`BackgroundCommits`) the commit and unlock happen on its thread.
+    With ``listing`` (a :class:`FolderListing` of the container's folder) the
+    leftovers of killed writers are looked for among its names instead of
+    listing the folder again.
 
     Examples
     --------
@@ -576,7 +621,7 @@ def step_transaction(path, job, lock_timeout=600.0, commits=None):
     with contextlib.ExitStack() as lock:
         lock.enter_context(file_lock(path, timeout=lock_timeout))
         if is_h5(path):
-            _tidy_image(path)
+            _tidy_image(path, listing.names(path) if listing is not None else None)
         step = StepTransaction(path, job)
         if not step.in_place:
             import h5py
