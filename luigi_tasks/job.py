@@ -33,13 +33,7 @@ from luigi.parameter import _no_value
 
 from . import options
 from .errors import FailedOutputsError
-from .io.atomic import (
-    BackgroundCommits,
-    FolderListing,
-    container_transaction,
-    remove_stale_temporaries,
-    step_transaction,
-)
+from .io.atomic import BackgroundCommits, container_transaction, remove_stale_temporaries, step_transaction
 from .io.files import open_file
 from .plan import RawImagePlanner
 from .plan_progress import report_progress
@@ -569,11 +563,10 @@ class ImageJob(PlateTask):
         todo = [image for image in self.image_names if not self.image_complete(image)]
         failed, unrecorded, done = {}, {}, []
         commits = BackgroundCommits()
-        listing = FolderListing(self.output_dir) if todo else None  # once per task, not per image (O(folder))
         for number, image in enumerate(todo, 1):
             self.set_status_message(f"{image} ({number}/{len(todo)})")
             try:
-                error = self._run_one(image, commits, listing)
+                error = self._run_one(image, commits)
             except Exception as exc:  # noqa: BLE001 - the transaction failed (copy, lock, disk): no record written
                 self.logger.error("%s: %s failed outside the job", self.task_family, image, exc_info=True)
                 error = unrecorded[image] = f"{self.task_family}: {_one_line(exc)}"
@@ -604,10 +597,10 @@ class ImageJob(PlateTask):
         if self.uses_gpu and not self.gpu:
             os.environ["CUDA_VISIBLE_DEVICES"] = "-1"
 
-    def _run_one(self, image, commits=None, listing=None):
+    def _run_one(self, image, commits=None):
         """Compute ``image`` in one step transaction; return None, or the reason it failed (recorded)."""
         upstream = self.failed_inputs(image)
-        with step_transaction(self.container(image), self.task_family, commits=commits, listing=listing) as step:
+        with step_transaction(self.container(image), self.task_family, commits=commits) as step:
             if self.image_complete(image):  # committed by another process while we waited for the lock
                 step.cancel()  # nothing to commit
                 self.logger.info("%s: %s was completed by another process", self.task_family, image)

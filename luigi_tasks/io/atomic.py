@@ -34,7 +34,7 @@ from .files import is_h5
 
 __all__ = ["file_lock", "container_transaction", "atomic_write", "temporary_name", "LockTimeout", "BackgroundCommits",
            "remove_stale_temporaries", "link_or_copy", "step_transaction", "StepTransaction", "part_path",
-           "linked_part_exists", "linked_part_path", "PART_MIN_BYTES", "FolderListing"]
+           "linked_part_exists", "linked_part_path", "PART_MIN_BYTES"]
 
 TMP_MARK = ".tmp-"
 
@@ -518,50 +518,19 @@ class StepTransaction:
                 (self.container.parent / name).unlink(missing_ok=True)
 
 
-class FolderListing:
-    """One listing of an output folder, by container: the names :func:`_tidy_image` looks at.
-
-    Listing a folder costs time in proportion to its size (~5 ms for the ~5,800
-    names of an 864-image plate), once per image and step when each
-    transaction lists it. An image job lists it once per task instead and
-    hands this to :func:`step_transaction`. What it leaves out is only what
-    appeared after the listing, i.e. the leftovers of a writer killed since
-    then (a writer holds the image's lock while its files exist): those are
-    removed by the image's next transaction, as leftovers always are.
-    """
-
-    def __init__(self, folder):
-        try:
-            self._names = [name for name in os.listdir(folder) if name.startswith(".")]
-        except FileNotFoundError:
-            self._names = []
-        by_stem = {}
-        for name in self._names:  # ".<stem>.<rest>" filed under the stem up to its first dot
-            by_stem.setdefault(name[1:name.find(".", 1)], []).append(name)
-        self._by_stem = by_stem
-
-    def names(self, container):
-        """Return the listed names that start with ``.<stem of container>.``, as a scan of the folder finds them."""
-        stem = Path(container).stem
-        if "." in stem:  # not filed by its whole stem: look at every name
-            return [name for name in self._names if name.startswith(f".{stem}.")]
-        return list(self._by_stem.get(stem, ()))
-
-
-def _tidy_image(container, names=None):
+def _tidy_image(container):
     """Before a step of ``container`` (its lock held): remove what killed writers left.
 
     One listing of the folder finds the temporaries of the container and its
     parts; temporaries go, an unreadable container is moved aside
     (:func:`_quarantine_if_unreadable`), and parts it does not link to go.
-    ``names`` are those of a :class:`FolderListing` made earlier (else the
-    folder is listed now).
+    The folder is listed here, with the lock held, so the leftovers of a writer
+    killed at any time before are found.
     """
     import h5py
 
     prefix, temporary = f".{container.stem}.", f".{container.stem}{TMP_MARK}"
-    if names is None:
-        names = [entry.name for entry in os.scandir(container.parent) if entry.name.startswith(prefix)]
+    names = [entry.name for entry in os.scandir(container.parent) if entry.name.startswith(prefix)]
     for name in names:
         if name.startswith(temporary) and name.endswith(container.suffix):
             _remove(container.parent / name)
@@ -591,7 +560,7 @@ def _commit_step_and_unlock(step, lock):
 
 
 @contextlib.contextmanager
-def step_transaction(path, job, lock_timeout=600.0, commits=None, listing=None):
+def step_transaction(path, job, lock_timeout=600.0, commits=None):
     """Yield a :class:`StepTransaction` for ``job`` on the container ``path``; commit it if the block succeeds.
 
     The container's lock is held from the start to the end of the commit.
@@ -599,9 +568,6 @@ def step_transaction(path, job, lock_timeout=600.0, commits=None, listing=None):
     atomically or not at all: the part is flushed and renamed first, the
     container (links and index) is replaced after it. With ``commits`` (a
     :class:`BackgroundCommits`) the commit and unlock happen on its thread.
-    With ``listing`` (a :class:`FolderListing` of the container's folder) the
-    leftovers of killed writers are looked for among its names instead of
-    listing the folder again.
 
     Examples
     --------
@@ -621,7 +587,7 @@ def step_transaction(path, job, lock_timeout=600.0, commits=None, listing=None):
     with contextlib.ExitStack() as lock:
         lock.enter_context(file_lock(path, timeout=lock_timeout))
         if is_h5(path):
-            _tidy_image(path, listing.names(path) if listing is not None else None)
+            _tidy_image(path)
         step = StepTransaction(path, job)
         if not step.in_place:
             import h5py

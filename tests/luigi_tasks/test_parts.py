@@ -92,28 +92,6 @@ def test_parts_and_temporaries_left_by_a_killed_commit_are_removed_next_time(tmp
     assert not orphan.exists() and not stale.exists() and len(parts(tmp_path)) == 1
 
 
-def test_a_listing_made_once_per_task_finds_the_same_leftovers(tmp_path):
-    path = tmp_path / "img.h5"
-    step(path, "Big", BIG)
-    orphan = tmp_path / ".img.Other-0123456789ab.h5part"
-    shutil.copyfile(tmp_path / parts(tmp_path)[0], orphan)
-    stale = atomic.temporary_name(path)
-    stale.write_bytes(b"half written")
-    for name in (".img2.Other-0123456789ab.h5part", ".im.Other-0123456789ab.h5part", ".a.b.tmp-0123.h5", "img.h5x"):
-        (tmp_path / name).write_bytes(b"")  # other images' files, and a stem with a dot
-    listing = atomic.FolderListing(tmp_path)
-    for stem in ("img", "img2", "im", "a.b", "a", "missing"):
-        expected = sorted(p.name for p in tmp_path.iterdir() if p.name.startswith(f".{stem}."))
-        assert sorted(listing.names(tmp_path / f"{stem}.h5")) == expected
-    with step_transaction(path, "Small", listing=listing) as transaction:
-        with h5py.File(transaction.part, "a") as part:
-            part["small"] = np.ones(3)
-        transaction.record({"small": Stamp.now("fp")})
-    assert not orphan.exists() and not stale.exists() and len(parts(tmp_path)) == 1
-    assert (tmp_path / ".img2.Other-0123456789ab.h5part").exists()
-    assert atomic.FolderListing(tmp_path / "missing").names(path) == []
-
-
 def test_a_failed_commit_keeps_the_old_container(tmp_path, monkeypatch):
     path = tmp_path / "img.h5"
     step(path, "Big", BIG)
