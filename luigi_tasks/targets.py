@@ -15,7 +15,7 @@ import os
 import luigi
 
 from . import index_cache
-from .io.atomic import linked_part_path
+from .io.atomic import external_link, linked_part_path
 from .io.files import is_h5, is_n5, open_file
 from .provenance import read_index, software_version
 
@@ -82,7 +82,7 @@ def _present(container, path, key, parts, h5=None, found=None):
     """
     if key not in container:
         return False
-    link = _external_link(container, key) if (is_h5(path) if h5 is None else h5) else None
+    link = external_link(container, key) if (is_h5(path) if h5 is None else h5) else None
     if link is None:
         return True
     found = {} if found is None else found
@@ -91,23 +91,6 @@ def _present(container, path, key, parts, h5=None, found=None):
     part = found[link.filename]
     parts += [str(part)] if part is not None else []
     return part is not None
-
-
-def _external_link(container, key):
-    """Return ``container.get(key, getlink=True)`` if ``key`` is an external link, else None.
-
-    The same lookup as h5py's, without testing again that ``key`` resolves
-    (the caller did; for an external link that opens its file once more).
-    """
-    import h5py
-    from h5py import h5l
-    from h5py._hl.compat import filename_decode
-
-    name = container._e(key)
-    if container.id.links.get_info(name, lapl=container._lapl).type != h5l.TYPE_EXTERNAL:
-        return None
-    filename, target = container.id.links.get_val(name, lapl=container._lapl)
-    return h5py.ExternalLink(filename_decode(filename), container._d(target))
 
 
 def clear_index_cache():

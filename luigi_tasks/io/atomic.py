@@ -34,7 +34,7 @@ from .files import is_h5
 
 __all__ = ["file_lock", "container_transaction", "atomic_write", "temporary_name", "LockTimeout", "BackgroundCommits",
            "remove_stale_temporaries", "link_or_copy", "step_transaction", "StepTransaction", "part_path",
-           "linked_part_exists", "linked_part_path", "PART_MIN_BYTES"]
+           "linked_part_exists", "linked_part_path", "PART_MIN_BYTES", "external_link"]
 
 TMP_MARK = ".tmp-"
 
@@ -358,6 +358,29 @@ def linked_part_path(container, link):
     return None
 
 
+def external_link(container, key):
+    """Return ``container.get(key, getlink=True)`` if ``key`` is an external link, else None.
+
+    The same lookup as h5py's, without testing that ``key`` resolves (for an
+    external link that would open its file).
+    """
+    from h5py import h5l
+
+    name = container._e(key)
+    if container.id.links.get_info(name, lapl=container._lapl).type != h5l.TYPE_EXTERNAL:
+        return None
+    return _external_link_at(container, name)
+
+
+def _external_link_at(container, name):
+    """Return the ``h5py.ExternalLink`` at the low-level ``name`` of an external link."""
+    import h5py
+    from h5py._hl.compat import filename_decode
+
+    filename, target = container.id.links.get_val(name, lapl=container._lapl)
+    return h5py.ExternalLink(filename_decode(filename), container._d(target))
+
+
 def _external_links(container):
     """Return ``{key: h5py.ExternalLink}`` of every external link in an open h5 container.
 
@@ -365,19 +388,15 @@ def _external_links(container):
     external links are looked up, as ``container.get(key, getlink=True)``
     would return them (5-6x less CPU than building a link object per key).
     """
-    import h5py
     from h5py import h5l
-    from h5py._hl.compat import filename_decode
 
     links = {}
-    proxy = container.id.links
 
     def visit(name, info):
         if info.type == h5l.TYPE_EXTERNAL:
-            filename, path = proxy.get_val(name)
-            links[container._d(name)] = h5py.ExternalLink(filename_decode(filename), container._d(path))
+            links[container._d(name)] = _external_link_at(container, name)
 
-    proxy.visit(visit, info=True)
+    container.id.links.visit(visit, info=True)
     return links
 
 
