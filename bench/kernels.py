@@ -97,11 +97,11 @@ def warmed_up_jobs(plate, out, raw):
 
     import antibodies.tasks as tasks
     from antibodies.models import resolve_model_folder
-    from antibodies.models.server import nucleus_segmenter
+    from antibodies.models.server import model_runner
 
     jobs = [getattr(tasks, step)(plate_dir=str(plate), output_dir=str(out), image_name="x") for step in STEPS]
-    segmenter = nucleus_segmenter(resolve_model_folder(jobs[1].nuclei_model))
-    segmenter.segment(tifffile.imread(raw)[0], None, None)  # model load, graph tracing
+    segmenter = model_runner(resolve_model_folder(jobs[1].nuclei_model))
+    segmenter.run("segment_nuclei", tifffile.imread(raw)[0], None, None)  # model load, graph tracing
     return jobs
 
 

@@ -1,26 +1,22 @@
-"""Experiment: a learned cell split against the distance split (offline; not part of the pipeline).
+"""A learned cell split against the distance split, on processed bench plates (offline).
 
-A two-channel StarDist2D (nuclei and serum, percentile-normalised) is trained
-on renders drawn from the **tune** families only; its object probability,
-upsampled to the image, then replaces the distance to the nuclei as the
-watershed's height map (the same nuclei as markers, the same foreground).
-Figures and their dates are in docs/performance.md ("A first look at a learned
-split")::
+The cell model (``antibodies/training/train_cell_model.py``; bundled:
+``vero_cells_v1``) gives each image an object probability; here it replaces
+the distance to the nuclei as the watershed's height map with *our* nuclei as
+markers and *our* foreground, so only the split differs::
 
-    python bench/learned_cell_split.py train /tmp/cellmodel --name cells_full --images 500 --steps 5000
-    python bench/learned_cell_split.py evaluate /tmp/cellmodel/cells_full \\
-        --plates tune_standard_scheme1,tune_broad_scheme1,tune_grown_cells_scheme1 --images 8
+    python bench/learned_cell_split.py antibodies/models/vero_cells_v1 \
+        --plates tune_standard_scheme1,tune_broad_scheme1,tune_grown_cells_scheme1 --images 8 --weights 0,0.01
 
-``evaluate`` reads the plates that ``bench/generalization.py`` rendered and
-processed under ``--root`` (raw TIFFs, truth, and our nuclei and cells) and
-prints, per plate and height map, cells F1@0.5, the mean IoU of matched cells
-and the median bias and absolute error of the well scores against the true
-ratio (true infected calls and true backgrounds, so only the split differs).
-``--binned`` trains and predicts on 2x2-binned images.
+It reads the plates that ``bench/generalization.py`` rendered and processed
+under ``--root`` (raw TIFFs, truth, and the default run's nuclei and cells)
+and prints, per plate and height map, cells F1@0.5, the mean IoU of matched
+cells and the median bias and absolute error of the well scores against the
+true ratio (true infected calls and true backgrounds). Older experiment models
+without ``input.json`` (full resolution) still load. Choose only on tune plates.
 """
 import argparse
 import json
-import math
 import os
 import sys
 from pathlib import Path
@@ -30,74 +26,6 @@ import pandas as pd
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-
-ROLES = {"N": "nuclei", "M": "marker", "S": "serum_IgG"}
-HEIGHT_MAPS = {"learned": 0.0, "learned + 0.01 x distance": 0.01}
-"""Weight of the distance to the nuclei (per px) added to the negated object probability."""
-
-
-def _binned(image):
-    image = image[: image.shape[0] // 2 * 2, : image.shape[1] // 2 * 2].astype(np.float32)
-    return 0.25 * (image[0::2, 0::2] + image[1::2, 0::2] + image[0::2, 1::2] + image[1::2, 1::2])
-
-
-def network_input(nuclei, serum, binned):
-    """Return the (M, N, 2) float32 input: the normalised nuclei and serum channels."""
-    from antibodies.analysis.nuclei import normalize_percentile
-
-    shrink = _binned if binned else (lambda image: image.astype(np.float32))
-    return np.stack([normalize_percentile(shrink(nuclei)), normalize_percentile(shrink(serum))], -1)
-
-
-def draw_training_images(count, seed, binned, shape=(512, 512)):
-    """Return inputs and cell labels of ``count`` renders, each of a random tune family."""
-    from antibodies.synthetic.nuisance import FAMILIES, draw_image_nuisance, draw_well_params
-    from antibodies.synthetic.plate import render_image
-
-    tune = [family for family in FAMILIES.values() if family.role == "tune"]
-    rng = np.random.default_rng(seed)
-    step = 2 if binned else 1
-    images, labels = [], []
-    while len(images) < count:
-        family = tune[int(rng.integers(len(tune)))]
-        params = draw_well_params(rng, family.ranges, ("serum_IgG",))
-        stack, truth = render_image(shape, ROLES, params, rng, draw_image_nuisance(rng, family.ranges, 3))
-        if truth["cells"].max() >= 3:
-            images.append(network_input(stack[0], stack[2], binned))
-            labels.append(np.ascontiguousarray(truth["cells"][::step, ::step], dtype=np.int32))
-    return images, labels
-
-
-def _augmenter(seed):
-    rng = np.random.default_rng(seed)
-
-    def augment(image, labels):
-        turns = int(rng.integers(4))
-        image, labels = np.rot90(image, turns), np.rot90(labels, turns)
-        if rng.random() < 0.5:
-            image, labels = image[:, ::-1], labels[:, ::-1]
-        image = image * rng.uniform(0.7, 1.3, (1, 1, 2)) + rng.uniform(-0.1, 0.1, (1, 1, 2))
-        return np.ascontiguousarray(image, np.float32), np.ascontiguousarray(labels, np.int32)
-
-    return augment
-
-
-def train(args):
-    import keras
-    from stardist.models import Config2D, StarDist2D
-
-    from antibodies.training.train_nuclei_model import ARCHITECTURES
-
-    images, labels = draw_training_images(args.images, 1, args.binned)
-    val_images, val_labels = draw_training_images(24, 2, args.binned)
-    keras.utils.set_random_seed(0)
-    config = Config2D(n_rays=32, grid=(2, 2), n_channel_in=2, use_gpu=False, train_patch_size=(256, 256),
-                      train_batch_size=4, train_epochs=math.ceil(args.steps / 100), train_steps_per_epoch=100,
-                      train_learning_rate=3e-4, train_reduce_lr=None, train_tensorboard=False,
-                      **ARCHITECTURES["narrow_deep"])
-    model = StarDist2D(config, name=args.name, basedir=args.out)
-    model.train(images, labels, validation_data=(val_images, val_labels), augmenter=_augmenter(0))
-    (Path(args.out) / args.name / "input.json").write_text(json.dumps({"binned": args.binned}))
 
 
 def _well_errors(cells, wells):
@@ -123,16 +51,18 @@ def _cell_rows(truth, labels, serum, infected_ids):
 
 def evaluate(args):
     import tifffile
-    from scipy import ndimage as ndi
     from skimage.segmentation import watershed
     from stardist.models import StarDist2D
 
-    from antibodies.analysis.cells import _distance_to_nuclei
+    from antibodies.analysis.cells import ProbabilityHeightMap, cell_probability
+    from antibodies.analysis.nuclei import normalize_percentile
+    from antibodies.models import CELL_MODEL_INPUT
     from cell_segmentation import match_labels
     from luigi_tasks.io import open_file, parse_image_name, read_image
 
     folder = Path(args.model)
-    binned = json.loads((folder / "input.json").read_text())["binned"] if (folder / "input.json").exists() else False
+    spec = json.loads((folder / CELL_MODEL_INPUT).read_text()) if (folder / CELL_MODEL_INPUT).exists() else {}
+    factor = spec.get("bin", 2 if spec.get("binned") else 1)
     model = StarDist2D(None, name=folder.name, basedir=str(folder.parent))
     root, rows = Path(args.root), []
     for plate in args.plates.split(","):
@@ -145,11 +75,12 @@ def evaluate(args):
             raw = tifffile.imread(root / "raw" / plate / f"{truth_file.stem}.tiff")
             with open_file(root / "out" / "default" / plate / f"{truth_file.stem}.h5") as container:
                 nuclei, ours = read_image(container, "nucleus_segmentation"), read_image(container, "cell_segmentation")
-            prob, _ = model.predict(network_input(raw[pages["nuclei"]], raw[pages["serum_IgG"]], binned))
-            prob = ndi.zoom(prob, np.divide(ours.shape, prob.shape), order=1)[: ours.shape[0], : ours.shape[1]]
+            prob = cell_probability(lambda image: model.predict(image)[0], raw[pages["nuclei"]],
+                                    raw[pages["serum_IgG"]], factor, normalize_percentile)
             splits = {"distance (default)": ours}
-            splits.update({name: watershed(weight * _distance_to_nuclei(nuclei) - prob, markers=nuclei, mask=ours > 0)
-                           for name, weight in HEIGHT_MAPS.items()})
+            for weight in args.weights:
+                height = ProbabilityHeightMap(prob, weight).compute(nuclei, None, None)
+                splits[f"learned + {weight} x distance"] = watershed(height, markers=nuclei, mask=ours > 0)
             serum_channel = list(roles)[pages["serum_IgG"]]
             serum = raw[pages["serum_IgG"]].astype(np.float32) - float(truth[f"background_{serum_channel}"])
             well = parse_image_name(truth_file.stem).well_name
@@ -168,21 +99,15 @@ def evaluate(args):
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    commands = parser.add_subparsers(dest="command", required=True)
-    trainer = commands.add_parser("train", help="train a cell model on tune-family renders")
-    trainer.add_argument("out", help="parent folder of the model folder")
-    trainer.add_argument("--name", default="cells")
-    trainer.add_argument("--images", type=int, default=500, help="512x512 training renders")
-    trainer.add_argument("--steps", type=int, default=5000)
-    trainer.add_argument("--binned", action="store_true", help="2x2-binned input")
-    evaluator = commands.add_parser("evaluate", help="compare the height maps on processed bench plates")
-    evaluator.add_argument("model", help="the model folder")
-    evaluator.add_argument("--plates", required=True, help="comma separated plate names under ROOT/raw")
-    evaluator.add_argument("--images", type=int, default=8, help="first images of each plate")
-    evaluator.add_argument("--root", default="/tmp/bench_generalization")
+    parser.add_argument("model", help="the model folder")
+    parser.add_argument("--plates", required=True, help="comma separated plate names under ROOT/raw")
+    parser.add_argument("--images", type=int, default=8, help="first images of each plate")
+    parser.add_argument("--root", default="/tmp/bench_generalization")
+    parser.add_argument("--weights", type=lambda text: [float(w) for w in text.split(",")], default=[0.0, 0.01],
+                        help="distance weights to add to the negated probability")
     args = parser.parse_args()
     os.environ.setdefault("CUDA_VISIBLE_DEVICES", "-1")
-    train(args) if args.command == "train" else evaluate(args)
+    evaluate(args)
 
 
 if __name__ == "__main__":

@@ -13,6 +13,8 @@ Two small strategy families decide the result:
   Otsu) or :class:`FixedThresholdForeground`;
 * the height map flooded by the watershed: :class:`DistanceHeightMap`
   (distance to the nearest nucleus: a Voronoi split inside the mask),
+  :class:`ProbabilityHeightMap` (the object probability of a learned cell
+  model, see :func:`cell_probability`, plus a little distance),
   :class:`IntensityHeightMap` (inverted serum intensity) or
   :class:`PropagationHeightMap` (serum gradient plus regularised distance,
   after CellProfiler's Propagation method).
@@ -35,6 +37,9 @@ __all__ = [
     "DistanceHeightMap",
     "IntensityHeightMap",
     "PropagationHeightMap",
+    "ProbabilityHeightMap",
+    "cell_model_input",
+    "cell_probability",
     "DEFAULT_FOREGROUND",
     "DEFAULT_HEIGHT_MAP",
     "mean_serum",
@@ -406,6 +411,138 @@ class PropagationHeightMap:
         distance = _distance_to_nuclei(nuclei)
         distance *= np.float32(self.regularization)
         return gradient + distance
+
+
+@dataclass(frozen=True, eq=False)
+class ProbabilityHeightMap:
+    """Height = ``distance_weight`` x distance to the nuclei - a learned object probability.
+
+    The probability (1 deep inside a cell, falling to 0 at its border; from
+    :func:`cell_probability`) puts the borders between touching cells where
+    a model trained on cells saw them; a small distance term breaks its
+    flat plateaus toward the nearer nucleus.
+
+    Parameters
+    ----------
+    probability : (M, N) float array
+        Object probability of the image's cells.
+    distance_weight : float
+        Weight of the distance to the nearest nucleus, per pixel.
+    """
+
+    probability: np.ndarray
+    distance_weight: float
+
+    def compute(self, nuclei, serum, mask):
+        """Height map for the watershed.
+
+        Parameters
+        ----------
+        nuclei : (M, N) int array
+            Nucleus labels.
+        serum : (M, N) array
+            Serum image (unused).
+        mask : (M, N) bool array
+            Foreground mask (unused).
+
+        Returns
+        -------
+        (M, N) float32 array
+
+        Examples
+        --------
+        >>> nuclei = np.array([[1, 0, 0, 0, 2]])
+        >>> height = ProbabilityHeightMap(np.array([[1, .9, .2, .5, 1]]), 0.1).compute(nuclei, None, None)
+        >>> [round(float(value), 2) for value in height[0]]
+        [-1.0, -0.8, 0.0, -0.4, -1.0]
+        """
+        if np.shape(self.probability) != np.shape(nuclei):
+            raise ValueError(f"probability shape {np.shape(self.probability)} differs from nuclei {np.shape(nuclei)}")
+        height = _distance_to_nuclei(nuclei)
+        height *= np.float32(self.distance_weight)
+        height -= np.asarray(self.probability, dtype=np.float32)
+        return height
+
+
+def _binned(image, factor):
+    """Mean of ``factor`` x ``factor`` blocks (float32); rows and columns beyond the last whole block are dropped."""
+    rows, columns = image.shape[0] // factor, image.shape[1] // factor
+    blocks = np.asarray(image[: rows * factor, : columns * factor], dtype=np.float32)
+    return blocks.reshape(rows, factor, columns, factor).mean((1, 3), dtype=np.float32)
+
+
+def cell_model_input(nuclei, serum, factor, normalizer):
+    """Return the input of a learned cell model: nuclei and serum, binned and normalised.
+
+    Parameters
+    ----------
+    nuclei, serum : (M, N) arrays
+        Raw nuclei channel and serum (mean of the serum channels).
+    factor : int
+        Bin ``factor`` x ``factor`` pixels into one.
+    normalizer : callable
+        Maps a binned (M // factor, N // factor) image to the scale the model was trained on.
+
+    Returns
+    -------
+    (M // factor, N // factor, 2) float32 array
+
+    Examples
+    --------
+    >>> image = np.arange(16.0).reshape(4, 4)
+    >>> cell_model_input(image, 2 * image, 2, lambda x: x)[..., 1].tolist()
+    [[5.0, 9.0], [21.0, 25.0]]
+    """
+    return np.stack([normalizer(_binned(nuclei, factor)), normalizer(_binned(serum, factor))], axis=-1)
+
+
+def cell_probability(predict, nuclei, serum, factor, normalizer):
+    """Object probability of a learned cell model, resized to the (M, N) image.
+
+    Parameters
+    ----------
+    predict : callable
+        Maps the (M // factor, N // factor, 2) :func:`cell_model_input` to the model's
+        (M // factor, N // factor) object probability (e.g. a two-channel StarDist2D's).
+    nuclei, serum, factor, normalizer
+        As for :func:`cell_model_input`.
+
+    Returns
+    -------
+    (M, N) float32 array
+
+    Examples
+    --------
+    >>> probability = cell_probability(lambda x: x[..., 0], np.eye(5), np.eye(5), 2, lambda x: x)
+    >>> [float(value) for value in probability[0]]  # blocks [[.5, 0], [0, .5]], pixel centres aligned; edge row
+    [0.5, 0.375, 0.125, 0.0, 0.0]
+    """
+    shape = np.shape(nuclei)
+    probability = _upsampled(np.asarray(predict(cell_model_input(nuclei, serum, factor, normalizer)), np.float32),
+                             factor)
+    return np.pad(probability, ((0, shape[0] - probability.shape[0]), (0, shape[1] - probability.shape[1])),
+                  mode="edge")
+
+
+def _linear_weights(size, factor):
+    """Source pixels and weights of a linear interpolation from ``size`` to ``size * factor`` pixels.
+
+    Pixel centres are aligned (output pixel ``i`` lies at source position
+    ``(i + 0.5) / factor - 0.5``); beyond the outer centres the edge value is kept.
+    """
+    position = (np.arange(size * factor) + 0.5) / factor - 0.5
+    low = np.clip(np.floor(position).astype(np.intp), 0, size - 1)
+    high = np.minimum(low + 1, size - 1)
+    return low, high, np.clip(position - low, 0, 1).astype(np.float32)
+
+
+def _upsampled(image, factor):
+    """(M, N) float32 image linearly interpolated to (M x factor, N x factor), as ``skimage.transform.resize``
+    with ``order=1, mode="edge"`` (a fifth of its time: two passes of two weighted pixels)."""
+    low, high, weight = _linear_weights(image.shape[0], factor)
+    rows = image[low] * (1 - weight)[:, np.newaxis] + image[high] * weight[:, np.newaxis]
+    low, high, weight = _linear_weights(image.shape[1], factor)
+    return rows[:, low] * (1 - weight) + rows[:, high] * weight
 
 
 #: Log-scale Otsu guided by the nuclei: mask IoU with the true cells 0.985 on

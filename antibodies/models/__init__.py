@@ -14,6 +14,7 @@ Anything else raises :class:`ModelNotFoundError`.  stardist and tensorflow
 are imported only when a model is actually loaded.
 """
 import functools
+import json
 import logging
 import os
 from pathlib import Path
@@ -21,8 +22,8 @@ from pathlib import Path
 from luigi_tasks.errors import BatchlibError
 from luigi_tasks.log import native_output_to_log
 
-__all__ = ["BUNDLED_MODEL", "BUNDLED_MODELS_DIR", "ModelNotFoundError", "load_stardist_model",
-           "resolve_model_folder"]
+__all__ = ["BUNDLED_MODEL", "BUNDLED_MODELS_DIR", "CELL_MODEL_INPUT", "ModelNotFoundError", "cell_model_binning",
+           "load_stardist_model", "resolve_model_folder"]
 
 logger = logging.getLogger(__name__)
 
@@ -33,6 +34,8 @@ BUNDLED_MODELS_DIR = Path(__file__).resolve().parent
 """Folder holding the bundled model folders."""
 
 _MODEL_FILES = ("config.json", "thresholds.json", "weights_best.h5")
+CELL_MODEL_INPUT = "input.json"
+"""File of a cell model folder that says how its input is made: ``{"bin": <pixels per side>}``."""
 
 
 class ModelNotFoundError(BatchlibError, FileNotFoundError):
@@ -190,3 +193,25 @@ def load_stardist_model(spec=BUNDLED_MODEL):
         searched and how to provide a model).
     """
     return _load_cached(str(resolve_model_folder(spec)))
+
+
+def cell_model_binning(folder):
+    """Return how many pixels per side a cell model's input bins (``bin`` of its :data:`CELL_MODEL_INPUT`).
+
+    Raises
+    ------
+    ModelNotFoundError
+        If the folder has no readable input description (it is not a cell model).
+    """
+    path = Path(folder) / CELL_MODEL_INPUT
+    try:
+        factor = int(json.loads(path.read_text())["bin"])
+    except (OSError, ValueError, KeyError, TypeError) as error:
+        raise ModelNotFoundError(
+            f"{path}: not a cell model ({type(error).__name__}: {error}). To fix: set [cells] model to a folder "
+            f"written by `python bench/learned_cell_split.py train`, which holds {CELL_MODEL_INPUT} "
+            f'(e.g. {{"bin": 4}}) beside config.json and weights_best.h5, or to the bundled "vero_cells_v1".'
+        ) from None
+    if factor < 1:
+        raise ModelNotFoundError(f"{path}: bin must be a positive integer, got {factor}. To fix: correct the file.")
+    return factor

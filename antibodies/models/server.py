@@ -1,4 +1,4 @@
-"""StarDist loaded once per worker, not once per batch: a segmentation server shared by the task processes.
+"""StarDist loaded once per worker, not once per batch: a model server shared by the task processes.
 
 With ``--workers N`` (N > 1) Luigi forks a new process for every task, so a
 model cached in the process (:func:`~antibodies.models.load_stardist_model`)
@@ -7,7 +7,7 @@ and a model load, ~3-4 s each. Instead, a forked task process takes one of N
 *slots* of the run (a ``flock``), and sends its images to the slot's server, a
 process started once (``python -m antibodies.models.server``, a fresh
 interpreter: TensorFlow never runs in a process that forks) that loads the
-model and answers ``segment_nuclei`` calls over a Unix socket until
+model and answers calls of :data:`FUNCTIONS` over a Unix socket until
 
 * the run that started it (the ``luigi`` process, its *owner*) has ended and no
   task is connected, or
@@ -35,7 +35,7 @@ from pathlib import Path
 
 from luigi_tasks.status import pid_alive
 
-__all__ = ["IDLE_SECONDS", "SERVER_SLOTS", "nucleus_segmenter", "remove_ended_runs", "serve"]
+__all__ = ["FUNCTIONS", "IDLE_SECONDS", "SERVER_SLOTS", "model_runner", "remove_ended_runs", "serve"]
 
 logger = logging.getLogger("Workflow.NucleusSegmentation")
 
@@ -70,6 +70,20 @@ def remove_ended_runs(parent):
             shutil.rmtree(folder, ignore_errors=True)
 
 
+def _segment_nuclei(model, image, prob_thresh, nms_thresh):
+    from ..analysis.nuclei import segment_nuclei
+
+    return segment_nuclei(model, image, prob_thresh, nms_thresh)
+
+
+def _object_probability(model, image):
+    return model.predict(image)[0]
+
+
+FUNCTIONS = {"segment_nuclei": _segment_nuclei, "object_probability": _object_probability}
+"""What a server (or the model in a process) runs: ``function(model, *args)``."""
+
+
 class _InProcess:
     """The model in this process (``--workers 1``, or the fallback)."""
 
@@ -78,10 +92,8 @@ class _InProcess:
 
         self.model = _load_cached(str(folder))
 
-    def segment(self, image, prob_thresh, nms_thresh):
-        from ..analysis.nuclei import segment_nuclei
-
-        return segment_nuclei(self.model, image, prob_thresh, nms_thresh)
+    def run(self, function, *args):
+        return FUNCTIONS[function](self.model, *args)
 
 
 class _Remote:
@@ -90,10 +102,10 @@ class _Remote:
     def __init__(self, connection, folder):
         self.connection, self.folder, self.fallback = connection, folder, None
 
-    def segment(self, image, prob_thresh, nms_thresh):
+    def run(self, function, *args):
         if self.fallback is None:
             try:
-                self.connection.send((image, prob_thresh, nms_thresh))
+                self.connection.send((function, args))
                 status, value = self.connection.recv()
             except (OSError, EOFError) as error:  # the server died (killed): go on without it
                 logger.warning("StarDist server lost (%s); loading the model in this process", error)
@@ -102,7 +114,7 @@ class _Remote:
                 if status != "ok":
                     raise RuntimeError(value)
                 return value
-        return self.fallback.segment(image, prob_thresh, nms_thresh)
+        return self.fallback.run(function, *args)
 
 
 def _take_slot(folder):
@@ -130,21 +142,22 @@ def _connect(address, server=None, timeout=START_TIMEOUT):
             time.sleep(0.05)
 
 
-_SEGMENTERS = {}
+_RUNNERS = {}
 
 
-def nucleus_segmenter(folder):
-    """Return an object whose ``segment(image, prob_thresh, nms_thresh)`` runs StarDist with the model in ``folder``.
+def model_runner(folder):
+    """Return an object whose ``run(function, *args)`` calls ``FUNCTIONS[function](model, *args)``.
 
+    ``model`` is the StarDist model in ``folder``.
     In a task process forked by Luigi the model lives in the server of a worker
     slot this process takes for the rest of its life (one task); in the luigi
     process itself it is loaded here. Either way it is made once per process.
     """
     folder = str(folder)
-    if folder not in _SEGMENTERS:
+    if folder not in _RUNNERS:
         forked = multiprocessing.parent_process() is not None  # a Luigi task process (--workers > 1)
-        _SEGMENTERS[folder] = _remote(folder) if forked else _InProcess(folder)
-    return _SEGMENTERS[folder]
+        _RUNNERS[folder] = _remote(folder) if forked else _InProcess(folder)
+    return _RUNNERS[folder]
 
 
 def _remote(folder):
@@ -185,8 +198,7 @@ def _start_and_connect(address, folder, run_dir, slot):
 
 
 def serve(address, folder, owner, idle_seconds=IDLE_SECONDS):
-    """Answer segmentation requests on ``address`` until the owner is gone (and no task is connected) or idle."""
-    from ..analysis.nuclei import segment_nuclei
+    """Answer model calls on ``address`` until the owner is gone (and no task is connected) or idle."""
     from . import _load_cached
 
     state = {"busy": False, "last": time.monotonic()}
@@ -211,11 +223,11 @@ def serve(address, folder, owner, idle_seconds=IDLE_SECONDS):
         try:
             while True:
                 try:
-                    image, prob_thresh, nms_thresh = connection.recv()
+                    function, args = connection.recv()
                 except (EOFError, OSError):
                     break
                 try:
-                    reply = ("ok", segment_nuclei(model, image, prob_thresh, nms_thresh))
+                    reply = ("ok", FUNCTIONS[function](model, *args))
                 except Exception as error:  # noqa: BLE001 - reported to the task, which fails that image
                     reply = ("error", f"{type(error).__name__}: {error}")
                 try:

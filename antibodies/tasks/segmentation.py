@@ -1,4 +1,5 @@
 """Nucleus (StarDist) and cell (seeded watershed) segmentation."""
+import functools
 
 from ..analysis.cells import (
     DistanceHeightMap,
@@ -6,18 +7,29 @@ from ..analysis.cells import (
     GuidedOtsuForeground,
     IntensityHeightMap,
     OtsuForeground,
+    ProbabilityHeightMap,
     PropagationHeightMap,
+    cell_probability,
+    mean_serum,
     segment_cells,
 )
+from ..analysis.nuclei import normalize_percentile
 from ..keys import CELL_SEGMENTATION, NUCLEI, NUCLEUS_SEGMENTATION
-from ..models import resolve_model_folder
-from ..models.server import nucleus_segmenter
+from ..models import cell_model_binning, resolve_model_folder
+from ..models.server import model_runner
 from ..settings import setting
 from .base import AssayImageJob, read_images, write_label_image
 
 __all__ = ["NucleusSegmentation", "CellSegmentation", "HEIGHT_MAPS", "FOREGROUNDS"]
 
-HEIGHT_MAPS = {"distance": DistanceHeightMap(), "propagation": PropagationHeightMap(), "intensity": IntensityHeightMap()}
+HEIGHT_MAPS = {
+    "learned": ProbabilityHeightMap,
+    "distance": lambda probability, distance_weight: DistanceHeightMap(),
+    "propagation": lambda probability, distance_weight: PropagationHeightMap(),
+    "intensity": lambda probability, distance_weight: IntensityHeightMap(),
+}
+"""Height map strategies keyed by ``[cells] height_map``, built from the image's cell probability (``learned``
+only; else None) and ``[cells] distance_weight``."""
 FOREGROUNDS = {
     "guided": lambda threshold: GuidedOtsuForeground(),
     "otsu": lambda threshold: OtsuForeground(),
@@ -43,33 +55,59 @@ class NucleusSegmentation(AssayImageJob):
     nuclei_nms_thresh = setting("nuclei", "nms_thresh")
 
     def compute(self, input_files, output_files, nuclei_model, nuclei_prob_thresh, nuclei_nms_thresh):
-        model = nucleus_segmenter(resolve_model_folder(nuclei_model))
+        model = model_runner(resolve_model_folder(nuclei_model))
         for input_file, output_file in zip(input_files, output_files):
             image = read_images(input_file, [NUCLEI])[NUCLEI]
-            labels = model.segment(image, _threshold(nuclei_prob_thresh), _threshold(nuclei_nms_thresh))
+            labels = model.run("segment_nuclei", image, _threshold(nuclei_prob_thresh), _threshold(nuclei_nms_thresh))
             write_label_image(output_file, NUCLEUS_SEGMENTATION, labels)
 
 
 class CellSegmentation(AssayImageJob):
-    """Cells grown from the nuclei inside the serum foreground; cell id == nucleus id."""
+    """Cells grown from the nuclei inside the serum foreground; cell id == nucleus id.
+
+    With ``[cells] height_map = learned`` the borders between touching cells follow the object
+    probability of a learned cell model (``[cells] model``, served like the nucleus model).
+    """
 
     outputs = (CELL_SEGMENTATION,)
 
     cells_height_map = setting("cells", "height_map")
+    cells_model = setting("cells", "model")
+    cells_distance_weight = setting("cells", "distance_weight")
     cells_foreground = setting("cells", "foreground")
     cells_foreground_threshold = setting("cells", "foreground_threshold")
 
     @property
+    def learned(self):
+        return self.cells_height_map == "learned"
+
+    @property
+    def uses_gpu(self):
+        return self.learned
+
+    @property
     def inputs(self):
-        return [NUCLEUS_SEGMENTATION] + self.sera()
+        return [NUCLEUS_SEGMENTATION] + self.sera() + ([NUCLEI] if self.learned else [])
 
     def foreground(self):
         """The foreground strategy chosen by the parameters."""
         return FOREGROUNDS[self.cells_foreground](self.cells_foreground_threshold)
 
-    def compute(self, input_files, output_files, cells_height_map, **_):
+    def height_map(self, nuclei_image, serum):
+        """The height map strategy chosen by the parameters, for this image."""
+        probability = self.cell_probability(nuclei_image, serum) if self.learned else None
+        return HEIGHT_MAPS[self.cells_height_map](probability, self.cells_distance_weight)
+
+    def cell_probability(self, nuclei_image, serum):
+        """The cell model's object probability of one image."""
+        folder = resolve_model_folder(self.cells_model)
+        predict = functools.partial(model_runner(folder).run, "object_probability")
+        return cell_probability(predict, nuclei_image, serum, cell_model_binning(folder), normalize_percentile)
+
+    def compute(self, input_files, output_files, **_):
         for input_file, output_file in zip(input_files, output_files):
             images = read_images(input_file, self.inputs)
-            nuclei = images.pop(NUCLEUS_SEGMENTATION)
-            cells = segment_cells(nuclei, list(images.values()), self.foreground(), HEIGHT_MAPS[cells_height_map])
+            nuclei, nuclei_image = images.pop(NUCLEUS_SEGMENTATION), images.pop(NUCLEI, None)
+            serum = mean_serum(list(images.values()))
+            cells = segment_cells(nuclei, serum, self.foreground(), self.height_map(nuclei_image, serum))
             write_label_image(output_file, CELL_SEGMENTATION, cells)

@@ -7,7 +7,10 @@ from antibodies.analysis.cells import (
     GuidedOtsuForeground,
     IntensityHeightMap,
     OtsuForeground,
+    ProbabilityHeightMap,
     PropagationHeightMap,
+    cell_model_input,
+    cell_probability,
     mean_serum,
     segment_cells,
 )
@@ -64,6 +67,70 @@ def test_large_regularization_approaches_the_distance_split():
         nuclei, serum, foreground, PropagationHeightMap(regularization=100.0)
     )
     np.testing.assert_array_equal(propagation, distance)
+
+
+def cell_probability_with_border_at(x, shape=(9, 40)):
+    """Object probability of two cells that meet at column ``x`` (0 there, rising 0.1 per px, at most 1)."""
+    distance_to_border = np.abs(np.arange(shape[1]) - x).astype(np.float32)
+    return np.broadcast_to(np.minimum(0.1 * distance_to_border, 1.0), shape).copy()
+
+
+@pytest.mark.parametrize("border", [10, 22])
+def test_probability_height_map_puts_the_border_where_the_model_sees_it(border):
+    nuclei, serum = strip_of_two_cells()
+    height_map = ProbabilityHeightMap(cell_probability_with_border_at(border), distance_weight=0.01)
+    cells = segment_cells(nuclei, serum, FixedThresholdForeground(1.0, 0), height_map)
+    np.testing.assert_array_equal(cells[:, :border], 4)
+    np.testing.assert_array_equal(cells[:, border + 1:34], 9)
+
+
+def test_distance_term_breaks_a_flat_probability_midway():
+    nuclei, serum = strip_of_two_cells()
+    flat = ProbabilityHeightMap(np.ones((9, 40), np.float32), distance_weight=0.01)
+    foreground = FixedThresholdForeground(1.0, 0)
+    np.testing.assert_array_equal(segment_cells(nuclei, serum, foreground, flat),
+                                  segment_cells(nuclei, serum, foreground, DistanceHeightMap()))
+
+
+def test_probability_of_another_shape_is_refused():
+    nuclei, serum = strip_of_two_cells()
+    with pytest.raises(ValueError, match="probability shape"):
+        ProbabilityHeightMap(np.ones((9, 39)), 0.01).compute(nuclei, serum, None)
+
+
+def test_cell_model_input_bins_then_normalises_each_channel():
+    nuclei = np.arange(36, dtype=np.uint16).reshape(6, 6)
+    model_input = cell_model_input(nuclei, np.full((6, 6), 5.0), 3, lambda image: image - image.min())
+    assert model_input.shape == (2, 2, 2) and model_input.dtype == np.float32
+    np.testing.assert_array_equal(model_input[..., 0], [[0, 3], [18, 21]])
+    np.testing.assert_array_equal(model_input[..., 1], 0)
+
+
+def test_cell_probability_is_resized_to_the_whole_image_with_aligned_pixel_centres():
+    calls = []
+
+    def predict(model_input):
+        calls.append(model_input.shape)
+        return np.array([[0.0, 1.0]] * (model_input.shape[0]), np.float32)
+
+    probability = cell_probability(predict, np.zeros((9, 9)), np.zeros((9, 9)), 4, lambda image: image)
+    assert calls == [(2, 2, 2)] and probability.shape == (9, 9) and probability.dtype == np.float32
+    # block centres at x = 1.5 and 5.5: 0 left of the first, 1 right of the second, linear between
+    np.testing.assert_allclose(probability[0], [0, 0, 0.125, 0.375, 0.625, 0.875, 1, 1, 1])
+    np.testing.assert_array_equal(probability, np.broadcast_to(probability[:1], (9, 9)))  # leftover row: edge
+
+
+@pytest.mark.parametrize("shape, factor", [((7, 5), 4), ((3, 8), 2), ((4, 4), 3)])
+def test_upsampling_matches_skimage_linear_resize(shape, factor):
+    from skimage.transform import resize
+
+    from antibodies.analysis.cells import _upsampled
+
+    image = np.random.default_rng(1).random(shape).astype(np.float32)
+    expected = resize(image, (shape[0] * factor, shape[1] * factor), order=1, mode="edge", anti_aliasing=False)
+    upsampled = _upsampled(image, factor)
+    assert upsampled.dtype == np.float32
+    np.testing.assert_allclose(upsampled, expected, atol=1e-6)
 
 
 def test_mask_component_without_nucleus_stays_background():

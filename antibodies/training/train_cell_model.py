@@ -1,0 +1,145 @@
+"""Train the bundled cell model: where touching cells meet, learned from project-generated plates.
+
+Reproducible recipe of the bundled model (about 50 min on two CPU cores)::
+
+    # vero_cells_v1: nuclei + serum binned 4 x 4, the nucleus model's U-Net, 4,000 steps
+    python -m antibodies.training.train_cell_model --out antibodies/models --name vero_cells_v1 \\
+        --images 800 --steps 4000 --bin 4
+
+A two-channel StarDist2D (nuclei and serum, each binned ``bin`` x ``bin`` and
+percentile-normalised: :func:`antibodies.analysis.cells.cell_model_input`,
+exactly as the pipeline makes its input) learns the *cells* of 512 x 512
+renders of the plate renderer with its nuisance layer, each drawn from the
+ranges of a random **tune** family (both cell models: the warped Voronoi
+tiling and the additively weighted one of ``tune_grown_cells``). Held-out
+families are never used. Validation renders (best weights) use another seed.
+Augmentation: quarter turns, flips, per-channel gain and offset. The pipeline
+uses only the object probability (``[cells] height_map = learned``): its
+ridges between cells are the borders the watershed follows.
+
+The folder written is self-describing: ``config.json``, ``weights_best.h5``
+and :data:`antibodies.models.CELL_MODEL_INPUT` (``{"bin": ...}``).
+"""
+import argparse
+import json
+import logging
+import math
+import os
+import shutil
+import time
+from multiprocessing import Pool
+from pathlib import Path
+
+import numpy as np
+
+__all__ = ["draw_training_images", "train_cell_model", "main"]
+
+logger = logging.getLogger(__name__)
+
+ROLES = {"N": "nuclei", "M": "marker", "S": "serum_IgG"}
+RENDER_SHAPE = (512, 512)
+
+
+def _render_one(task):
+    from antibodies.analysis.cells import cell_model_input
+    from antibodies.analysis.nuclei import normalize_percentile
+    from antibodies.synthetic.nuisance import FAMILIES, draw_image_nuisance, draw_well_params
+    from antibodies.synthetic.plate import render_image
+
+    seed, names, factor = task
+    rng = np.random.default_rng(seed)
+    family = FAMILIES[names[int(rng.integers(len(names)))]]
+    params = draw_well_params(rng, family.ranges, ("serum_IgG",))
+    stack, truth = render_image(RENDER_SHAPE, ROLES, params, rng, draw_image_nuisance(rng, family.ranges, 3))
+    if truth["cells"].max() < 3:
+        return None
+    labels = np.ascontiguousarray(truth["cells"][::factor, ::factor], np.int32)
+    return cell_model_input(stack[0], stack[2], factor, normalize_percentile), labels
+
+
+def draw_training_images(count, seed, factor, exclude=()):
+    """Return model inputs and cell labels of up to ``count`` renders, each of a random tune family.
+
+    Parameters
+    ----------
+    count : int
+        Renders drawn (those with fewer than 3 cells are dropped).
+    seed : int
+        Render ``i`` uses the generator seeded ``(seed, i)``.
+    factor : int
+        Binning of the input (labels are subsampled alike).
+    exclude : sequence of str
+        Tune families left out.
+    """
+    from antibodies.synthetic.nuisance import FAMILIES
+
+    names = sorted(name for name, family in FAMILIES.items() if family.role == "tune" and name not in exclude)
+    with Pool(min(2, os.cpu_count())) as pool:
+        pairs = [pair for pair in pool.map(_render_one, [((seed, i), names, factor) for i in range(count)]) if pair]
+    return [image for image, _ in pairs], [labels for _, labels in pairs]
+
+
+def _augmenter(seed):
+    rng = np.random.default_rng(seed)
+
+    def augment(image, labels):
+        turns = int(rng.integers(4))
+        image, labels = np.rot90(image, turns), np.rot90(labels, turns)
+        if rng.random() < 0.5:
+            image, labels = image[:, ::-1], labels[:, ::-1]
+        image = image * rng.uniform(0.7, 1.3, (1, 1, 2)) + rng.uniform(-0.1, 0.1, (1, 1, 2))
+        return np.ascontiguousarray(image, np.float32), np.ascontiguousarray(labels, np.int32)
+
+    return augment
+
+
+def train_cell_model(out_dir, name, images=800, steps=4000, factor=4, batch_size=8, exclude=(),
+                     architecture="narrow_deep"):
+    """Train a cell model and write its folder ``out_dir/name``; return the folder."""
+    import keras
+    from stardist.models import Config2D, StarDist2D
+
+    from antibodies.models import CELL_MODEL_INPUT
+    from antibodies.training.train_nuclei_model import ARCHITECTURES
+
+    started = time.time()
+    x_train, y_train = draw_training_images(images, 1, factor, exclude)
+    x_val, y_val = draw_training_images(24, 2, factor, exclude)
+    logger.info("drew %d training and %d validation renders in %.0f s", len(x_train), len(x_val),
+                time.time() - started)
+    keras.utils.set_random_seed(0)
+    patch = min(256, RENDER_SHAPE[0] // factor)
+    config = Config2D(n_rays=32, grid=(1, 1) if factor > 1 else (2, 2), n_channel_in=2, use_gpu=False,
+                      train_patch_size=(patch, patch), train_batch_size=batch_size,
+                      train_epochs=math.ceil(steps / 100), train_steps_per_epoch=100, train_learning_rate=3e-4,
+                      train_tensorboard=False, **ARCHITECTURES[architecture])
+    model = StarDist2D(config, name=name, basedir=str(out_dir))
+    model.train(x_train, y_train, validation_data=(x_val, y_val), augmenter=_augmenter(0))
+    folder = Path(out_dir) / name
+    (folder / CELL_MODEL_INPUT).write_text(json.dumps({"bin": factor}))
+    for path in folder.iterdir():
+        if path.name not in {"config.json", "weights_best.h5", CELL_MODEL_INPUT}:
+            shutil.rmtree(path) if path.is_dir() else path.unlink()
+    logger.info("model written to %s (total %.0f s)", folder, time.time() - started)
+    return folder
+
+
+def main(argv=None):
+    """Command-line entry point; see the module docstring."""
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--out", default="antibodies/models", help="parent folder of the model folder")
+    parser.add_argument("--name", default="vero_cells_v1")
+    parser.add_argument("--images", type=int, default=800, help="512x512 training renders")
+    parser.add_argument("--steps", type=int, default=4000)
+    parser.add_argument("--bin", type=int, default=4, help="bin the input this many pixels per side")
+    parser.add_argument("--batch", type=int, default=8)
+    parser.add_argument("--exclude", default="", help="comma separated tune families left out of training")
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
+    os.environ.setdefault("CUDA_VISIBLE_DEVICES", "-1")
+    train_cell_model(args.out, args.name, args.images, args.steps, args.bin, args.batch,
+                     [name for name in args.exclude.split(",") if name])
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,86 @@
+"""The bundled cell model: its folder, its input description, and its split of touching cells."""
+import json
+
+import numpy as np
+import pytest
+
+from antibodies.models import BUNDLED_MODELS_DIR, CELL_MODEL_INPUT, ModelNotFoundError, cell_model_binning
+
+from .conftest import cell_analysis
+
+CELL_MODEL = "vero_cells_v1"
+CELL_MODEL_FILES = ("config.json", "weights_best.h5", CELL_MODEL_INPUT)
+
+
+def test_bundled_cell_model_folder_is_small_and_complete():
+    folder = BUNDLED_MODELS_DIR / CELL_MODEL
+    assert sorted(p.name for p in folder.iterdir()) == sorted(CELL_MODEL_FILES)
+    assert sum(p.stat().st_size for p in folder.iterdir()) < 10 * 2 ** 20
+    assert json.loads((folder / "config.json").read_text())["n_channel_in"] == 2
+    assert cell_model_binning(folder) == 4
+
+
+@pytest.mark.parametrize("text", [None, "{}", '{"bin": "four"}', '{"bin": 0}'])
+def test_a_folder_that_is_not_a_cell_model_is_refused_with_the_fix(tmp_path, text):
+    if text is not None:
+        (tmp_path / CELL_MODEL_INPUT).write_text(text)
+    with pytest.raises(ModelNotFoundError) as error:
+        cell_model_binning(tmp_path)
+    assert str(tmp_path / CELL_MODEL_INPUT) in str(error.value) and "To fix" in str(error.value)
+
+
+def _mean_matched_iou(truth, nuclei, probability, mask):
+    from stardist.matching import matching
+
+    from antibodies.analysis.cells import DistanceHeightMap, FixedThresholdForeground, ProbabilityHeightMap, segment_cells
+
+    foreground = FixedThresholdForeground(0.5, smoothing_sigma=0)
+    return [matching(truth, segment_cells(nuclei, mask.astype(np.float32), foreground, height_map),
+                     thresh=0.5).mean_matched_score
+            for height_map in (DistanceHeightMap(), ProbabilityHeightMap(probability, 0.001))]
+
+
+@pytest.mark.slow
+def test_learned_split_follows_unequal_cells_better_than_the_distance_split():
+    """On a render of the second cell model (a seed no training used), with the true nuclei and foreground."""
+    from antibodies.analysis.cells import cell_probability
+    from antibodies.analysis.nuclei import normalize_percentile
+    from antibodies.models import load_stardist_model
+    from antibodies.synthetic import FAMILIES, draw_image_nuisance, draw_well_params, render_image
+
+    ranges = FAMILIES["tune_grown_cells"].ranges
+    rng = np.random.default_rng(4242)
+    params = draw_well_params(rng, ranges, ("serum_IgG",))
+    roles = {"N": "nuclei", "M": "marker", "S": "serum_IgG"}
+    stack, truth = render_image((512, 512), roles, params, rng, draw_image_nuisance(rng, ranges, 3))
+    model = load_stardist_model(BUNDLED_MODELS_DIR / CELL_MODEL)
+    probability = cell_probability(lambda image: model.predict(image)[0], stack[0], stack[2], 4, normalize_percentile)
+    assert probability.shape == (512, 512)
+    distance_iou, learned_iou = _mean_matched_iou(truth["cells"], truth["nuclei"], probability, truth["cells"] > 0)
+    assert learned_iou > distance_iou + 0.02, (learned_iou, distance_iou)
+
+
+@pytest.mark.slow
+def test_cell_analysis_with_the_learned_split_on_two_workers(tmp_path):
+    """Both models served to forked workers; the readouts hold on a plate of unequal cells."""
+    from antibodies.evaluation import evaluate_plate
+    from antibodies.synthetic.plate import render_family_plate
+    from luigi_tasks.testing import run_local
+
+    render_family_plate("tune_grown_cells", "scheme1", tmp_path / "plate", tmp_path / "truth", wells=("A01", "A02"),
+                        sites=1, shape=(512, 512), well_ratios={"A01": 2.2, "A02": 1.05})
+    task = cell_analysis(tmp_path / "plate", tmp_path / "out", cells_height_map="learned")
+    assert run_local([task], workers=2).status.name == "SUCCESS"
+    _, figures = evaluate_plate(tmp_path / "out", tmp_path / "truth", "plate")
+    assert figures["cells_f1"] >= 0.85 and figures["infected_accuracy"] >= 0.95, figures
+    assert figures["serum_IgG_wrong_calls"] == 0, figures
+
+
+def test_training_renders_are_binned_like_the_pipeline_input():
+    from antibodies.training.train_cell_model import draw_training_images
+
+    images, labels = draw_training_images(2, 5, 4, exclude=("tune_density",))
+    assert len(images) == len(labels) == 2
+    for image, label in zip(images, labels):
+        assert image.shape == (128, 128, 2) and image.dtype == np.float32
+        assert label.shape == (128, 128) and label.dtype == np.int32 and label.max() >= 3
