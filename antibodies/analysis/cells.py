@@ -549,8 +549,9 @@ def _upsampled(image, factor):
 #: the tune families (as plain log Otsu) and 0.98 instead of 0.80 on dim-serum
 #: plates, where plain Otsu split dim from bright cells.
 DEFAULT_FOREGROUND = GuidedOtsuForeground()
-#: Distance split: best F1 on synthetic plates (``bench/cell_segmentation.py``),
-#: tied with Propagation at regularization >= 0.1, and the fastest.
+#: Distance split: the best height map that needs no model (``bench/cell_segmentation.py``: tied with
+#: Propagation at regularization >= 0.1, and the fastest). The pipeline's default is the learned split
+#: (:class:`ProbabilityHeightMap`), whose probability comes from a model.
 DEFAULT_HEIGHT_MAP = DistanceHeightMap()
 
 
