@@ -13,7 +13,7 @@
 from luigi_tasks import PlateWorkflow, add_config_parameters, wire_steps
 
 from .inputs import AssayPlanner
-from .models import resolve_model_folder
+from .models import cell_model_binning, resolve_model_folder
 from .settings import SPEC_PATH
 from .tasks import (
     CellFeatures,
@@ -65,8 +65,10 @@ class CellAnalysis(PlateWorkflow):
     final_jobs = (PlateExports, PlateReport)
 
     def check_config(self, values):
-        """Fail before any work if the nucleus model cannot be found."""
+        """Fail before any work if the nucleus model (or the cell model the split needs) cannot be found."""
         resolve_model_folder(values["nuclei_model"])
+        if values["cells_height_map"] == "learned":
+            cell_model_binning(resolve_model_folder(values["cells_model"]))
 
     def jobs_to_run(self, values):
         """The final jobs, plus the OME-Zarr export when ``[export] ome_zarr`` is on."""

@@ -208,9 +208,9 @@ def cell_model_binning(folder):
         factor = int(json.loads(path.read_text())["bin"])
     except (OSError, ValueError, KeyError, TypeError) as error:
         raise ModelNotFoundError(
-            f"{path}: not a cell model ({type(error).__name__}: {error}). To fix: set [cells] model to a folder "
-            f"written by `python bench/learned_cell_split.py train`, which holds {CELL_MODEL_INPUT} "
-            f'(e.g. {{"bin": 4}}) beside config.json and weights_best.h5, or to the bundled "vero_cells_v1".'
+            f"{path}: not a cell model ({type(error).__name__}: {error}). To fix: set [cells] model to the bundled "
+            f'"vero_cells_v1" or to a folder written by `python -m antibodies.training.train_cell_model`, which '
+            f'holds {CELL_MODEL_INPUT} (e.g. {{"bin": 4}}) beside config.json and weights_best.h5.'
         ) from None
     if factor < 1:
         raise ModelNotFoundError(f"{path}: bin must be a positive integer, got {factor}. To fix: correct the file.")

@@ -150,3 +150,13 @@ def test_invalid_config_values_name_key_and_allowed_values(plate, tmp_path, over
 def test_missing_model_says_how_to_provide_one(plate, tmp_path):
     done = luigi_run(plate, tmp_path / "out", "--nuclei-model", str(tmp_path / "no_model"))
     assert done.returncode != 0 and "no_model" in done.stderr and "config.json" in done.stderr
+
+
+@pytest.mark.slow
+def test_a_nucleus_model_given_as_the_cell_model_is_refused_before_any_work(plate, tmp_path):
+    from antibodies.models import BUNDLED_MODEL, BUNDLED_MODELS_DIR
+
+    done = luigi_run(plate, tmp_path / "out", "--cells-model", str(BUNDLED_MODELS_DIR / BUNDLED_MODEL))
+    assert done.returncode == 35, done.stderr[-2000:]
+    assert "not a cell model" in done.stderr and "To fix" in done.stderr and "input.json" in done.stderr
+    assert not list((tmp_path / "out").glob("*.h5"))
