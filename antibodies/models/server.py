@@ -37,7 +37,7 @@ from luigi_tasks.status import pid_alive
 
 __all__ = ["FUNCTIONS", "IDLE_SECONDS", "SERVER_SLOTS", "model_runner", "remove_ended_runs", "serve"]
 
-logger = logging.getLogger("Workflow.NucleusSegmentation")
+logger = logging.getLogger("Workflow.ModelServer")
 
 IDLE_SECONDS = 300.0
 """A server with no request for this long exits (the next batch starts a new one); it keeps ~1 GB meanwhile."""
