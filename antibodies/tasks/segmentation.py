@@ -98,11 +98,16 @@ class CellSegmentation(AssayImageJob):
         probability = self.cell_probability(nuclei_image, serum) if self.learned else None
         return HEIGHT_MAPS[self.cells_height_map](probability, self.cells_distance_weight)
 
+    @functools.cached_property
+    def cell_model(self):
+        """``(predict, binning)`` of the cell model: resolved, and its input read, once per task."""
+        folder = resolve_model_folder(self.cells_model)
+        return functools.partial(model_runner(folder).run, "object_probability"), cell_model_binning(folder)
+
     def cell_probability(self, nuclei_image, serum):
         """The cell model's object probability of one image."""
-        folder = resolve_model_folder(self.cells_model)
-        predict = functools.partial(model_runner(folder).run, "object_probability")
-        return cell_probability(predict, nuclei_image, serum, cell_model_binning(folder), normalize_percentile)
+        predict, binning = self.cell_model
+        return cell_probability(predict, nuclei_image, serum, binning, normalize_percentile)
 
     def compute(self, input_files, output_files, **_):
         for input_file, output_file in zip(input_files, output_files):
