@@ -25,7 +25,6 @@ import json
 import logging
 import math
 import os
-import shutil
 import time
 from multiprocessing import Pool
 from pathlib import Path
@@ -100,7 +99,7 @@ def train_cell_model(out_dir, name, images=800, steps=4000, factor=4, batch_size
     from stardist.models import Config2D, StarDist2D
 
     from antibodies.models import CELL_MODEL_INPUT
-    from antibodies.training.train_nuclei_model import ARCHITECTURES
+    from antibodies.training.train_nuclei_model import ARCHITECTURES, _tidy_model_folder
 
     started = time.time()
     x_train, y_train = draw_training_images(images, 1, factor, exclude)
@@ -117,9 +116,7 @@ def train_cell_model(out_dir, name, images=800, steps=4000, factor=4, batch_size
     model.train(x_train, y_train, validation_data=(x_val, y_val), augmenter=_augmenter(0))
     folder = Path(out_dir) / name
     (folder / CELL_MODEL_INPUT).write_text(json.dumps({"bin": factor}))
-    for path in folder.iterdir():
-        if path.name not in {"config.json", "weights_best.h5", CELL_MODEL_INPUT}:
-            shutil.rmtree(path) if path.is_dir() else path.unlink()
+    _tidy_model_folder(folder, keep=("config.json", "weights_best.h5", CELL_MODEL_INPUT))
     logger.info("model written to %s (total %.0f s)", folder, time.time() - started)
     return folder
 

@@ -360,9 +360,8 @@ def train_model(out_dir, name, steps, seed=0, n_train=1000, n_val=48, plate_frac
     return folder
 
 
-def _tidy_model_folder(folder):
-    """Delete everything but config.json, thresholds.json and weights_best.h5."""
-    keep = {"config.json", "thresholds.json", "weights_best.h5"}
+def _tidy_model_folder(folder, keep=("config.json", "thresholds.json", "weights_best.h5")):
+    """Delete everything in a model folder but the files named in ``keep``."""
     for path in Path(folder).iterdir():
         if path.name in keep:
             continue
