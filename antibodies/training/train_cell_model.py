@@ -108,10 +108,11 @@ def train_cell_model(out_dir, name, images=800, steps=4000, factor=4, batch_size
                 time.time() - started)
     keras.utils.set_random_seed(0)
     patch = min(256, RENDER_SHAPE[0] // factor)
-    config = Config2D(n_rays=32, grid=(1, 1) if factor > 1 else (2, 2), n_channel_in=2, use_gpu=False,
+    shape = {**ARCHITECTURES[architecture], "grid": (1, 1) if factor > 1 else (2, 2)}
+    config = Config2D(n_rays=32, n_channel_in=2, use_gpu=False,
                       train_patch_size=(patch, patch), train_batch_size=batch_size,
                       train_epochs=math.ceil(steps / 100), train_steps_per_epoch=100, train_learning_rate=3e-4,
-                      train_tensorboard=False, **ARCHITECTURES[architecture])
+                      train_tensorboard=False, **shape)
     model = StarDist2D(config, name=name, basedir=str(out_dir))
     model.train(x_train, y_train, validation_data=(x_val, y_val), augmenter=_augmenter(0))
     folder = Path(out_dir) / name

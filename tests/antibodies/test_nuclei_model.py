@@ -43,7 +43,7 @@ def test_bundled_model_loads_once_and_segments_synthetic_image():
 @pytest.mark.slow
 def test_loaded_model_predicts_like_keras_predict_loop():
     model = load_stardist_model()
-    x = np.random.default_rng(0).random((1, 64, 96, 1)).astype(np.float32)
+    x = np.random.default_rng(0).random((1, 64, 128, 1)).astype(np.float32)  # divisible by grid x 2 ** depth
     direct = model.keras_model.predict(x, verbose=0)
     looped = type(model.keras_model).predict(model.keras_model, x, verbose=0)
     for ours, keras in zip(direct, looped):
@@ -82,7 +82,7 @@ def test_normalize_percentile_maps_percentiles_to_unit_range():
     assert np.percentile(normalized, 99.0) == pytest.approx(1.0, abs=1e-6)
 
 
-@pytest.mark.parametrize("name", ["vero_nuclei_v1", "vero_nuclei_v2", "vero_nuclei_v3"])
+@pytest.mark.parametrize("name", ["vero_nuclei_v1", "vero_nuclei_v2", "vero_nuclei_v3", "vero_nuclei_v4"])
 def test_every_bundled_model_resolves_by_name_and_is_complete(name):
     folder = resolve_model_folder(name)
     assert folder == BUNDLED_MODELS_DIR / name
@@ -100,3 +100,12 @@ def test_v3_segments_a_nuisance_rendered_image():
     stack, truth = render_image((512, 512), {"DAPI": "nuclei"}, params, rng, draw_image_nuisance(rng, ranges, 1))
     labels = segment_nuclei(load_stardist_model("vero_nuclei_v3"), stack[0])
     assert _f1_at_05(truth["nuclei"], labels) >= 0.95
+
+
+@pytest.mark.slow  # imports StarDist (TensorFlow)
+def test_training_architectures_choose_the_grid():
+    from antibodies.training.train_nuclei_model import build_config
+
+    assert tuple(build_config(100).grid) == (2, 2)
+    grid4 = build_config(100, architecture="narrow_deep_grid4")
+    assert tuple(grid4.grid) == (4, 4) and grid4.unet_n_depth == 4 and grid4.unet_n_filter_base == 16
