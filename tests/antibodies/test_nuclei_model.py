@@ -91,14 +91,15 @@ def test_every_bundled_model_resolves_by_name_and_is_complete(name):
 
 
 @pytest.mark.slow
-def test_v3_segments_a_nuisance_rendered_image():
+@pytest.mark.parametrize("name", ["vero_nuclei_v3", "vero_nuclei_v4"])
+def test_nuisance_trained_models_segment_a_nuisance_rendered_image(name):
     from antibodies.synthetic import FAMILIES, draw_image_nuisance, draw_well_params
 
     ranges = FAMILIES["tune_broad"].ranges
     rng = np.random.default_rng(99)
     params = draw_well_params(rng, ranges, ("serum_IgG",))
     stack, truth = render_image((512, 512), {"DAPI": "nuclei"}, params, rng, draw_image_nuisance(rng, ranges, 1))
-    labels = segment_nuclei(load_stardist_model("vero_nuclei_v3"), stack[0])
+    labels = segment_nuclei(load_stardist_model(name), stack[0])
     assert _f1_at_05(truth["nuclei"], labels) >= 0.95
 
 
