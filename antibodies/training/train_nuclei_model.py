@@ -71,14 +71,16 @@ logger = logging.getLogger(__name__)
 
 PATCH_SHAPE = (256, 256)
 
-#: Network shapes as ``Config2D`` keywords (grid 2 x 2 unless given).  ``narrow_deep``
-#: (vero_nuclei_v2, v3): 16 base filters but four levels, 2.5x faster at prediction than
-#: ``stardist_default`` (32 filters, three levels; vero_nuclei_v1).  ``narrow_deep_grid4``
-#: (vero_nuclei_v4): the same U-Net on a 4 x 4 grid, 2.4x faster again.
+_NARROW_DEEP = {"unet_n_filter_base": 16, "unet_n_depth": 4, "net_conv_after_unet": 64}
+
+#: Network shapes as ``Config2D`` keywords.  ``narrow_deep`` (vero_nuclei_v2, v3): 16 base
+#: filters but four levels, 2.5x faster at prediction than ``stardist_default`` (32 filters,
+#: three levels; vero_nuclei_v1).  ``narrow_deep_grid4`` (vero_nuclei_v4): the same U-Net on a
+#: 4 x 4 grid, 2.4x faster again.
 ARCHITECTURES = {
-    "narrow_deep": {"unet_n_filter_base": 16, "unet_n_depth": 4, "net_conv_after_unet": 64},
-    "narrow_deep_grid4": {"unet_n_filter_base": 16, "unet_n_depth": 4, "net_conv_after_unet": 64, "grid": (4, 4)},
-    "stardist_default": {"unet_n_filter_base": 32, "unet_n_depth": 3, "net_conv_after_unet": 128},
+    "narrow_deep": {**_NARROW_DEEP, "grid": (2, 2)},
+    "narrow_deep_grid4": {**_NARROW_DEEP, "grid": (4, 4)},
+    "stardist_default": {"unet_n_filter_base": 32, "unet_n_depth": 3, "net_conv_after_unet": 128, "grid": (2, 2)},
 }
 
 
@@ -271,7 +273,6 @@ def build_config(steps, steps_per_epoch=100, learning_rate=3e-4, batch_size=4,
     from stardist.models import Config2D
 
     epochs = max(1, math.ceil(steps / steps_per_epoch))
-    shape = {"grid": (2, 2), **ARCHITECTURES[architecture]}
     return Config2D(
         n_rays=32,
         n_channel_in=1,
@@ -283,7 +284,7 @@ def build_config(steps, steps_per_epoch=100, learning_rate=3e-4, batch_size=4,
         train_learning_rate=learning_rate,
         train_reduce_lr=None,
         train_tensorboard=False,
-        **shape,
+        **ARCHITECTURES[architecture],
     )
 
 
