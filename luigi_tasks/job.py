@@ -222,6 +222,8 @@ class PlateTask(luigi.Task):
     upstream = ()
     planner = RawImagePlanner()
     container_extension = ".h5"
+    output_format = 1
+    """Raise it when what a job writes changes (e.g. a new table column): outputs of the older format go stale."""
 
     @classmethod
     def get_params(cls):
@@ -355,8 +357,11 @@ class PlateTask(luigi.Task):
                 if name not in params or params[name].significant}
 
     def fingerprint_payload(self):
-        """Return what the fingerprint hashes: family, settings, upstream fingerprints."""
-        return {"job": self.task_family, "params": self.significant_params(), "upstream": self.upstream_fingerprints()}
+        """Return what the fingerprint hashes: family, settings, upstream fingerprints (and a raised output format)."""
+        payload = {"job": self.task_family, "params": self.significant_params(), "upstream": self.upstream_fingerprints()}
+        if self.output_format != 1:  # format 1 hashes as before, so earlier outputs stay valid
+            payload["format"] = self.output_format
+        return payload
 
     def upstream_fingerprints(self):
         """Return the sorted distinct fingerprints of the tasks this one requires."""
@@ -481,7 +486,7 @@ class ImageJob(PlateTask):
         if "_fingerprint" in self.__dict__ or type(self).fingerprint_payload is not PlateTask.fingerprint_payload:
             return super().fingerprint()
         upstream = tuple(self.upstream_fingerprints())
-        key = (type(self), self.image_free_params(), upstream)
+        key = (type(self), self.output_format, self.image_free_params(), upstream)
         try:
             self._fingerprint = _IMAGE_FINGERPRINTS[key]
         except KeyError:

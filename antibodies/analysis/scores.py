@@ -54,6 +54,7 @@ import pandas as pd
 from antibodies.analysis.qc import (
     DEFAULT_SERUM_RULES, DEFAULT_WELL_RULES, PASSED, combine_outlier_types, outlier_types,
     serum_outlier_types)
+from antibodies.analysis.spillover import compensate_spillover
 
 __all__ = [
     "ImageCells",
@@ -124,6 +125,10 @@ class ImageCells:
     per_cell_background : bool
         Each cell subtracts its serum table's ``local_background`` instead
         (`antibodies.analysis.background.LocalBackground`).
+    spillover_width : float
+        Serum means are compensated for the signal exchanged with touching
+        cells over a band this wide (px), from the serum tables'
+        ``neighbour_contrast`` (`antibodies.analysis.spillover`); 0: raw means.
     """
 
     image_name: str
@@ -133,6 +138,7 @@ class ImageCells:
     infection: pd.DataFrame
     backgrounds: Mapping = None
     per_cell_background: bool = False
+    spillover_width: float = 0.0
 
 
 class PlateScores(NamedTuple):
@@ -220,7 +226,8 @@ def cell_frame(record, sera):
     -------
     pandas.DataFrame
         Index ``label_id``; columns ``is_infected, is_control, sizes`` and one
-        column of raw means per serum (with ``per_cell_background`` also
+        column of means per serum (compensated with the record's
+        ``spillover_width``; with ``per_cell_background`` also
         ``<serum>_local_background``); only cells that are infected or
         control (QC outlier cells dropped).
     """
@@ -232,7 +239,7 @@ def cell_frame(record, sera):
     columns = {"sizes": sizes}
     for serum in sera:
         table = _indexed(record.tables[serum], record.image_name, serum)
-        columns[serum] = table["means"]
+        columns[serum] = _compensated_means(table, record, serum)
         if record.per_cell_background:
             columns[f"{serum}_local_background"] = _local_background(table, record.image_name, serum)
     for name, column in columns.items():
@@ -241,6 +248,18 @@ def cell_frame(record, sera):
                              "differ from the infection table")
         cells[name] = column.reindex(cells.index).to_numpy(dtype=float)
     return cells[cells["is_infected"] | cells["is_control"]]
+
+
+def _compensated_means(table, record, serum):
+    """A serum table's ``means``, compensated for spillover when the record asks for it."""
+    if not record.spillover_width:
+        return table["means"]
+    if "neighbour_contrast" not in table:
+        raise ValueError(f"the {serum} cell table of image {record.image_name!r} has no neighbour_contrast column "
+                         "(written by an older version): rerun CellFeatures with --force-recompute, "
+                         "or set [scores] spillover_width = 0")
+    return pd.Series(compensate_spillover(table["means"], table["neighbour_contrast"], record.spillover_width),
+                     index=table.index)
 
 
 def _local_background(table, image_name, serum):

@@ -7,6 +7,7 @@ from luigi_tasks.io.chunks import write_deflated
 from ..analysis.background import intensity_histogram
 from ..analysis.features import background_pixels, cell_border_band, cell_features
 from ..analysis.local_background import SURFACE_EXCLUSION, background_surface, cell_local_backgrounds
+from ..analysis.spillover import neighbour_contrast
 from ..keys import CELL_SEGMENTATION, MARKER_TOPHAT, NUCLEUS_SEGMENTATION, cell_table, cell_table_key, histogram_key
 from ..settings import setting
 from .base import AssayImageJob, read_images
@@ -18,12 +19,15 @@ class CellFeatures(AssayImageJob):
     """Tables ``cell_segmentation/<channel>`` and histograms ``histograms/<channel>/{background,total}``.
 
     Serum tables also hold each cell's ``local_background`` (the mean under the
-    cell of a smooth surface through the image's background pixels).
+    cell of a smooth surface through the image's background pixels) and its
+    ``neighbour_contrast`` (the signal it exchanges with touching cells,
+    `antibodies.analysis.spillover`).
     ``features_exclude_nuclei`` leaves nucleus pixels out of the serum statistics;
     the marker top-hat is measured in the cell interior, without a band of
     ``infection_border_exclusion`` pixels along the cell border (its signal is perinuclear).
     """
 
+    output_format = 2  # serum tables gained neighbour_contrast
     features_exclude_nuclei = setting("features", "exclude_nuclei")
     infection_quantile = setting("infection", "quantile")
     infection_border_exclusion = setting("infection", "border_exclusion")
@@ -63,6 +67,7 @@ class CellFeatures(AssayImageJob):
                     if not is_marker:
                         surface = background_surface(images[channel], surface_pixels)
                         table["local_background"] = cell_local_backgrounds(cells, surface, table["label_id"])
+                        table["neighbour_contrast"] = neighbour_contrast(cells, table["label_id"], table["means"])
                     write_table(container, cell_table(channel), table)
                     self.write_histograms(container, channel, images[channel], background)
 

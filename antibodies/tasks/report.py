@@ -50,6 +50,7 @@ class PlateReport(PlateJob):
     n_outlier_thumbnails = 2
 
     background_method = setting("background", "method")
+    scores_spillover_width = setting("scores", "spillover_width")
     scores_positive_cutoff_IgG = setting("scores", "positive_cutoff_IgG")
     scores_positive_cutoff_IgA = setting("scores", "positive_cutoff_IgA")
     scores_positive_cutoff_IgM = setting("scores", "positive_cutoff_IgM")
@@ -79,7 +80,8 @@ class PlateReport(PlateJob):
             tables = read_tables(self.container(image), names)
             name = parse_image_name(image)
             yield ImageCells(image, name.site_name, name.well_name, {s: tables[cell_table(s)] for s in sera},
-                             tables[INFECTED_CELLS_TABLE], backgrounds[image], subtracts_per_cell(self.background_method))
+                             tables[INFECTED_CELLS_TABLE], backgrounds[image], subtracts_per_cell(self.background_method),
+                             self.scores_spillover_width)
 
     def thumbnail(self, image, serum, caption):
         """Composite of nuclei, serum and marker with cell outlines, as a report figure."""

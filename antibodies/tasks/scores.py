@@ -40,6 +40,7 @@ class PlateScores(AssayPlateJob):
     qc_well_min_infected_intensity_IgA = setting("qc", "well_min_infected_intensity_IgA")
     qc_manual_outliers = setting("qc", "manual_outliers")
     scores_call_confidence = setting("scores", "call_confidence")
+    scores_spillover_width = setting("scores", "spillover_width")
     scores_positive_cutoff_IgG = setting("scores", "positive_cutoff_IgG")
     scores_positive_cutoff_IgA = setting("scores", "positive_cutoff_IgA")
     scores_positive_cutoff_IgM = setting("scores", "positive_cutoff_IgM")
@@ -79,7 +80,8 @@ class PlateScores(AssayPlateJob):
             sera = {s: tables[cell_table(s)] for s in self.sera()}
             n_valid = int((~tables[CELL_QC_TABLE]["is_outlier"]).sum())
             yield ImageCells(image, name.site_name, name.well_name, sera, tables[INFECTED_CELLS_TABLE],
-                             backgrounds[image], subtracts_per_cell(self.background_method)), n_valid
+                             backgrounds[image], subtracts_per_cell(self.background_method),
+                             self.scores_spillover_width), n_valid
 
     def run_plate(self, images, tables_file):
         pairs = list(self.records(images))

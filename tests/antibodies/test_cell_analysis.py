@@ -33,7 +33,8 @@ def test_image_containers_have_every_output(processed_plate):
         assert list(infected.columns) == ["label_id", "is_infected", "is_control"]
         serum = read_table(f, "cell_segmentation/serum_IgG")
         assert serum.columns[0] == "label_id" and {"sums", "means", "medians", "mads", "sizes", "top10", "top30",
-                                                   "top50", "quantile0.95"} <= set(serum.columns)
+                                                   "top50", "quantile0.95", "local_background",
+                                                   "neighbour_contrast"} <= set(serum.columns)
         cells, nuclei = f["cell_segmentation/s0"][:], f["nucleus_segmentation/s0"][:]
     assert set(pd.unique(cells.ravel())) == set(pd.unique(nuclei.ravel()))  # one cell per nucleus, same id
 

@@ -1,4 +1,5 @@
 """A task carries the settings it reads; those above it travel in ``upstream_settings``."""
+import luigi
 import pytest
 
 from luigi_tasks import BatchJob
@@ -67,3 +68,17 @@ def test_a_batch_job_that_defines_run_is_refused():
         class Job(BatchJob):  # noqa: F841
             def run(self):
                 pass
+
+
+def test_a_raised_output_format_makes_the_outputs_and_everything_downstream_stale(tmp_path, monkeypatch):
+    def fingerprints():
+        luigi.task_register.Register.clear_instance_cache()  # Luigi hands out one object per parameter set
+        task = Threshold.from_settings(SETTINGS, **options(tmp_path, image_name="a"))
+        (smooth,) = task.requires()
+        return smooth.fingerprint_payload(), smooth.fingerprint(), task.fingerprint()
+
+    payload, smooth_before, threshold_before = fingerprints()
+    assert payload.keys() == {"job", "params", "upstream"}  # format 1 hashes as it always did
+    monkeypatch.setattr(Smooth, "output_format", 2)
+    payload, smooth_after, threshold_after = fingerprints()
+    assert payload["format"] == 2 and smooth_after != smooth_before and threshold_after != threshold_before
