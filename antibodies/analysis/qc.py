@@ -37,6 +37,7 @@ __all__ = [
     "QC_RULES",
     "BATCHLIB_INFECTED_INTENSITY_MINIMA",
     "DEFAULT_CELL_RULES",
+    "CELL_SIZE_COLUMNS",
     "DEFAULT_IMAGE_RULES",
     "DEFAULT_WELL_RULES",
     "DEFAULT_SERUM_RULES",
@@ -287,6 +288,8 @@ QC_RULES = {
 """QC rules keyed by their config name."""
 
 DEFAULT_CELL_RULES = (CellSizeQC(),)
+CELL_SIZE_COLUMNS = ("label_id", "sizes")
+"""The only columns of a cell table `flag_cells` reads with `CellSizeQC` (a reader may skip the others)."""
 DEFAULT_IMAGE_RULES = (CellCountQC(),)
 DEFAULT_WELL_RULES = (ControlCellCountQC(),)
 DEFAULT_SERUM_RULES = (MinInfectedIntensityQC(),)

@@ -62,6 +62,7 @@ __all__ = [
     "SCORE_STATISTICS",
     "SERUM_STATISTICS",
     "CELL_COLUMNS",
+    "CELL_FRAME_COLUMNS",
     "DEFAULT_POSITIVE_CUTOFFS",
     "DEFAULT_CALL_CONFIDENCE",
     "MIN_INTERVAL_CELLS",
@@ -88,6 +89,9 @@ SERUM_STATISTICS = SCORE_STATISTICS + ("median_infected", "median_control", "mad
 CELL_COLUMNS = ("n_cells", "n_infected", "n_control", "fraction_infected",
                 "cell_size_median", "cell_size_mean", "cell_size_min", "cell_size_max")
 """Serum-independent columns of a pool of valid cells."""
+
+CELL_FRAME_COLUMNS = ("label_id", "sizes", "means", "local_background", "neighbour_contrast")
+"""The only columns of a serum table `cell_frame` reads (a reader may skip the others)."""
 
 DEFAULT_POSITIVE_CUTOFFS = {"serum_IgG": 1.3, "serum_IgA": 1.39, "serum_IgM": 1.27}
 """Default ``<serum>_score`` cut-offs above which a sample is positive."""
@@ -230,7 +234,20 @@ def cell_frame(record, sera):
         ``spillover_width``; with ``per_cell_background`` also
         ``<serum>_local_background``); only cells that are infected or
         control (QC outlier cells dropped).
+
+    Examples
+    --------
+    >>> tables = {"serum_IgG": pd.DataFrame({"label_id": [1, 2, 3], "sizes": [300, 400, 500],
+    ...                                      "means": [5.0, 6.0, 7.0]})}
+    >>> infection = pd.DataFrame({"label_id": [1, 2, 3], "is_infected": [True, False, False],
+    ...                           "is_control": [False, True, False]})
+    >>> cells = cell_frame(ImageCells("a", "s", "A01", tables, infection), ["serum_IgG"])
+    >>> cells.index.tolist(), cells["sizes"].tolist(), cells["serum_IgG"].tolist()
+    ([1, 2], [300.0, 400.0], [5.0, 6.0])
     """
+    aligned = _aligned_cell_frame(record, sera)
+    if aligned is not None:
+        return aligned
     infection = _indexed(record.infection, record.image_name, "infection table")
     cells = infection[["is_infected", "is_control"]].astype(bool)
     size_source = record.tables[sera[0]] if sera else next(iter(record.tables.values()), None)
@@ -260,6 +277,39 @@ def _compensated_means(table, record, serum):
                          "or set [scores] spillover_width = 0")
     return pd.Series(compensate_spillover(table["means"], table["neighbour_contrast"], record.spillover_width),
                      index=table.index)
+
+
+def _aligned_sources(record, sera):
+    """``(label_id, size table)`` when every table of ``record`` that `cell_frame` reads lists the
+    infection table's labels, unique and increasing, in its order; else None (the general path decides)."""
+    labels = record.infection["label_id"].to_numpy()
+    size_source = record.tables[sera[0]] if sera else next(iter(record.tables.values()), None)
+    if size_source is None or labels.dtype.kind not in "iu" or not (np.diff(labels) > 0).all():
+        return None
+    sources = [size_source] + [record.tables[serum] for serum in sera]
+    if not all(np.array_equal(table["label_id"].to_numpy(), labels) for table in sources):
+        return None
+    if record.per_cell_background and not all("local_background" in record.tables[s] for s in sera):
+        return None
+    return labels, size_source
+
+
+def _aligned_cell_frame(record, sera):
+    """`cell_frame` without indexing and reindexing, where `_aligned_sources` finds the tables aligned; else None."""
+    aligned = _aligned_sources(record, sera)
+    if aligned is None:
+        return None
+    labels, size_source = aligned
+    cells = pd.DataFrame({"is_infected": record.infection["is_infected"].to_numpy(dtype=bool),
+                          "is_control": record.infection["is_control"].to_numpy(dtype=bool),
+                          "sizes": size_source["sizes"].to_numpy(dtype=float)},
+                         index=pd.Index(labels, name="label_id"))
+    for serum in sera:
+        table = record.tables[serum]
+        cells[serum] = _compensated_means(table, record, serum).to_numpy(dtype=float)
+        if record.per_cell_background:
+            cells[f"{serum}_local_background"] = table["local_background"].to_numpy(dtype=float)
+    return cells[cells["is_infected"] | cells["is_control"]]
 
 
 def _local_background(table, image_name, serum):

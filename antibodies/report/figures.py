@@ -57,10 +57,11 @@ def _figure_png(fig):
     return buffer.getvalue()
 
 
-def _well_boxes(ax, frame, wells):
+def _well_boxes(ax, by_well, wells):
+    """Boxes of the cells of ``wells`` (``by_well``: well -> its rows of the intensity frame, in frame order)."""
     positions, colors, data = [], [], []
     for index, well in enumerate(wells):
-        cells = frame[frame["well_name"] == well]
+        cells = by_well[well]
         for offset, infected, color in ((-0.2, True, _INFECTED), (0.2, False, _CONTROL)):
             values = cells.loc[cells["infected"] == infected, "intensity"].to_numpy()
             if values.size:
@@ -91,8 +92,9 @@ def intensity_boxplot_png(intensities, serum):
     rows = sorted({w[0] for w in wells}, key=ROWS.index) or ["A"]
     width = min(4.0 + 0.45 * max((sum(w[0] == r for w in wells) for r in rows), default=1), 14.0)
     fig, axes = pyplot().subplots(len(rows), 1, figsize=(width, 0.6 + 1.9 * len(rows)), squeeze=False)
+    by_well = dict(iter(frame.groupby("well_name", sort=False)))
     for ax, row in zip(axes[:, 0], rows):
-        _well_boxes(ax, frame, [w for w in wells if w[0] == row])
+        _well_boxes(ax, by_well, [w for w in wells if w[0] == row])
         ax.set_ylabel("cell mean - bg")
     axes[0, 0].set_title(f"{serum_label(serum)}: infected (red) vs control (blue)", fontsize=9)
     fig.tight_layout()

@@ -1,4 +1,5 @@
 """Plate backgrounds from the per-image histograms, over non-outlier images."""
+import numpy as np
 import pandas as pd
 
 from luigi_tasks.io import open_file, parse_image_name, read_table, write_table
@@ -14,7 +15,7 @@ from ..analysis.background import (
     make_background_strategy,
     well_background_table,
 )
-from ..analysis.qc import flag_cells, flag_images, make_qc_rule
+from ..analysis.qc import CELL_SIZE_COLUMNS, flag_cells, flag_images, make_qc_rule
 from ..keys import (
     IMAGE_BACKGROUNDS,
     MARKER_TOPHAT,
@@ -25,7 +26,7 @@ from ..keys import (
     histogram_key,
 )
 from ..settings import setting
-from .base import AssayPlateJob
+from .base import AssayPlateJob, read_tables
 
 __all__ = ["PlateBackground", "read_backgrounds", "read_image_backgrounds"]
 
@@ -85,18 +86,28 @@ class PlateBackground(AssayPlateJob):
         }
         return make_background_strategy(self.background_method, **options.get(self.background_method, dict)())
 
+    def cell_sizes(self, images):
+        """Yield ``label_id, sizes`` of the cells of each image (its first serum's table)."""
+        table = cell_table(self.channels()[0])
+        for image in images:
+            yield read_tables(self.container(image), [table], {table: CELL_SIZE_COLUMNS})[table]
+
+    def valid_cell_counts(self, images):
+        """Number of cells of each image that pass the cell size rule, flagged for all images at once."""
+        sizes = list(self.cell_sizes(images))
+        if not sizes:
+            return np.zeros(0, dtype=int)
+        size_rule = make_qc_rule("cell_size", min_size=self.qc_cell_min_size, max_size=self.qc_cell_max_size)
+        outliers = flag_cells(pd.concat(sizes, ignore_index=True), (size_rule,))["is_outlier"].to_numpy(dtype=bool)
+        image_of_cell = np.repeat(np.arange(len(sizes)), [len(table) for table in sizes])
+        return np.bincount(image_of_cell[~outliers], minlength=len(sizes))
+
     def image_flags(self, images):
         """Outlier flags of the images from their numbers of valid cells."""
-        serum = self.channels()[0]
-        size_rule = make_qc_rule("cell_size", min_size=self.qc_cell_min_size, max_size=self.qc_cell_max_size)
-        rows = []
-        for image in images:
-            with open_file(self.container(image), "r") as container:
-                sizes = read_table(container, cell_table(serum))
-            cells = flag_cells(sizes, (size_rule,))
-            rows.append({"image_name": image, "n_cells": int((~cells["is_outlier"]).sum())})
+        counts = [int(n) for n in self.valid_cell_counts(images)]
         rules = (make_qc_rule("cell_count", min_cells=self.qc_image_min_cells, max_cells=self.qc_image_max_cells),)
-        return flag_images(pd.DataFrame(rows, columns=["image_name", "n_cells"]), rules)
+        return flag_images(pd.DataFrame({"image_name": list(images), "n_cells": counts},
+                                        columns=["image_name", "n_cells"]), rules)
 
     def histogram_records(self, images, total_wells):
         """Yield the histograms of each image, reading one container at a time."""

@@ -20,10 +20,20 @@ def read_images(path, keys):
         return {key: read_image(container, key) for key in keys}
 
 
-def read_tables(path, names):
-    """Return ``{name: DataFrame}`` of tables of a container."""
+def read_tables(path, names, columns=None):
+    """Return ``{name: DataFrame}`` of tables of a container.
+
+    Parameters
+    ----------
+    path : str or Path
+    names : sequence of str
+    columns : Mapping[str, sequence of str], optional
+        Table name -> the only columns to read (see :func:`luigi_tasks.io.read_table`);
+        tables not named are read whole.
+    """
+    columns = columns or {}
     with open_file(path, "r") as container:
-        return {name: read_table(container, name) for name in names}
+        return {name: read_table(container, name, columns.get(name)) for name in names}
 
 
 def write_label_image(path, key, labels):

@@ -14,7 +14,7 @@ from ..analysis.infection import (
     quantile_column,
     score_histogram,
 )
-from ..analysis.qc import flag_cells, make_qc_rule
+from ..analysis.qc import CELL_SIZE_COLUMNS, flag_cells, make_qc_rule
 from ..keys import CELL_QC_TABLE, INFECTED_CELLS_TABLE, INFECTION_DECISION, MARKER_SCORES, MARKER_TOPHAT, cell_table
 from ..settings import setting
 from .background import read_image_backgrounds
@@ -50,8 +50,9 @@ class InfectionDecision(PlateJob):
         """Marker scores of every cell of the given images, one container at a time."""
         backgrounds = read_image_backgrounds(self.tables_path)
         column = quantile_column(self.infection_quantile)
+        table = cell_table(MARKER_TOPHAT)
         for image in images:
-            marker = read_tables(self.container(image), [cell_table(MARKER_TOPHAT)])[cell_table(MARKER_TOPHAT)]
+            marker = read_tables(self.container(image), [table], {table: [column]})[table]
             yield marker_scores(marker[column], backgrounds[image][MARKER_TOPHAT])
 
     def run_plate(self, images, tables_file):
@@ -85,9 +86,11 @@ class InfectedCells(AssayImageJob):
         backgrounds, factor = self.plate_decision()
         size_rule = make_qc_rule("cell_size", min_size=qc_cell_min_size, max_size=qc_cell_max_size)
         whole_cells = cell_table(self.sera()[0])  # the marker table measures cell interiors only
+        columns = {cell_table(MARKER_TOPHAT): ["label_id", quantile_column(infection_quantile)],
+                   whole_cells: CELL_SIZE_COLUMNS}
         for input_file, output_file in zip(input_files, output_files):
             image = Path(input_file).name.removesuffix(self.container_extension)
-            tables = read_tables(input_file, [cell_table(MARKER_TOPHAT), whole_cells])
+            tables = read_tables(input_file, [cell_table(MARKER_TOPHAT), whole_cells], columns)
             outliers = flag_cells(tables[whole_cells], (size_rule,))
             calls = classify_infected(tables[cell_table(MARKER_TOPHAT)], backgrounds[image][MARKER_TOPHAT], factor,
                                       infection_quantile, outliers)

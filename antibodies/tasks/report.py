@@ -8,7 +8,7 @@ from luigi_tasks.provenance import software_version
 from luigi_tasks.status import read_status, status_names
 
 from ..analysis.qc import well_mate_warnings
-from ..analysis.scores import ImageCells, sera_in
+from ..analysis.scores import CELL_FRAME_COLUMNS, ImageCells, sera_in
 from ..keys import (
     CELL_QC_TABLE, CELL_SEGMENTATION, CHANNEL_COLORS, IMAGE_BACKGROUNDS, IMAGE_TABLE, INFECTED_CELLS_TABLE,
     INFECTION_DECISION, MARKER, MARKER_SCORES, MARKER_TOPHAT, NUCLEI, REPORT_RECORD, WELL_TABLE, cell_table)
@@ -75,9 +75,10 @@ class PlateReport(PlateJob):
     def image_cells(self, images, sera):
         """Yield the per-cell tables of each image, one container at a time."""
         names = [cell_table(s) for s in sera] + [INFECTED_CELLS_TABLE]
+        columns = {cell_table(s): CELL_FRAME_COLUMNS for s in sera}
         backgrounds = read_image_backgrounds(self.tables_path)
         for image in images:
-            tables = read_tables(self.container(image), names)
+            tables = read_tables(self.container(image), names, columns)
             name = parse_image_name(image)
             yield ImageCells(image, name.site_name, name.well_name, {s: tables[cell_table(s)] for s in sera},
                              tables[INFECTED_CELLS_TABLE], backgrounds[image], subtracts_per_cell(self.background_method),

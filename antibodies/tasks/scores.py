@@ -8,7 +8,7 @@ from luigi_tasks import InvalidInputError
 from luigi_tasks.io import open_file, parse_image_name, write_table
 
 from ..analysis.qc import flag_images, make_qc_rule, manual_outlier_names
-from ..analysis.scores import ImageCells, call_positive, score_plate, split_by_serum
+from ..analysis.scores import CELL_FRAME_COLUMNS, ImageCells, call_positive, score_plate, split_by_serum
 from ..keys import CELL_QC_TABLE, IMAGE_TABLE, INFECTED_CELLS_TABLE, WELL_TABLE, cell_table, image_table, well_table
 from ..settings import setting
 from .background import read_backgrounds, read_image_backgrounds, subtracts_per_cell
@@ -73,9 +73,10 @@ class PlateScores(AssayPlateJob):
     def records(self, images):
         """Yield the per-cell tables of each image, one container at a time."""
         names = [cell_table(s) for s in self.sera()] + [INFECTED_CELLS_TABLE, CELL_QC_TABLE]
+        columns = {**{cell_table(s): CELL_FRAME_COLUMNS for s in self.sera()}, CELL_QC_TABLE: ["is_outlier"]}
         backgrounds = read_image_backgrounds(self.tables_path)
         for image in images:
-            tables = read_tables(self.container(image), names)
+            tables = read_tables(self.container(image), names, columns)
             name = parse_image_name(image)
             sera = {s: tables[cell_table(s)] for s in self.sera()}
             n_valid = int((~tables[CELL_QC_TABLE]["is_outlier"]).sum())

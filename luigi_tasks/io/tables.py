@@ -103,6 +103,21 @@ def _read_cells(group, n_columns):
     return text
 
 
+def _read_h5_text(group, indices):
+    """Columns ``indices`` (increasing) of an h5 table's cells as a NumPy ``StringDType`` array, or None.
+
+    HDF5 converts the strings in C (no Python object per cell); None where
+    h5py cannot read as ``StringDType`` (h5py < 3.14).
+    """
+    cells = group["cells"]
+    try:
+        strings = cells.astype("T")
+    except (AttributeError, TypeError, ValueError):
+        return None
+    every = cells.ndim == 2 and list(indices) == list(range(cells.shape[1]))
+    return strings[()] if every else strings[:, list(indices)]
+
+
 def _read_columns(group):
     if "columns" in group:
         return [c.decode() if isinstance(c, bytes) else str(c) for c in group["columns"][:]]
@@ -123,40 +138,80 @@ def _typed(values, dtype):
 
 
 def _typed_fast(texts, dtype):
-    """A column of text cells (object array) as a numpy array of a bool, int or float ``dtype``; else None.
+    """A column of text cells (object or ``StringDType`` array) as a NumPy array of a bool, int or float ``dtype``.
 
-    The same values as :func:`_typed`: ``float()`` of each text is what ``pd.to_numeric`` gives ("nan" too).
+    The same values as :func:`_typed`: ``float()`` of each text is what ``pd.to_numeric`` gives ("nan" too),
+    and so is ``int()`` of the integers :func:`write_table` writes. None for other dtypes, and for integer
+    texts ``int()`` refuses (left to :func:`_typed`).
     """
     if dtype == "bool":
         return texts == "True"
     if dtype.startswith("float"):
         return texts.astype(np.float64).astype(dtype)
+    if dtype.startswith("int") and texts.dtype != object:
+        try:
+            return texts.astype(np.int64).astype(dtype)
+        except (ValueError, OverflowError):
+            return None
     return None
 
 
-def read_table(container, name):
-    """Read table ``name`` into a DataFrame with the column types it was written with."""
-    group = container[table_key(name)]
-    columns = _read_columns(group)
-    cells = _read_cells(group, len(columns))
-    dtypes = json.loads(group.attrs.get("dtypes", "[]"))
-    if not len(columns):
-        return pd.DataFrame()
-    if len(set(columns)) < len(columns):  # repeated names: column by column, as pandas assigns them
-        frame = pd.DataFrame(cells, columns=columns)
-        for column, dtype in zip(columns, dtypes):
-            frame[column] = _typed(frame[column].astype(str), dtype)
-        return frame
-    typed = [_typed_fast(cells[:, index], dtype) for index, dtype in enumerate(dtypes[:len(columns)])]
+def _text(container, group, indices, n_columns):
+    """Columns ``indices`` of a table's cells as text (``StringDType`` from h5py where it can, else objects)."""
+    order = sorted(set(indices))
+    text = _read_h5_text(group, order) if _is_h5(container) and order else None
+    if text is None:
+        text = _read_cells(group, n_columns)[:, order]
+    return text[:, [order.index(index) for index in indices]] if order != list(indices) else text
+
+
+def _typed_frame(text, names, dtypes):
+    """DataFrame of text columns ``names`` as ``dtypes`` (None: left as text)."""
+    typed = [_typed_fast(text[:, index], dtype) if dtype else None for index, dtype in enumerate(dtypes)]
     fast = [index for index, values in enumerate(typed) if values is not None]
-    slow = [index for index in range(len(columns)) if index not in fast]
-    frame = pd.DataFrame(cells[:, slow], columns=[columns[index] for index in slow])
-    for index, dtype in zip(range(len(columns)), dtypes):
-        if index in slow:
-            frame[columns[index]] = _typed(frame[columns[index]].astype(str), dtype)
+    slow = [index for index in range(len(names)) if index not in fast]
+    frame = pd.DataFrame(text[:, slow].astype(object), columns=[names[index] for index in slow])
+    for index in slow:
+        if dtypes[index]:
+            frame[names[index]] = _typed(frame[names[index]].astype(str), dtypes[index])
     for index in fast:
-        frame.insert(index, columns[index], typed[index], allow_duplicates=True)
+        frame.insert(index, names[index], typed[index], allow_duplicates=True)
     return frame
+
+
+def read_table(container, name, columns=None):
+    """Read table ``name`` into a DataFrame with the column types it was written with.
+
+    Parameters
+    ----------
+    container : h5py.File or z5py.File
+    name : str
+        Table name below ``/tables``.
+    columns : sequence of str, optional
+        Only these columns, in this order; all by default. Each column has the
+        values it has in the whole table, and only its cells are converted.
+        Columns the table lacks are left out: the caller finds them missing
+        as it would in the whole table.
+
+    Returns
+    -------
+    pandas.DataFrame
+    """
+    group = container[table_key(name)]
+    names = _read_columns(group)
+    dtypes = json.loads(group.attrs.get("dtypes", "[]"))
+    dtypes = (dtypes + [None] * len(names))[:len(names)]
+    if not len(names):
+        return pd.DataFrame()
+    if len(set(names)) < len(names):  # repeated names: column by column, as pandas assigns them
+        frame = pd.DataFrame(_read_cells(group, len(names)), columns=names)
+        for column, dtype in zip(names, dtypes):
+            if dtype:
+                frame[column] = _typed(frame[column].astype(str), dtype)
+        return frame if columns is None else frame[[column for column in columns if column in names]]
+    indices = list(range(len(names))) if columns is None else [names.index(c) for c in columns if c in names]
+    text = _text(container, group, indices, len(names))
+    return _typed_frame(text, [names[index] for index in indices], [dtypes[index] for index in indices])
 
 
 def has_table(container, name):

@@ -127,6 +127,30 @@ def test_cell_frame_matches_labels_in_any_order():
     assert cell_frame(record, SERA)["serum_IgG"].tolist() == [30.0, 20.0, 20.0]
 
 
+def _general_cell_frame(record, sera):
+    """cell_frame by its indexed path: a reversed infection table is never aligned with the features."""
+    flipped = ImageCells(record.image_name, record.site_name, record.well_name, record.tables,
+                         record.infection.iloc[::-1], record.backgrounds, record.per_cell_background)
+    return cell_frame(flipped, sera).sort_index()
+
+
+@pytest.mark.parametrize("per_cell", [False, True])
+def test_cell_frame_aligned_tables_give_the_general_frame(per_cell):
+    rng = np.random.default_rng(1)
+    n = 40
+    labels = np.sort(rng.choice(np.arange(1, 200), n, replace=False))
+    infected = rng.random(n) < 0.3
+    control = ~infected & (rng.random(n) < 0.8)
+    tables = {serum: pd.DataFrame({"label_id": labels, "sizes": rng.integers(100, 900, n),
+                                   "means": rng.normal(50, 20, n), "local_background": rng.normal(10, 2, n)})
+              for serum in SERA}
+    table = pd.DataFrame({"label_id": labels, "is_infected": infected, "is_control": control})
+    record = ImageCells("a", "A01-0000", "A01", tables, table, per_cell_background=per_cell)
+    fast = cell_frame(record, SERA)
+    pd.testing.assert_frame_equal(fast, _general_cell_frame(record, SERA), check_exact=True)
+    assert len(fast) == (infected | control).sum()
+
+
 def test_cell_frame_label_mismatch_raises():
     record = plate_records()[2]
     record = ImageCells(record.image_name, record.site_name, record.well_name,

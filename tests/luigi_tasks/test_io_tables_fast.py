@@ -45,3 +45,14 @@ def test_tables_are_written_and_read_as_before(tmp_path, index):
     with h5py.File(tmp_path / "t.h5", "w") as f:
         write_table(f, "x", frame)
         pd.testing.assert_frame_equal(read_table(f, "x"), _read_by_columns_of_text(f, "x"))
+
+
+@pytest.mark.parametrize("index", range(3))
+def test_some_columns_are_read_as_in_the_whole_table(tmp_path, index):
+    frame = list(_frames())[index]
+    wanted = list(frame.columns)[::-2] + ["no such column"]
+    with h5py.File(tmp_path / "t.h5", "w") as f:
+        write_table(f, "x", frame)
+        whole = read_table(f, "x")
+        pd.testing.assert_frame_equal(read_table(f, "x", wanted), whole[wanted[:-1]], check_exact=True)
+        assert read_table(f, "x", ["no such column"]).shape == (len(frame), 0)
