@@ -59,13 +59,13 @@ def cell_contacts(labels):
         first.append(a[touching])
         second.append(b[touching])
     a, b = (np.concatenate(x).astype(np.int64) for x in (first, second))
-    low, high = np.minimum(a, b), np.maximum(a, b)
-    codes, counts = np.unique(low * (int(labels.max()) + 1) + high, return_counts=True)
-    pairs = np.stack(np.divmod(codes, int(labels.max()) + 1), axis=1)
+    base = int(labels.max()) + 1
+    codes, counts = np.unique(np.minimum(a, b) * base + np.maximum(a, b), return_counts=True)
+    pairs = np.stack(np.divmod(codes, base), axis=1)
     return pairs.reshape(-1, 2), counts.astype(np.int64)
 
 
-def neighbour_contrast(labels, label_ids, means):
+def neighbour_contrast(labels, label_ids, means, contacts=None):
     """Border-weighted difference of each cell's mean to its neighbours', per pixel of the cell.
 
     Parameters
@@ -76,6 +76,8 @@ def neighbour_contrast(labels, label_ids, means):
         The cells measured (e.g. a feature table's ``label_id``).
     means : (K,) float array
         Their mean intensities, in the order of ``label_ids``.
+    contacts : tuple, optional
+        ``cell_contacts(labels)``, when several channels of one image are measured.
 
     Returns
     -------
@@ -95,7 +97,7 @@ def neighbour_contrast(labels, label_ids, means):
     size = int(max(labels.max(), label_ids.max(initial=0))) + 1
     by_label = np.full(size, np.nan)
     by_label[label_ids] = means
-    pairs, counts = cell_contacts(labels)
+    pairs, counts = cell_contacts(labels) if contacts is None else contacts
     difference = by_label[pairs[:, 0]] - by_label[pairs[:, 1]]
     measured = np.isfinite(difference)
     pairs, weighted = pairs[measured], counts[measured] * difference[measured]

@@ -7,7 +7,7 @@ from luigi_tasks.io.chunks import write_deflated
 from ..analysis.background import intensity_histogram
 from ..analysis.features import background_pixels, cell_border_band, cell_features
 from ..analysis.local_background import SURFACE_EXCLUSION, background_surface, cell_local_backgrounds
-from ..analysis.spillover import neighbour_contrast
+from ..analysis.spillover import cell_contacts, neighbour_contrast
 from ..keys import CELL_SEGMENTATION, MARKER_TOPHAT, NUCLEUS_SEGMENTATION, cell_table, cell_table_key, histogram_key
 from ..settings import setting
 from .base import AssayImageJob, read_images
@@ -59,6 +59,7 @@ class CellFeatures(AssayImageJob):
             border = cell_border_band(cells, infection_border_exclusion)
             background = background_pixels(cells, background_exclusion)
             surface_pixels = background_pixels(cells, SURFACE_EXCLUSION)
+            contacts = cell_contacts(cells)
             with open_file(output_file, "a") as container:
                 for channel in self.channels():
                     is_marker = channel == MARKER_TOPHAT
@@ -67,7 +68,7 @@ class CellFeatures(AssayImageJob):
                     if not is_marker:
                         surface = background_surface(images[channel], surface_pixels)
                         table["local_background"] = cell_local_backgrounds(cells, surface, table["label_id"])
-                        table["neighbour_contrast"] = neighbour_contrast(cells, table["label_id"], table["means"])
+                        table["neighbour_contrast"] = neighbour_contrast(cells, table["label_id"], table["means"], contacts)
                     write_table(container, cell_table(channel), table)
                     self.write_histograms(container, channel, images[channel], background)
 
