@@ -36,7 +36,10 @@
    plate completes a moment later). It now stays (polling every
    ``[worker] wait_interval``) while any task it scheduled is running or batch
    running on another worker, and leaves when nothing it waits for can progress
-   (everything done, or what is left blocked by failed tasks). Set
+   (everything done, or what is left blocked by failed tasks). Before leaving
+   with tasks still pending it asks for work once more after a wait: another
+   worker may have just finished a task whose next step nobody has claimed yet,
+   which is neither running nor handed out in that instant. Set
    ``[batchlib] wait_for_other_workers = false`` to get Luigi's behaviour back.
 
 5. **A hook at the end of a run** (worker side). When the run summary is made,
@@ -154,11 +157,16 @@ def _install_partial_batch_fix():
     luigi_worker.Worker._add_task = add_task_reporting_good_members
 
 
-def _waits_for_others(worker):
-    """Return True if a task this worker scheduled is running on another worker."""
+def _waits_at_all(worker):
+    """Return True unless this worker is stopping, an assistant, or told not to wait for others."""
     from .settings import batchlib
 
-    if worker._stop_requesting_work or worker._assistant or not batchlib().wait_for_other_workers:
+    return not (worker._stop_requesting_work or worker._assistant or not batchlib().wait_for_other_workers)
+
+
+def _waits_for_others(worker):
+    """Return True if a task this worker scheduled is running on another worker."""
+    if not _waits_at_all(worker):
         return False
     mine = worker._scheduled_tasks
     for status in (luigi_scheduler.RUNNING, luigi_scheduler.BATCH_RUNNING):
@@ -166,6 +174,18 @@ def _waits_for_others(worker):
         if any(task_id in mine and task_id not in worker._running_tasks for task_id in listed):
             return True
     return False
+
+
+def _asks_once_more(worker, get_work_response):
+    """Return True the first time a wait would end with tasks still pending: look (ask for work) once more."""
+    if isinstance(worker._scheduler, luigi_scheduler.Scheduler):  # a local scheduler: no other worker
+        return False
+    if not get_work_response.n_pending_tasks or not _waits_at_all(worker):
+        return False
+    if worker.__dict__.get("_batchlib_second_look") == worker._idle_since:
+        return False
+    worker._batchlib_second_look = worker._idle_since
+    return True
 
 
 def _install_wait_for_others():
@@ -180,10 +200,12 @@ def _install_wait_for_others():
         except Exception as error:  # noqa: BLE001 - an unreachable scheduler ends the wait, as before
             logger.warning("cannot ask the scheduler what other workers run (%s); leaving", error)
             return False
-        if waiting and not self.__dict__.get("_batchlib_told_waiting"):
-            self._batchlib_told_waiting = True
-            logger.info("nothing to run here; waiting for tasks other workers are running")
-        return waiting
+        if waiting:
+            self._batchlib_second_look = None
+            if not self.__dict__.get("_batchlib_told_waiting"):
+                self._batchlib_told_waiting = True
+                logger.info("nothing to run here; waiting for tasks other workers are running")
+        return waiting or _asks_once_more(self, get_work_response)
 
     luigi_worker.Worker._keep_alive = keep_alive_while_others_run
 
