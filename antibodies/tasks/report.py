@@ -3,21 +3,22 @@ from pathlib import Path
 
 
 from luigi_tasks import PlateJob
-from luigi_tasks.io import atomic_write, image_levels, open_file, parse_image_name, read_image, read_table
+from luigi_tasks.io import atomic_write, image_levels, open_file, read_image, read_table
 from luigi_tasks.provenance import software_version
 from luigi_tasks.status import read_status, status_names
 
 from ..analysis.qc import well_mate_warnings
-from ..analysis.scores import CELL_FRAME_COLUMNS, ImageCells, sera_in
+from ..analysis.scores import sera_in
 from ..keys import (
     CELL_QC_TABLE, CELL_SEGMENTATION, CHANNEL_COLORS, IMAGE_BACKGROUNDS, IMAGE_TABLE, INFECTED_CELLS_TABLE,
-    INFECTION_DECISION, MARKER, MARKER_SCORES, MARKER_TOPHAT, NUCLEI, REPORT_RECORD, WELL_TABLE, cell_table)
+    INFECTION_DECISION, MARKER, MARKER_SCORES, MARKER_TOPHAT, NUCLEI, REPORT_RECORD, WELL_TABLE)
 from ..report import Channel, Figure, ReportInputs, cell_intensities, cell_thumbnail, pick_wells, plate_report_html
 from ..report.columns import serum_label
 from ..report.figures import rgb_png
 from ..settings import setting
-from .background import read_backgrounds, read_image_backgrounds, subtracts_per_cell
-from .base import read_tables, record_files
+from .background import read_backgrounds
+from .base import record_files
+from .scores import ImageCellsReader
 
 __all__ = ["PlateReport", "REPORT_FILE", "THUMBNAIL_SIZE", "thumbnail_level"]
 
@@ -43,14 +44,12 @@ def _channel(container, key, level):
                    CHANNEL_COLORS.get(key, "Gray"))
 
 
-class PlateReport(PlateJob):
+class PlateReport(ImageCellsReader, PlateJob):
     """``report/index.html``: heatmaps, distributions, QC, run summary and thumbnails of a plate."""
 
     outputs = (REPORT_RECORD,)
     n_outlier_thumbnails = 2
 
-    background_method = setting("background", "method")
-    scores_spillover_width = setting("scores", "spillover_width")
     scores_positive_cutoff_IgG = setting("scores", "positive_cutoff_IgG")
     scores_positive_cutoff_IgA = setting("scores", "positive_cutoff_IgA")
     scores_positive_cutoff_IgM = setting("scores", "positive_cutoff_IgM")
@@ -71,18 +70,6 @@ class PlateReport(PlateJob):
     def statuses(self):
         """Job or workflow name -> status record, from ``<output>/batchlib/*.status``."""
         return {name: read_status(self.output_dir, name) for name in status_names(self.output_dir)}
-
-    def image_cells(self, images, sera):
-        """Yield the per-cell tables of each image, one container at a time."""
-        names = [cell_table(s) for s in sera] + [INFECTED_CELLS_TABLE]
-        columns = {cell_table(s): CELL_FRAME_COLUMNS for s in sera}
-        backgrounds = read_image_backgrounds(self.tables_path)
-        for image in images:
-            tables = read_tables(self.container(image), names, columns)
-            name = parse_image_name(image)
-            yield ImageCells(image, name.site_name, name.well_name, {s: tables[cell_table(s)] for s in sera},
-                             tables[INFECTED_CELLS_TABLE], backgrounds[image], subtracts_per_cell(self.background_method),
-                             self.scores_spillover_width)
 
     def thumbnail(self, image, serum, caption):
         """Composite of nuclei, serum and marker with cell outlines, as a report figure."""
@@ -119,7 +106,8 @@ class PlateReport(PlateJob):
         image_table = image_table[image_table["image_name"].isin(images)].reset_index(drop=True)
         sera = sera_in(well_table)
         outlier_images = set(image_table.loc[image_table["is_outlier"].astype(bool), "image_name"])
-        intensities = cell_intensities(self.image_cells(list(image_table["image_name"]), sera),
+        records = (cells for cells, _ in self.image_cells(list(image_table["image_name"]), sera))
+        intensities = cell_intensities(records,
                                        read_backgrounds(self.tables_path), sera, outlier_images)
         decision, marker_scores, warnings = self.infection_inputs(image_table, sera)
         return ReportInputs(self.plate_name, image_table, well_table, intensities,

@@ -14,7 +14,7 @@ from ..settings import setting
 from .background import read_backgrounds, read_image_backgrounds, subtracts_per_cell
 from .base import AssayPlateJob, read_tables
 
-__all__ = ["PlateScores", "read_manual_outliers"]
+__all__ = ["ImageCellsReader", "PlateScores", "read_manual_outliers"]
 
 
 def read_manual_outliers(path):
@@ -28,10 +28,38 @@ def read_manual_outliers(path):
     return table
 
 
-class PlateScores(AssayPlateJob):
-    """Tables ``images/default``, ``wells/default`` and one image and well table per serum."""
+class ImageCellsReader:
+    """Plate jobs that read the cell tables of every image as :class:`ImageCells` (scores, report)."""
 
     background_method = setting("background", "method")
+    scores_spillover_width = setting("scores", "spillover_width")
+
+    def image_cells(self, images, sera, more=None):
+        """Yield ``(ImageCells, {name: table})`` of each image, one container at a time.
+
+        Parameters
+        ----------
+        images : sequence of str
+        sera : sequence of str
+        more : Mapping[str, sequence of str or None], optional
+            Further tables of each image to hand back beside its cells: name -> the columns to read (None: all).
+        """
+        more = dict(more or {})
+        names = [cell_table(s) for s in sera] + [INFECTED_CELLS_TABLE, *more]
+        columns = {**{cell_table(s): CELL_FRAME_COLUMNS for s in sera}, **more}
+        backgrounds = read_image_backgrounds(self.tables_path)
+        per_cell = subtracts_per_cell(self.background_method)
+        for image in images:
+            tables = read_tables(self.container(image), names, columns)
+            name = parse_image_name(image)
+            cells = ImageCells(image, name.site_name, name.well_name, {s: tables[cell_table(s)] for s in sera},
+                               tables[INFECTED_CELLS_TABLE], backgrounds[image], per_cell, self.scores_spillover_width)
+            yield cells, {key: tables[key] for key in more}
+
+
+class PlateScores(ImageCellsReader, AssayPlateJob):
+    """Tables ``images/default``, ``wells/default`` and one image and well table per serum."""
+
     qc_image_min_cells = setting("qc", "image_min_cells")
     qc_image_max_cells = setting("qc", "image_max_cells")
     qc_well_min_control_cells = setting("qc", "well_min_control_cells")
@@ -40,7 +68,6 @@ class PlateScores(AssayPlateJob):
     qc_well_min_infected_intensity_IgA = setting("qc", "well_min_infected_intensity_IgA")
     qc_manual_outliers = setting("qc", "manual_outliers")
     scores_call_confidence = setting("scores", "call_confidence")
-    scores_spillover_width = setting("scores", "spillover_width")
     scores_positive_cutoff_IgG = setting("scores", "positive_cutoff_IgG")
     scores_positive_cutoff_IgA = setting("scores", "positive_cutoff_IgA")
     scores_positive_cutoff_IgM = setting("scores", "positive_cutoff_IgM")
@@ -71,18 +98,9 @@ class PlateScores(AssayPlateJob):
                 make_qc_rule("fixed_infected_intensity", minima=minima))
 
     def records(self, images):
-        """Yield the per-cell tables of each image, one container at a time."""
-        names = [cell_table(s) for s in self.sera()] + [INFECTED_CELLS_TABLE, CELL_QC_TABLE]
-        columns = {**{cell_table(s): CELL_FRAME_COLUMNS for s in self.sera()}, CELL_QC_TABLE: ["is_outlier"]}
-        backgrounds = read_image_backgrounds(self.tables_path)
-        for image in images:
-            tables = read_tables(self.container(image), names, columns)
-            name = parse_image_name(image)
-            sera = {s: tables[cell_table(s)] for s in self.sera()}
-            n_valid = int((~tables[CELL_QC_TABLE]["is_outlier"]).sum())
-            yield ImageCells(image, name.site_name, name.well_name, sera, tables[INFECTED_CELLS_TABLE],
-                             backgrounds[image], subtracts_per_cell(self.background_method),
-                             self.scores_spillover_width), n_valid
+        """Yield ``(ImageCells, number of valid cells)`` of each image."""
+        for cells, tables in self.image_cells(images, self.sera(), {CELL_QC_TABLE: ["is_outlier"]}):
+            yield cells, int((~tables[CELL_QC_TABLE]["is_outlier"]).sum())
 
     def run_plate(self, images, tables_file):
         pairs = list(self.records(images))
