@@ -4,9 +4,45 @@ import logging
 
 import numpy as np
 
-__all__ = ["split_channels", "correct_flatfield"]
+__all__ = ["as_counts", "split_channels", "correct_flatfield", "NORMALISED_SCALE"]
+
+NORMALISED_SCALE = 65535.0
+"""Float images within [0, 1] are normalised 16-bit data (``skimage.img_as_float``): counts = value x this."""
 
 logger = logging.getLogger(__name__)
+
+
+def as_counts(stack):
+    """Return the pages of a raw image on the camera-count scale, and the factor applied.
+
+    The background statistics bin intensities by whole counts (0-65535). Integer
+    images and float images beyond [0, 1] are counts already; a float image whose
+    values all lie within [0, 1] is normalised 16-bit data, as exported by
+    ``skimage.img_as_float`` or Fiji, and is multiplied by :data:`NORMALISED_SCALE` and rounded (so
+    the counts of such an export come back exactly).
+    Scores (ratios of background-subtracted intensities) do not depend on the factor.
+
+    Parameters
+    ----------
+    stack : (C, M, N) or (M, N) array
+
+    Returns
+    -------
+    counts : array of the same shape (float32 when scaled, else ``stack`` itself)
+    factor : float
+
+    Examples
+    --------
+    >>> as_counts(np.array([[0.0, 0.5]], np.float32))[0].tolist(), as_counts(np.array([[3, 9]], np.uint16))[1]
+    ([[0.0, 32768.0]], 1.0)
+    """
+    stack = np.asarray(stack)
+    if stack.dtype.kind != "f":
+        return stack, 1.0
+    finite = stack[np.isfinite(stack)]
+    if finite.size == 0 or finite.min() < 0 or finite.max() > 1:
+        return stack, 1.0
+    return np.rint(stack.astype(np.float32) * np.float32(NORMALISED_SCALE)), NORMALISED_SCALE
 
 
 def split_channels(stack, channel_names, roles=None):

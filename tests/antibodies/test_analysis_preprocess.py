@@ -1,7 +1,7 @@
 import numpy as np
 import pytest
 
-from antibodies.analysis.preprocess import correct_flatfield, split_channels
+from antibodies.analysis.preprocess import NORMALISED_SCALE, as_counts, correct_flatfield, split_channels
 
 
 def test_split_channels_maps_names_to_roles_in_page_order():
@@ -70,3 +70,17 @@ def test_correct_flatfield_shape_errors_name_both_shapes():
 def test_correct_flatfield_rejects_non_positive_divisor():
     with pytest.raises(ValueError, match="positive"):
         correct_flatfield(np.zeros((1, 2)), 0, np.array([[1.0, 0.0]]))
+
+
+def test_as_counts_scales_only_float_images_within_zero_one():
+    counts = np.array([[0, 1000], [65535, 7]], np.uint16)
+    assert as_counts(counts)[0] is counts
+    normalised = counts / np.float32(65535)  # skimage.img_as_float of 16-bit data
+    scaled, factor = as_counts(normalised)
+    assert factor == NORMALISED_SCALE and scaled.dtype == np.float32
+    np.testing.assert_array_equal(scaled, counts)  # the counts come back exactly
+    for already_counts in (counts.astype(np.float32), np.array([[-0.1, 0.5]]), np.full((2, 2), np.nan)):
+        assert as_counts(already_counts)[1] == 1.0
+    with_nan = normalised.copy()
+    with_nan[0, 0] = np.nan
+    assert as_counts(with_nan)[1] == NORMALISED_SCALE

@@ -1,10 +1,13 @@
 """CellAnalysis end to end on small synthetic plates, checked against their ground truth."""
 import hashlib
 import json
+import shutil
 
 import h5py
+import numpy as np
 import pandas as pd
 import pytest
+import tifffile
 
 from antibodies import keys
 from antibodies.evaluation import evaluate_plate
@@ -169,3 +172,19 @@ def test_randomised_plate_with_a_mock_well_and_per_image_nuisances(tmp_path):
     assert (scored["serum_IgG_score"] < scored["serum_IgG_score_ci_high"]).all()
     assert decision["method"].iloc[0] == "midpoint" and decision["factor"].iloc[0] >= 8.0
     assert subtracted["serum_IgG_median"].nunique() == len(subtracted)  # each image its own background
+
+
+def test_a_plate_exported_as_normalised_floats_gives_the_same_tables(processed_plate, tmp_path):
+    """Float TIFFs within [0, 1] (16-bit counts / 65535, as skimage or Fiji export them) are read as counts."""
+    plate = tmp_path / "plate"
+    plate.mkdir()
+    for path in processed_plate["plate"].iterdir():
+        if path.suffix == ".tiff":
+            tifffile.imwrite(plate / path.name, tifffile.imread(path) / np.float32(65535))
+        else:
+            shutil.copy(path, plate / path.name)
+    assert run_local([cell_analysis(plate, tmp_path / "out")]).status.name == "SUCCESS"
+    for table in ("wells/default", "images/default"):
+        with open_file(processed_plate["output"] / "plate_tables.hdf5") as f, \
+                open_file(tmp_path / "out" / "plate_tables.hdf5") as g:
+            pd.testing.assert_frame_equal(read_table(g, table), read_table(f, table))
