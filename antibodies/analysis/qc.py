@@ -50,6 +50,7 @@ __all__ = [
     "flag_cells",
     "flag_images",
     "well_mate_warnings",
+    "plate_warnings",
 ]
 
 logger = logging.getLogger(__name__)
@@ -490,3 +491,40 @@ def well_mate_warnings(images, fraction_limit=0.2, background_ratio=1.5, channel
             rows.append((images.at[index, "image_name"], images.at[index, "well_name"], channel,
                          f"background {images.at[index, column]:.3g} vs {mates[index]:.3g} in its well"))
     return pd.DataFrame(rows, columns=["image_name", "well_name", "channel", "reason"])
+
+
+def plate_warnings(wells, sera):
+    """Warnings for a plate whose wells got no score for a serum, or have no infected cell at all.
+
+    A complete run can still say nothing (wrong channel mapping, a dark marker
+    channel, intensities on another scale): the plate's log should say so.
+
+    Parameters
+    ----------
+    wells : pandas.DataFrame
+        Well table: ``n_infected`` and, per serum, ``<serum>_score`` and ``<serum>_outlier_type``.
+    sera : sequence of str
+
+    Returns
+    -------
+    list of str
+
+    Examples
+    --------
+    >>> wells = pd.DataFrame({"n_infected": [0, 0], "serum_IgG_score": [float("nan")] * 2,
+    ...                       "serum_IgG_outlier_type": ["too few infected cells", "too few infected cells"]})
+    >>> for line in plate_warnings(wells, ["serum_IgG"]): print(line)
+    no infected cell on the whole plate: check the marker channel and its role in channel_mapping.json
+    serum_IgG: none of the 2 wells has a score (2 x too few infected cells)
+    """
+    if wells.empty:
+        return []
+    lines = []
+    if not wells["n_infected"].fillna(0).any():
+        lines.append("no infected cell on the whole plate: check the marker channel and its role in channel_mapping.json")
+    for serum in sera:
+        if wells[f"{serum}_score"].isna().all():
+            reasons = wells[f"{serum}_outlier_type"].replace(PASSED, "no reason given").value_counts()
+            listed = ", ".join(f"{count} x {reason}" for reason, count in reasons.items())
+            lines.append(f"{serum}: none of the {len(wells)} wells has a score ({listed})")
+    return lines

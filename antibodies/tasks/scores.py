@@ -7,7 +7,7 @@ import pandas as pd
 from luigi_tasks import InvalidInputError
 from luigi_tasks.io import open_file, parse_image_name, write_table
 
-from ..analysis.qc import flag_images, make_qc_rule, manual_outlier_names
+from ..analysis.qc import flag_images, make_qc_rule, manual_outlier_names, plate_warnings
 from ..analysis.scores import CELL_FRAME_COLUMNS, ImageCells, call_positive, score_plate, split_by_serum
 from ..keys import CELL_QC_TABLE, IMAGE_TABLE, INFECTED_CELLS_TABLE, WELL_TABLE, cell_table, image_table, well_table
 from ..settings import setting
@@ -113,6 +113,8 @@ class PlateScores(ImageCellsReader, AssayPlateJob):
         cutoffs = {f"serum_{ig}": getattr(self, f"scores_positive_cutoff_{ig}") for ig in ("IgG", "IgA", "IgM")}
         images_table, wells_table = (call_positive(table, cutoffs, self.scores_call_confidence)
                                      for table in (scores.images, scores.wells))
+        for line in plate_warnings(wells_table, self.sera()):
+            self.logger.warning("%s: %s", self.plate_name, line)
         with open_file(tables_file, "a") as container:
             write_table(container, IMAGE_TABLE, images_table)
             write_table(container, WELL_TABLE, wells_table)

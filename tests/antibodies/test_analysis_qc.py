@@ -7,7 +7,7 @@ from antibodies.analysis.qc import (
     BATCHLIB_INFECTED_INTENSITY_MINIMA, DEFAULT_SERUM_RULES, QC_RULES, CellCountQC, CellSizeQC, ControlCellCountQC,
     FixedMinInfectedIntensityQC, ManualOutlierQC, MinInfectedIntensityQC, NoQC,
     combine_outlier_types, flag_cells, flag_images, flag_table, make_qc_rule,
-    manual_outlier_names, outlier_types, serum_outlier_types)
+    manual_outlier_names, outlier_types, plate_warnings, serum_outlier_types)
 
 
 def test_cell_size_edges():
@@ -144,3 +144,15 @@ def test_well_mate_warnings_flag_the_odd_site_only():
     assert warnings[["image_name", "channel"]].values.tolist() == [["c", "all"], ["d", "ch"], ["e", "ch"]]
     alone = well_mate_warnings(images.iloc[:1], channels=["ch"])
     assert alone.empty  # a well of one image has no mates
+
+
+def test_plate_warnings_only_when_a_serum_has_no_score_or_the_plate_no_infected_cell():
+    wells = pd.DataFrame({"n_infected": [0, 40], "serum_IgG_score": [float("nan"), 1.8],
+                          "serum_IgA_score": [float("nan")] * 2,
+                          "serum_IgA_outlier_type": ["too few control cells", ""],
+                          "serum_IgG_outlier_type": ["too few infected cells", ""]})
+    assert plate_warnings(wells, ["serum_IgG"]) == []
+    assert plate_warnings(wells, ["serum_IgG", "serum_IgA"]) == [
+        "serum_IgA: none of the 2 wells has a score (1 x too few control cells, 1 x no reason given)"]
+    assert plate_warnings(wells.assign(n_infected=0), ["serum_IgG"])[0].startswith("no infected cell on the whole plate")
+    assert plate_warnings(wells.iloc[:0], ["serum_IgG"]) == []
