@@ -1,6 +1,7 @@
 """Raw inputs of the antibody assay: the channel mapping and the TIFF files.
 
-A plate folder holds multi-page TIFFs (C, M, N) named by the scheme of
+A plate folder holds multi-page TIFFs (C, M, N), or TIFFs of one page of C
+interleaved samples (M, N, C), named by the scheme of
 :mod:`luigi_tasks.io.naming` and a mandatory ``channel_mapping.json`` mapping
 each microscope channel (``DAPI``, ``WF_GFP``, ...) to a role (``nuclei``,
 ``marker``, ``serum_IgG``, ``serum_IgA``, ``serum_IgM``) or null.
@@ -11,6 +12,7 @@ from collections import Counter
 from pathlib import Path
 from stat import S_ISREG
 
+import numpy as np
 import tifffile
 
 from luigi_tasks import InvalidInputError, RawImagePlanner
@@ -18,7 +20,7 @@ from luigi_tasks.io import parse_image_name
 
 from .keys import NUCLEI, ROLES
 
-__all__ = ["MAPPING_FILE", "read_channel_mapping", "channel_roles", "sera_present", "AssayPlanner"]
+__all__ = ["MAPPING_FILE", "read_channel_mapping", "channel_roles", "sera_present", "read_raw_image", "AssayPlanner"]
 
 MAPPING_FILE = "channel_mapping.json"
 _MAPPING_FIX = (
@@ -79,19 +81,41 @@ def sera_present(plate_dir):
     return [role for role in channel_roles(plate_dir) if role.startswith("serum")]
 
 
-def _tiff_layout(path):
-    """Return ``(channel pages, (rows, columns))`` from the TIFF's metadata (no pixels read).
+def _channels_last(axes, shape):
+    """True for one page of interleaved samples, ``(M, N, C)`` (tifffile axes ``YXS``)."""
+    return len(shape) == 3 and axes.endswith("S")
 
-    Called after :meth:`RawImagePlanner.check_image` found every page and
-    pixel block inside the file, so the metadata describes data that is there.
+
+def _tiff_layout(path):
+    """Return ``(channels, (rows, columns))`` from the TIFF's metadata (no pixels read).
+
+    Channels are pages, or the samples of one interleaved page. Called after
+    :meth:`RawImagePlanner.check_image` found every page and pixel block inside
+    the file, so the metadata describes data that is there.
     """
     try:
         with tifffile.TiffFile(path) as tiff:
-            shape = tuple(tiff.series[0].shape)
+            series = tiff.series[0]
+            axes, shape = series.axes, tuple(series.shape)
     except Exception as error:
         fix = "copy the image again from the microscope"
         raise InvalidInputError(path, f"not a readable TIFF ({error})", fix) from error
+    if _channels_last(axes, shape):
+        return shape[2], shape[:2]
     return (shape[0] if len(shape) == 3 else 1), shape[-2:]
+
+
+def read_raw_image(path):
+    """Return the pixels of a raw TIFF as ``(C, M, N)`` pages (or one ``(M, N)`` page).
+
+    One page per channel is read as it is; one page of interleaved samples
+    (``(M, N, C)``, as ``tifffile.imwrite`` writes a channels-last array) is
+    turned into pages.
+    """
+    with tifffile.TiffFile(path) as tiff:
+        series = tiff.series[0]
+        pixels = series.asarray()
+        return np.moveaxis(pixels, -1, 0) if _channels_last(series.axes, pixels.shape) else pixels
 
 
 class AssayPlanner(RawImagePlanner):

@@ -1,12 +1,11 @@
 """Preprocess: raw TIFF -> one pyramid per channel role, optionally flat-field corrected."""
 import numpy as np
-import tifffile
 
 from luigi_tasks import BatchJob
 from luigi_tasks.io import open_file, parse_image_name, write_image
 
 from ..analysis.preprocess import as_counts, correct_flatfield, split_channels
-from ..inputs import channel_roles, read_channel_mapping
+from ..inputs import channel_roles, read_channel_mapping, read_raw_image
 from ..keys import CHANNEL_COLORS, raw_key
 from ..settings import setting
 
@@ -36,7 +35,7 @@ class Preprocess(BatchJob):
     def compute(self, input_files, output_files, **correctors):
         mapping = {name: role for name, role in read_channel_mapping(self.plate_dir).items() if role}
         for input_file, output_file in zip(input_files, output_files):
-            stack, factor = as_counts(tifffile.imread(input_file))
+            stack, factor = as_counts(read_raw_image(input_file))
             if factor != 1:
                 self.logger.info("%s: float intensities within [0, 1], read as normalised 16-bit data (x %g)",
                                  input_file, factor)

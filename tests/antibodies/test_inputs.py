@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 import tifffile
 
-from antibodies.inputs import AssayPlanner, read_channel_mapping
+from antibodies.inputs import AssayPlanner, read_channel_mapping, read_raw_image
 from luigi_tasks import InvalidInputError, InvalidInputsError
 
 from .conftest import ROOT, TEST_CONFIG
@@ -37,6 +37,20 @@ def plan(folder):
 
 def test_valid_plate_has_no_problems(plate):
     assert len(plan(plate).images) == 3 and plan(plate).invalid == {}
+
+
+def test_one_page_of_interleaved_channels_is_read_as_pages(plate):
+    """``tifffile.imwrite`` of a channels-last (M, N, C) array writes one page of C samples."""
+    pages = np.random.default_rng(1).integers(0, 500, (4, 64, 64), dtype="uint16")
+    tifffile.imwrite(plate / name("B02", seq=9), np.moveaxis(pages, 0, -1))
+    tifffile.imwrite(plate / name("B03", seq=8), np.moveaxis(pages[:3], 0, -1))  # 3 samples for 4 channel names
+    result = plan(plate)
+    assert name("B02", seq=9).removesuffix(".tiff") in result.images
+    assert list(result.invalid) == [name("B03", seq=8)]
+    assert "3 channel page(s)" in next(iter(result.invalid.values()))
+    np.testing.assert_array_equal(read_raw_image(plate / name("B02", seq=9)), pages)
+    np.testing.assert_array_equal(read_raw_image(plate / name("A01", seq=1)),
+                                  tifffile.imread(plate / name("A01", seq=1)))
 
 
 def add_every_bad_file(plate):
