@@ -53,6 +53,18 @@ def test_one_page_of_interleaved_channels_is_read_as_pages(plate):
                                   tifffile.imread(plate / name("A01", seq=1)))
 
 
+@pytest.mark.parametrize("options", [dict(compression="lzw"), dict(compression="lzw", predictor=True),
+                                     dict(compression="packbits"), dict(compression="zlib", tile=(32, 32))],
+                         ids=["lzw", "lzw-predictor", "packbits", "zlib-tiled"])
+def test_compressed_and_tiled_tiffs_pass_the_checks_and_read_back(plate, options):
+    """Microscopes and image tools write LZW, PackBits and tiled TIFFs (imagecodecs decodes them)."""
+    pages = np.random.default_rng(2).integers(0, 500, (4, 64, 64), dtype="uint16")
+    tifffile.imwrite(plate / name("B02", seq=9), pages, photometric="minisblack", **options)
+    result = plan(plate)
+    assert result.invalid == {} and name("B02", seq=9).removesuffix(".tiff") in result.images
+    np.testing.assert_array_equal(read_raw_image(plate / name("B02", seq=9)), pages)
+
+
 def add_every_bad_file(plate):
     data = np.zeros((4, 64, 64), "uint16")
     tifffile.imwrite(plate / name("C01", seq=10), data)
