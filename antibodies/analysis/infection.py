@@ -44,6 +44,7 @@ from .features import quantile_column  # the column's name is made where the col
 
 __all__ = [
     "MIN_MAD",
+    "CLEAR_CALL",
     "BATCHLIB_THRESHOLD_FACTOR",
     "quantile_column",
     "infection_threshold",
@@ -66,6 +67,10 @@ MIN_MAD = 1.0
 BATCHLIB_THRESHOLD_FACTOR = 4.8
 """batchlib's cut on the marker score (background MADs): the default of the functions here. The pipeline's
 default is the configspec's (``[infection] threshold_factor``)."""
+
+
+CLEAR_CALL = "is_clear_call"
+"""Column of the call table: the call holds by the score margin, so the cell enters the serum scores."""
 
 
 def infection_threshold(background, threshold_factor=BATCHLIB_THRESHOLD_FACTOR):
@@ -329,7 +334,7 @@ def _outlier_mask(labels, cell_outliers):
 
 
 def classify_infected(marker_table, background, threshold_factor=BATCHLIB_THRESHOLD_FACTOR, quantile=0.95,
-                      cell_outliers=None):
+                      cell_outliers=None, margin=1.0):
     """Call each cell infected or control.
 
     Parameters
@@ -349,12 +354,15 @@ def classify_infected(marker_table, background, threshold_factor=BATCHLIB_THRESH
         `antibodies.analysis.qc.flag_cells`), matched on ``label_id``; every
         cell of ``marker_table`` must be listed.  Outlier cells get
         ``is_infected == is_control == False``.
+    margin : float
+        A call is clear when the marker score is above ``margin x k``
+        (infected) or below ``k / margin`` (control); >= 1.
 
     Returns
     -------
     pandas.DataFrame
-        Columns ``label_id, is_infected, is_control`` (bool), rows in the
-        order of ``marker_table``.  Cells with a NaN marker value are
+        Columns ``label_id, is_infected, is_control, is_clear_call`` (bool),
+        rows in the order of ``marker_table``.  Cells with a NaN marker value are
         neither infected nor control.  A NaN threshold (e.g. a fixed marker
         background without MAD) makes every valid cell a control; a warning
         is logged.
@@ -365,6 +373,8 @@ def classify_infected(marker_table, background, threshold_factor=BATCHLIB_THRESH
     >>> marker = pd.DataFrame({"label_id": [1, 2], "quantile0.95": [10.0, 30.0]})
     >>> classify_infected(marker, BackgroundStats(10.0, 2.0)).is_infected.tolist()
     [False, True]
+    >>> classify_infected(marker, BackgroundStats(10.0, 2.0), margin=2.5).is_clear_call.tolist()  # 30 < 10 + 2.5 x 4.8 x 2
+    [True, False]
     """
     threshold = infection_threshold(background, threshold_factor)
     if np.isnan(threshold):
@@ -375,8 +385,13 @@ def classify_infected(marker_table, background, threshold_factor=BATCHLIB_THRESH
     outlier = _outlier_mask(labels, cell_outliers)
     valid = ~outlier & ~np.isnan(values)
     above = values > threshold
+    clear = valid.copy()
+    if margin > 1 and not np.isnan(threshold):
+        clear &= (values > infection_threshold(background, threshold_factor * margin)) | \
+            (values <= infection_threshold(background, threshold_factor / margin))
     return pd.DataFrame({
         "label_id": labels,
         "is_infected": above & valid,
         "is_control": ~above & valid,
+        CLEAR_CALL: clear,
     })

@@ -54,6 +54,7 @@ import pandas as pd
 from antibodies.analysis.qc import (
     DEFAULT_SERUM_RULES, DEFAULT_WELL_RULES, PASSED, combine_outlier_types, outlier_types,
     serum_outlier_types)
+from antibodies.analysis.infection import CLEAR_CALL
 from antibodies.analysis.spillover import compensate_spillover
 
 __all__ = [
@@ -229,7 +230,7 @@ def cell_frame(record, sera):
     Returns
     -------
     pandas.DataFrame
-        Index ``label_id``; columns ``is_infected, is_control, sizes`` and one
+        Index ``label_id``; columns ``is_infected, is_control, is_clear_call, sizes`` and one
         column of means per serum (compensated with the record's
         ``spillover_width``; with ``per_cell_background`` also
         ``<serum>_local_background``); only cells that are infected or
@@ -250,6 +251,7 @@ def cell_frame(record, sera):
         return aligned
     infection = _indexed(record.infection, record.image_name, "infection table")
     cells = infection[["is_infected", "is_control"]].astype(bool)
+    cells[CLEAR_CALL] = _clear_calls(infection)
     size_source = record.tables[sera[0]] if sera else next(iter(record.tables.values()), None)
     sizes = (_indexed(size_source, record.image_name, "feature table")["sizes"]
              if size_source is not None else pd.Series(np.nan, index=cells.index))
@@ -265,6 +267,13 @@ def cell_frame(record, sera):
                              "differ from the infection table")
         cells[name] = column.reindex(cells.index).to_numpy(dtype=float)
     return cells[cells["is_infected"] | cells["is_control"]]
+
+
+def _clear_calls(infection):
+    """The infection table's ``is_clear_call`` (True for every cell of a table without it)."""
+    if CLEAR_CALL not in infection:
+        return np.ones(len(infection), dtype=bool)
+    return infection[CLEAR_CALL].to_numpy(dtype=bool)
 
 
 def _compensated_means(table, record, serum):
@@ -302,6 +311,7 @@ def _aligned_cell_frame(record, sera):
     labels, size_source = aligned
     cells = pd.DataFrame({"is_infected": record.infection["is_infected"].to_numpy(dtype=bool),
                           "is_control": record.infection["is_control"].to_numpy(dtype=bool),
+                          CLEAR_CALL: _clear_calls(record.infection),
                           "sizes": size_source["sizes"].to_numpy(dtype=float)},
                          index=pd.Index(labels, name="label_id"))
     for serum in sera:
@@ -376,10 +386,11 @@ def summarize_cells(cells, sera, backgrounds=None):
         "cell_size_min": float(sizes.min()) if sizes.size else np.nan,
         "cell_size_max": float(sizes.max()) if sizes.size else np.nan,
     }
+    clear = cells[CLEAR_CALL].to_numpy(dtype=bool) if CLEAR_CALL in cells else np.ones(len(cells), dtype=bool)
     for serum in sera:
         offset = 0.0 if backgrounds is None else backgrounds[serum].median
         values = cells[serum].to_numpy(dtype=float) - offset
-        stats = compare_intensities(values[infected], values[control])
+        stats = compare_intensities(values[infected & clear], values[control & clear])
         row.update({f"{serum}_{key}": value for key, value in stats.items()})
     return row
 
@@ -466,7 +477,7 @@ def _well_table(pools, counts, sera, backgrounds, well_rules, serum_rules):
 
 def _empty_cells(sera):
     return pd.DataFrame({"is_infected": pd.Series(dtype=bool), "is_control": pd.Series(dtype=bool),
-                         "sizes": pd.Series(dtype=float),
+                         CLEAR_CALL: pd.Series(dtype=bool), "sizes": pd.Series(dtype=float),
                          **{serum: pd.Series(dtype=float) for serum in sera}})
 
 

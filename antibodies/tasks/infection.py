@@ -67,12 +67,15 @@ class InfectionDecision(PlateJob):
 
 
 class InfectedCells(AssayImageJob):
-    """Table ``cell_segmentation/infected_cells`` (``label_id, is_infected, is_control``) and the cell QC."""
+    """Table ``cell_segmentation/infected_cells`` (``label_id, is_infected, is_control, is_clear_call``) and the
+    cell QC."""
 
     outputs = (f"tables/{INFECTED_CELLS_TABLE}", f"tables/{CELL_QC_TABLE}")
+    output_format = 2  # the call table gained is_clear_call
     inputs = (f"tables/{cell_table(MARKER_TOPHAT)}",)
 
     infection_quantile = setting("infection", "quantile")
+    infection_score_margin = setting("infection", "score_margin")
     qc_cell_min_size = setting("qc", "cell_min_size")
     qc_cell_max_size = setting("qc", "cell_max_size")
 
@@ -82,7 +85,8 @@ class InfectedCells(AssayImageJob):
             self._decision = (read_image_backgrounds(self.tables_path), read_infection_factor(self.tables_path))
         return self._decision
 
-    def compute(self, input_files, output_files, infection_quantile, qc_cell_min_size, qc_cell_max_size):
+    def compute(self, input_files, output_files, infection_quantile, infection_score_margin, qc_cell_min_size,
+                qc_cell_max_size):
         backgrounds, factor = self.plate_decision()
         size_rule = make_qc_rule("cell_size", min_size=qc_cell_min_size, max_size=qc_cell_max_size)
         whole_cells = cell_table(self.sera()[0])  # the marker table measures cell interiors only
@@ -93,7 +97,7 @@ class InfectedCells(AssayImageJob):
             tables = read_tables(input_file, [cell_table(MARKER_TOPHAT), whole_cells], columns)
             outliers = flag_cells(tables[whole_cells], (size_rule,))
             calls = classify_infected(tables[cell_table(MARKER_TOPHAT)], backgrounds[image][MARKER_TOPHAT], factor,
-                                      infection_quantile, outliers)
+                                      infection_quantile, outliers, infection_score_margin)
             with open_file(output_file, "a") as container:
                 write_table(container, INFECTED_CELLS_TABLE, calls)
                 write_table(container, CELL_QC_TABLE, outliers)

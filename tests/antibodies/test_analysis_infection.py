@@ -26,7 +26,8 @@ def test_threshold_is_strict():
                               threshold_factor=4.0)
     expected = pd.DataFrame({"label_id": [1, 2, 3, 4],
                              "is_infected": [False, False, True, True],
-                             "is_control": [True, True, False, False]})
+                             "is_control": [True, True, False, False],
+                             "is_clear_call": [True] * 4})
     pd.testing.assert_frame_equal(table, expected)
 
 
@@ -76,12 +77,13 @@ def test_row_order_and_labels_kept():
     table = classify_infected(marker([0.0, 9.0], labels=[7, 3]), BackgroundStats(0.0, 1.0))
     assert table.label_id.tolist() == [7, 3]
     assert table.dtypes.to_dict() == {"label_id": np.dtype("int64"),
-                                      "is_infected": np.dtype(bool), "is_control": np.dtype(bool)}
+                                      "is_infected": np.dtype(bool), "is_control": np.dtype(bool),
+                                      "is_clear_call": np.dtype(bool)}
 
 
 def test_empty_table():
     table = classify_infected(marker([]), BackgroundStats(0.0, 1.0))
-    assert table.columns.tolist() == ["label_id", "is_infected", "is_control"] and len(table) == 0
+    assert table.columns.tolist() == ["label_id", "is_infected", "is_control", "is_clear_call"] and len(table) == 0
 
 
 # -- marker scores and the plate's cut ------------------------------------------
@@ -164,3 +166,20 @@ def test_midpoint_cut_is_not_pulled_down_by_a_tail_of_non_infected_cells():
     assert midpoint > mixture
     assert ((scores > midpoint) == truth).mean() > ((scores > mixture) == truth).mean()
     assert LogMidpointFactor(min_factor=9.0).fit(rng.normal(4, 1, 2000)) == 9.0
+
+
+def test_clear_calls_leave_out_cells_within_the_margin_of_the_cut():
+    """Cut at 10 + 4 x 2.5 = 20; margin 2: infected clearly above 10 + 8 x 2.5 = 30, control at or below 15."""
+    values = [5.0, 15.0, 16.0, 20.0, 25.0, 30.0, 30.5, 100.0]
+    table = classify_infected(marker(values), BackgroundStats(10.0, 2.5), threshold_factor=4.0, margin=2.0)
+    assert table.is_infected.tolist() == [False] * 4 + [True] * 4  # the calls do not change
+    assert table.is_clear_call.tolist() == [True, True, False, False, False, False, True, True]
+    assert classify_infected(marker(values), BackgroundStats(10.0, 2.5), 4.0).is_clear_call.all()  # margin 1
+
+
+def test_clear_calls_without_a_threshold_or_for_outlier_cells():
+    no_mad = classify_infected(marker([5.0, 50.0]), BackgroundStats(10.0, float("nan")), margin=3.0)
+    assert no_mad.is_clear_call.tolist() == [True, True]  # no threshold: every valid cell is a clear control
+    outliers = pd.DataFrame({"label_id": [1, 2], "is_outlier": [True, False]})
+    table = classify_infected(marker([5.0, 500.0]), BackgroundStats(10.0, 2.5), cell_outliers=outliers, margin=3.0)
+    assert table.is_clear_call.tolist() == [False, True]

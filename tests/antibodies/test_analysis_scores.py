@@ -114,7 +114,7 @@ def test_compare_intensities_empty_and_zero_denominators():
 def test_cell_frame_drops_outlier_cells_and_keeps_means():
     cells = cell_frame(plate_records()[0], SERA)
     assert cells.index.tolist() == [1, 2, 3, 4]
-    assert cells.columns.tolist() == ["is_infected", "is_control", "sizes", *SERA]
+    assert cells.columns.tolist() == ["is_infected", "is_control", "is_clear_call", "sizes", *SERA]
     assert cells["serum_IgG"].tolist() == [50.0, 70.0, 20.0, 40.0]
     assert cells["sizes"].tolist() == [300.0, 400.0, 500.0, 600.0]
 
@@ -354,3 +354,17 @@ def test_split_by_serum():
     assert iga.is_outlier.tolist() == [False, True]
     assert iga.outlier_type.tolist() == ["", IGA_LOW]
     np.testing.assert_array_equal(iga.score.to_numpy(), [2.0, NAN])
+
+
+def test_only_clear_calls_enter_the_serum_statistics_but_every_call_counts():
+    """An unclear control cell (its marker near the cut) with spilled-over serum would lower the score."""
+    calls = infection([True, True, False, False, False], [False, False, True, True, True])
+    tables = {"serum_IgG": features([40.0, 60.0, 20.0, 24.0, 35.0], [300] * 5)}
+    clear = ImageCells("a", "s", "A01", tables, calls.assign(is_clear_call=[True, True, True, True, False]))
+    every = ImageCells("a", "s", "A01", tables, calls)
+    row = summarize_cells(cell_frame(clear, ["serum_IgG"]), ["serum_IgG"])
+    assert (row["n_infected"], row["n_control"]) == (2, 3)
+    assert row["serum_IgG_score"] == 50.0 / 22.0
+    assert summarize_cells(cell_frame(every, ["serum_IgG"]), ["serum_IgG"])["serum_IgG_score"] == 50.0 / 24.0
+    unclear_infected = ImageCells("a", "s", "A01", tables, calls.assign(is_clear_call=[False, True, True, True, True]))
+    assert summarize_cells(cell_frame(unclear_infected, ["serum_IgG"]), ["serum_IgG"])["serum_IgG_score"] == 60.0 / 24.0
