@@ -33,7 +33,7 @@ def test_image_containers_have_every_output(processed_plate):
         tables = list_tables(f)
         assert {"cell_segmentation/serum_IgG", "cell_segmentation/marker_tophat", "cell_segmentation/infected_cells"} <= set(tables)
         infected = read_table(f, "cell_segmentation/infected_cells")
-        assert list(infected.columns) == ["label_id", "is_infected", "is_control"]
+        assert list(infected.columns) == ["label_id", "is_infected", "is_control", "is_clear_call"]
         serum = read_table(f, "cell_segmentation/serum_IgG")
         assert serum.columns[0] == "label_id" and {"sums", "means", "medians", "mads", "sizes", "top10", "top30",
                                                    "top50", "quantile0.95", "local_background",
