@@ -53,6 +53,7 @@ table.plate td.negative { background: #92c5de; }
 table.plate td.missing { background: #f0f0f0; }
 table.plate td.empty { background: #fff; color: #bbb; }
 table.plate td.outlier { background: #ddd; color: #666; text-decoration: line-through; }
+p.warning { background: #fff3cd; border-left: 4px solid #d39e00; padding: 0.4em 0.8em; }
 table.plate td.outlier::after { content: "\\2715"; position: absolute; inset: 0; color: #c00;
   font-size: 2em; line-height: 1.2em; text-decoration: none; opacity: 0.6; }
 .legend span { display: inline-block; padding: 0 0.5em; margin-right: 0.5em; border: 1px solid #ccc; }
@@ -179,6 +180,17 @@ def table_html(frame, caption=None, row_titles=None, row_classes=None, serum=Non
     cap = f"<caption>{html.escape(caption)}</caption>" if caption else ""
     return (f'<div class="scroll"><table class="sortable"{ident}>{cap}<thead><tr>{head}</tr></thead>'
             f'<tbody>{"".join(rows)}</tbody></table></div>')
+
+
+def warnings_html(lines):
+    """One highlighted paragraph per warning line (empty string for none).
+
+    Examples
+    --------
+    >>> warnings_html(["no infected cell <here>"])
+    '<p class="warning"><strong>Warning:</strong> no infected cell &lt;here&gt;</p>'
+    """
+    return "".join(f'<p class="warning"><strong>Warning:</strong> {html.escape(line)}</p>' for line in lines)
 
 
 def key_value_html(mapping):

@@ -7,11 +7,13 @@ from typing import NamedTuple
 
 import pandas as pd
 
+from ..analysis.qc import plate_warnings
 from ..analysis.scores import sera_in
 from .columns import serum_label
 from .data import failed_images, invalid_inputs, job_table, qc_table, run_summary
 from .figures import heatmap_specs, intensity_boxplot_png, marker_score_png, score_histogram_png
-from .html import Figure, Section, figures_html, key_value_html, page_html, plate_grid_html, table_html
+from .html import (Figure, Section, figures_html, key_value_html, page_html, plate_grid_html, table_html,
+                   warnings_html)
 
 __all__ = ["ReportInputs", "plate_report_html"]
 
@@ -92,10 +94,13 @@ def _distribution_section(inputs, sera):
 def _qc_section(inputs, sera):
     table = qc_table(inputs.images, inputs.wells, sera, invalid_inputs(inputs.statuses),
                      failed_images(inputs.statuses), inputs.warnings)
+    warnings = warnings_html(plate_warnings(inputs.wells, sera))  # a plate that says nothing says why
     if table.empty:
-        return Section("qc", "Quality control", "<p>No outlier images or wells, no invalid or failed images.</p>")
+        return Section("qc", "Quality control",
+                       warnings + "<p>No outlier images or wells, no invalid or failed images.</p>")
     shown = table.rename(columns={"level": "Level", "name": "Name", "channel": "Channel", "reason": "Reason"})
-    return Section("qc", "Quality control", table_html(shown, f"{len(table)} outlier(s)", table_id="qc-table"))
+    return Section("qc", "Quality control",
+                   warnings + table_html(shown, f"{len(table)} outlier(s)", table_id="qc-table"))
 
 
 def _wells_section(inputs, sera):

@@ -151,3 +151,22 @@ def test_plate_grid_shows_inconclusive_wells_with_their_interval():
     assert classes == {"A01": "positive", "A02": "inconclusive", "A03": "negative"}
     title = html.unescape(re.search(r'title="([^"]*)" data-well="A02"', grid).group(1))
     assert "(inconclusive, cut-off 1.3)" in title and "interval 1.1-1.8" in title
+
+
+def test_a_plate_without_scores_says_why_at_the_top_of_quality_control(report):
+    from types import SimpleNamespace
+
+    import pandas as pd
+
+    from antibodies.report.page import _qc_section
+
+    assert 'class="warning"' not in report["text"]  # the processed plate is fine
+    wells = pd.DataFrame({"well_name": ["A01", "A02"], "is_outlier": [False, False], "outlier_type": ["", ""],
+                          "n_infected": [0, 0], "serum_IgG_score": [np.nan, np.nan],
+                          "serum_IgG_is_outlier": [False, False], "serum_IgG_outlier_type": ["", ""]})
+    images = pd.DataFrame(columns=["image_name", "well_name", "is_outlier", "outlier_type",
+                                   "serum_IgG_is_outlier", "serum_IgG_outlier_type"])
+    inputs = SimpleNamespace(images=images, wells=wells, statuses={}, warnings=None)
+    body = _qc_section(inputs, ["serum_IgG"]).body
+    assert body.startswith('<p class="warning"><strong>Warning:</strong> no infected cell on the whole plate')
+    assert "serum_IgG: none of the 2 wells has a score (2 x no reason given)" in html.unescape(body)
