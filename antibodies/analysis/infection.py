@@ -373,7 +373,7 @@ def classify_infected(marker_table, background, threshold_factor=BATCHLIB_THRESH
     >>> marker = pd.DataFrame({"label_id": [1, 2], "quantile0.95": [10.0, 30.0]})
     >>> classify_infected(marker, BackgroundStats(10.0, 2.0)).is_infected.tolist()
     [False, True]
-    >>> classify_infected(marker, BackgroundStats(10.0, 2.0), margin=2.5).is_clear_call.tolist()  # 30 < 10 + 2.5 x 4.8 x 2
+    >>> classify_infected(marker, BackgroundStats(10.0, 2.0), margin=2.5).is_clear_call.tolist()  # 30 < 34
     [True, False]
     """
     threshold = infection_threshold(background, threshold_factor)

@@ -521,7 +521,8 @@ def plate_warnings(wells, sera):
         return []
     lines = []
     if not wells["n_infected"].fillna(0).any():
-        lines.append("no infected cell on the whole plate: check the marker channel and its role in channel_mapping.json")
+        lines.append("no infected cell on the whole plate: "
+                     "check the marker channel and its role in channel_mapping.json")
     for serum in sera:
         if wells[f"{serum}_score"].isna().all():
             reasons = wells[f"{serum}_outlier_type"].replace(PASSED, "no reason given").value_counts()

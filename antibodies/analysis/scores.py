@@ -386,7 +386,7 @@ def summarize_cells(cells, sera, backgrounds=None):
         "cell_size_min": float(sizes.min()) if sizes.size else np.nan,
         "cell_size_max": float(sizes.max()) if sizes.size else np.nan,
     }
-    clear = cells[CLEAR_CALL].to_numpy(dtype=bool) if CLEAR_CALL in cells else np.ones(len(cells), dtype=bool)
+    clear = _clear_calls(cells)
     for serum in sera:
         offset = 0.0 if backgrounds is None else backgrounds[serum].median
         values = cells[serum].to_numpy(dtype=float) - offset
