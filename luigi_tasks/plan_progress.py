@@ -33,6 +33,7 @@ from .status import status_dir
 from .targets import container_index, container_signature, is_done
 
 __all__ = [
+    "images_with_outputs",
     "PLAN_FILE",
     "PROGRESS_FILE",
     "PlateProgress",
@@ -139,6 +140,17 @@ def _complete_jobs(index, jobs, accept_failed=False):
         if all(is_done(s, job["fingerprint"], accept_failed, job["not_before"]) for s in stamps):
             done.append(name)
     return done, failed
+
+
+def images_with_outputs(output_dir, plan, images):
+    """Return those of ``images`` whose image jobs all have their outputs, none of them a failure record.
+
+    A job status that still names such an image as failed is stale (e.g. a run killed after the image's
+    commit but before its status update).
+    """
+    states = _image_states(output_dir, {**plan, "images": list(images)}, {})
+    n_jobs = len(plan["image_jobs"])
+    return {image for image, (_, done, failed) in states.items() if len(done) == n_jobs and not failed}
 
 
 def _load_cache(output_dir, plan_hash):

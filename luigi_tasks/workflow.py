@@ -32,7 +32,7 @@ from .config import load_config, spec_entries, flat_name
 from .errors import OutputFolderError
 from .job import ImageJob
 from .log import add_file_handler, get_logger
-from .plan_progress import read_plan, report_progress, write_plan
+from .plan_progress import images_with_outputs, read_plan, report_progress, write_plan
 from .status import RunLock, pid_alive, read_status, root_cause, update_status
 
 __all__ = ["PlateWorkflow", "add_config_parameters", "use_local_lock", "default_output_dir", "release_locks",
@@ -260,7 +260,9 @@ class PlateWorkflow(luigi.WrapperTask):
     def failed_images(self):
         """Return ``{image: root cause}`` of the planned images some job of this plan failed on.
 
-        Read from the job statuses (``failed_outputs``); each cause is stated once.
+        Read from the job statuses (``failed_outputs``); each cause is stated once. An image whose
+        containers hold every image job's outputs (no failure record) is not failed, whatever a job
+        status killed before its update still says.
         """
         try:
             plan = read_plan(self.output_dir)
@@ -270,7 +272,9 @@ class PlateWorkflow(luigi.WrapperTask):
         for job in list(plan["image_jobs"]) + list(plan["plate_jobs"]):
             for image, reason in read_status(self.output_dir, job).get("failed_outputs", {}).items():
                 causes.setdefault(image, []).append(root_cause(reason))
-        return {image: "; ".join(dict.fromkeys(causes[image])) for image in plan["images"] if image in causes}
+        fine = images_with_outputs(self.output_dir, plan, [image for image in plan["images"] if image in causes])
+        return {image: "; ".join(dict.fromkeys(causes[image])) for image in plan["images"]
+                if image in causes and image not in fine}
 
     def _record_end(self, state, reason=None):
         """Write the end state with the failed images (those now fine are removed)."""

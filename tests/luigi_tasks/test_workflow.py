@@ -348,3 +348,16 @@ def test_command_line_exit_code_is_nonzero_on_failure(toy):
     )
     assert done.returncode == 30, done.stderr[-2000:]
     assert FAILING in done.stderr
+
+
+def test_a_stale_failure_entry_of_an_image_with_outputs_is_not_reported(toy):
+    """A run killed after an image's commit but before its job status update leaves the image named as failed
+    there; the workflow's end state reads the containers too and does not list it."""
+    from luigi_tasks.status import update_status
+
+    assert run_local([toy.workflow()]).status == LuigiStatusCode.SUCCESS
+    image = sorted(p.stem for p in toy.plate.glob("*.tiff"))[0]
+    update_status(toy.output, "Smooth", failed={image: "Smooth: OSError: killed mid-commit"})
+    assert run_local([toy.workflow()]).status == LuigiStatusCode.SUCCESS  # nothing to do
+    workflow = read_status(toy.output, "ToyWorkflow")
+    assert workflow["state"] == "finished" and workflow["failed_outputs"] == {}
