@@ -166,8 +166,6 @@ def _waits_at_all(worker):
 
 def _waits_for_others(worker):
     """Return True if a task this worker scheduled is running on another worker."""
-    if not _waits_at_all(worker):
-        return False
     mine = worker._scheduled_tasks
     for status in (luigi_scheduler.RUNNING, luigi_scheduler.BATCH_RUNNING):
         listed = worker._scheduler.task_list(status=status, limit=False)
@@ -180,7 +178,7 @@ def _asks_once_more(worker, get_work_response):
     """Return True the first time a wait would end with tasks still pending: look (ask for work) once more."""
     if isinstance(worker._scheduler, luigi_scheduler.Scheduler):  # a local scheduler: no other worker
         return False
-    if not get_work_response.n_pending_tasks or not _waits_at_all(worker):
+    if not get_work_response.n_pending_tasks:
         return False
     if worker.__dict__.get("_batchlib_second_look") == worker._idle_since:
         return False
@@ -196,6 +194,8 @@ def _install_wait_for_others():
         if keep_alive(self, get_work_response):
             return True
         try:
+            if not _waits_at_all(self):
+                return False
             waiting = _waits_for_others(self)
         except Exception as error:  # noqa: BLE001 - an unreachable scheduler ends the wait, as before
             logger.warning("cannot ask the scheduler what other workers run (%s); leaving", error)
