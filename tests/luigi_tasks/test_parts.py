@@ -5,28 +5,8 @@ import h5py
 import numpy as np
 
 from luigi_tasks.io import atomic
-from luigi_tasks.io.atomic import step_transaction
-from luigi_tasks.provenance import Stamp
 from luigi_tasks.targets import DatasetTarget, clear_index_cache
-
-BIG = np.random.default_rng(0).integers(0, 2**62, size=(200, 200), dtype="int64")  # 312 KiB, incompressible
-
-
-def step(path, job, data, keys=("image",), fingerprint="fp", fail=False):
-    with step_transaction(path, job) as transaction:
-        if fail:
-            transaction.discard_part(keys)
-            transaction.record({key: Stamp.now(fingerprint, failed=True, error="boom") for key in keys})
-            return
-        with h5py.File(transaction.part, "a") as part:
-            for key in keys:
-                part.create_dataset(f"{key}/s0", data=data)
-                part[key].attrs["Color"] = "Gray"
-        transaction.record({key: Stamp.now(fingerprint) for key in keys})
-
-
-def parts(folder):
-    return sorted(p.name for p in folder.iterdir() if atomic._is_part_of(p.name, folder / "img.h5"))
+from tests.luigi_tasks.part_steps import BIG, parts, step
 
 
 def test_large_outputs_go_to_a_part_and_the_container_links_to_it(tmp_path):

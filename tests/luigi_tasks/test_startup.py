@@ -13,7 +13,7 @@ from luigi_tasks.job import ImageJob, PlateTask, _IMAGE_FINGERPRINTS, fingerprin
 from luigi_tasks.targets import DatasetTarget, _INDEX_CACHE, clear_index_cache, container_index
 from luigi_tasks.testing import make_raw_plate, run_local
 from luigi_tasks.workflow import release_locks, use_local_lock
-from tests.luigi_tasks.test_parts import BIG, parts, step
+from tests.luigi_tasks.part_steps import BIG, parts, step
 from tests.luigi_tasks.toy_workflow import CountTable, Smooth, Threshold
 
 SETTINGS = {"smooth_sigma": "2.0", "threshold_value": "400.0", "count_min_fraction": "0.5"}
