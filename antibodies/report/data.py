@@ -11,6 +11,7 @@ from typing import NamedTuple
 import numpy as np
 import pandas as pd
 
+from ..analysis.infection import CLEAR_CALL
 from ..analysis.scores import cell_frame, subtract_backgrounds
 from .columns import serum_label
 
@@ -35,7 +36,10 @@ QC_COLUMNS = ("level", "name", "well_name", "channel", "reason")
 
 
 def cell_intensities(records, backgrounds, sera, skip_images=()):
-    """Background-subtracted mean serum intensity of every valid cell.
+    """Background-subtracted mean serum intensity of every cell that enters the scores.
+
+    Those are the valid cells with a clear call: with ``[infection] score_margin`` above 1, cells
+    whose marker score lies near the cut count for the infected fraction but not here, as in the scores.
 
     Parameters
     ----------
@@ -58,6 +62,7 @@ def cell_intensities(records, backgrounds, sera, skip_images=()):
         if record.image_name in skip_images:
             continue
         cells = subtract_backgrounds(cell_frame(record, sera), sera, record.backgrounds or backgrounds)
+        cells = cells[cells[CLEAR_CALL].to_numpy(bool)]
         for serum in sera:
             parts.append(pd.DataFrame({
                 "well_name": record.well_name, "image_name": record.image_name, "serum": serum,

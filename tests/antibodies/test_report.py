@@ -170,3 +170,18 @@ def test_a_plate_without_scores_says_why_at_the_top_of_quality_control(report):
     body = _qc_section(inputs, ["serum_IgG"]).body
     assert body.startswith('<p class="warning"><strong>Warning:</strong> no infected cell on the whole plate')
     assert "serum_IgG: none of the 2 wells has a score (2 x no reason given)" in html.unescape(body)
+
+
+def test_intensity_distributions_show_the_cells_that_enter_the_scores():
+    import pandas as pd
+
+    from antibodies.analysis.background import BackgroundStats
+    from antibodies.analysis.scores import ImageCells
+    from antibodies.report import cell_intensities
+
+    table = pd.DataFrame({"label_id": [1, 2, 3], "means": [50.0, 30.0, 20.0], "sizes": [300, 300, 300]})
+    calls = pd.DataFrame({"label_id": [1, 2, 3], "is_infected": [True, True, False],
+                          "is_control": [False, False, True], "is_clear_call": [True, False, True]})
+    record = ImageCells("a", "A01-0000", "A01", {"serum_IgG": table}, calls)
+    shown = cell_intensities([record], {"serum_IgG": BackgroundStats(10.0, 1.0)}, ["serum_IgG"])
+    assert shown["intensity"].tolist() == [40.0, 10.0] and shown["infected"].tolist() == [True, False]
