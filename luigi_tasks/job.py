@@ -302,6 +302,24 @@ class PlateTask(luigi.Task):
         return dict(cached)
 
     @classmethod
+    def unused_settings(cls, values):
+        """Return the names of settings that do not shape this class's outputs under ``values``.
+
+        ``values`` maps every setting of the task to its value string. A job whose strategy
+        reads a setting only in some configurations names it here for the others, so that
+        changing it there leaves this job's outputs, and everything downstream, valid.
+        """
+        return set()
+
+    @classmethod
+    def unused_settings_above(cls, values):
+        """Return the names that this class or any class above it leaves unused under ``values``."""
+        names = set(cls.unused_settings(values))
+        for upstream in cls.upstream:
+            names |= upstream.unused_settings_above(values)
+        return names
+
+    @classmethod
     def setting_params(cls):
         """Return ``{name: parameter}`` of every setting that shapes this class's outputs: upstream and own."""
         return {**cls.upstream_setting_params(), **cls.own_setting_params()}
@@ -352,9 +370,10 @@ class PlateTask(luigi.Task):
         parameters. Upstream settings are also covered by the upstream
         fingerprints; listing them here too keeps an output's record complete.
         """
-        params = self.setting_params()
-        return {name: value for name, value in self.setting_values().items()
-                if name not in params or params[name].significant}
+        params, values = self.setting_params(), self.setting_values()
+        unused = self.unused_settings_above(values)
+        return {name: value for name, value in values.items()
+                if name not in unused and (name not in params or params[name].significant)}
 
     def fingerprint_payload(self):
         """Return what the fingerprint hashes: family, settings, upstream fingerprints (and a raised output format)."""

@@ -77,6 +77,11 @@ class CellSegmentation(AssayImageJob):
     cells_foreground = setting("cells", "foreground")
     cells_foreground_threshold = setting("cells", "foreground_threshold")
 
+    @classmethod
+    def unused_settings(cls, values):
+        """The cell model and the distance weight shape the cells only under the learned split."""
+        return set() if values.get("cells_height_map") == "learned" else {"cells_model", "cells_distance_weight"}
+
     @property
     def learned(self):
         return self.cells_height_map == "learned"

@@ -49,3 +49,22 @@ def test_a_task_carries_only_the_settings_it_declares():
     assert tasks.PlateExports.own_setting_params() == {}
     assert "infection_threshold_factor" in tasks.PlateExports.upstream_setting_params()
     assert "infection_threshold_factor" not in tasks.CellFeatures.upstream_setting_params()
+
+
+def test_the_cell_model_shapes_the_outputs_only_under_the_learned_split(tmp_path):
+    import luigi
+
+    from antibodies.tasks import CellFeatures
+
+    def fingerprints(**changed):
+        luigi.task_register.Register.clear_instance_cache()
+        values = dict(load_config(None, SPEC_PATH), **changed)
+        settings = CellFeatures.serialize_settings(values)
+        options = dict(plate_dir=str(tmp_path / "plate"), output_dir=str(tmp_path / "out"), image_name="a")
+        return [CellSegmentation.from_settings(settings, **options).fingerprint(),
+                CellFeatures.from_settings(settings, **options).fingerprint()]
+
+    other_model = {"cells_model": "elsewhere", "cells_distance_weight": 0.5}
+    assert fingerprints(cells_height_map="distance") == fingerprints(cells_height_map="distance", **other_model)
+    learned = fingerprints(cells_height_map="learned"), fingerprints(cells_height_map="learned", **other_model)
+    assert all(a != b for a, b in zip(*learned))

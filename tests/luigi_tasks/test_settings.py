@@ -82,3 +82,19 @@ def test_a_raised_output_format_makes_the_outputs_and_everything_downstream_stal
     monkeypatch.setattr(Smooth, "output_format", 2)
     payload, smooth_after, threshold_after = fingerprints()
     assert payload["format"] == 2 and smooth_after != smooth_before and threshold_after != threshold_before
+
+
+def test_a_setting_a_job_leaves_unused_changes_no_fingerprint_downstream(toy, tmp_path, monkeypatch):
+    def fingerprints(**changed):
+        luigi.task_register.Register.clear_instance_cache()
+        settings = dict(SETTINGS, **changed)
+        threshold = Threshold.from_settings(settings, **options(tmp_path, image_name="a"))
+        count = CountTable.from_settings(settings, **options(tmp_path))
+        return threshold.fingerprint(), count.fingerprint(), count.significant_params()
+
+    monkeypatch.setattr(Threshold, "unused_settings", classmethod(
+        lambda cls, values: {"threshold_value"} if values["smooth_sigma"] == "0.0" else set()))
+    unused = fingerprints(smooth_sigma="0.0"), fingerprints(smooth_sigma="0.0", threshold_value="9.0")
+    assert unused[0][:2] == unused[1][:2] and "threshold_value" not in unused[0][2]
+    used = fingerprints(), fingerprints(threshold_value="9.0")
+    assert used[0][0] != used[1][0] and used[0][1] != used[1][1] and used[0][2] == SETTINGS
