@@ -1,15 +1,16 @@
-"""A learned cell split against the distance split, on processed bench plates (offline).
+"""A learned cell split against a run's cells, on processed bench plates (offline).
 
 The cell model (``antibodies/training/train_cell_model.py``; bundled:
-``vero_cells_v1``) gives each image an object probability; here it replaces
-the distance to the nuclei as the watershed's height map with *our* nuclei as
-markers and *our* foreground, so only the split differs::
+``vero_cells_v1``) gives each image an object probability; here it is the
+watershed's height map with the run's nuclei as markers and the run's cells
+as the mask, so only the split differs from the run's (a run of the distance
+split, or of another cell model)::
 
     python bench/learned_cell_split.py antibodies/models/vero_cells_v1 \
         --plates tune_standard_scheme1,tune_broad_scheme1,tune_grown_cells_scheme1 --images 8 --weights 0,0.01
 
 It reads the plates that ``bench/generalization.py`` rendered and processed
-under ``--root`` (raw TIFFs, truth, and the default run's nuclei and cells)
+under ``--root`` (raw TIFFs, truth, and the nuclei and cells of run ``--variant``)
 and prints, per plate and height map, cells F1@0.5, the mean IoU of matched
 cells and the median bias and absolute error of the well scores against the
 true ratio (true infected calls and true backgrounds). Older experiment models
@@ -73,11 +74,11 @@ def evaluate(args):
         for truth_file in sorted((root / "truth" / plate).glob("*.npz"))[: args.images]:
             truth = np.load(truth_file)
             raw = tifffile.imread(root / "raw" / plate / f"{truth_file.stem}.tiff")
-            with open_file(root / "out" / "default" / plate / f"{truth_file.stem}.h5") as container:
+            with open_file(root / "out" / args.variant / plate / f"{truth_file.stem}.h5") as container:
                 nuclei, ours = read_image(container, "nucleus_segmentation"), read_image(container, "cell_segmentation")
             prob = cell_probability(lambda image: model.predict(image)[0], raw[pages["nuclei"]],
                                     raw[pages["serum_IgG"]], factor, normalize_percentile)
-            splits = {"distance (default)": ours}
+            splits = {"the run's cells": ours}
             for weight in args.weights:
                 height = ProbabilityHeightMap(prob, weight).compute(nuclei, None, None)
                 splits[f"learned + {weight} x distance"] = watershed(height, markers=nuclei, mask=ours > 0)
@@ -103,6 +104,7 @@ def main():
     parser.add_argument("--plates", required=True, help="comma separated plate names under ROOT/raw")
     parser.add_argument("--images", type=int, default=8, help="first images of each plate")
     parser.add_argument("--root", default="/tmp/bench_generalization")
+    parser.add_argument("--variant", default="default", help="the output folder under ROOT/out whose nuclei and cells are used")
     parser.add_argument("--weights", type=lambda text: [float(w) for w in text.split(",")], default=[0.0, 0.01],
                         help="distance weights to add to the negated probability")
     args = parser.parse_args()

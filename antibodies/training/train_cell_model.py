@@ -93,16 +93,20 @@ def _augmenter(seed):
 
 
 def train_cell_model(out_dir, name, images=800, steps=4000, factor=4, batch_size=8, exclude=(),
-                     architecture="narrow_deep"):
-    """Train a cell model and write its folder ``out_dir/name``; return the folder."""
+                     architecture="narrow_deep", seed=1, init=None, decay=False):
+    """Train a cell model and write its folder ``out_dir/name``; return the folder.
+
+    ``seed`` draws the training renders; ``init`` is a model folder whose weights training starts
+    from (same network); ``decay`` lowers the learning rate by a cosine after the first 30 % of the steps.
+    """
     import keras
     from stardist.models import Config2D, StarDist2D
 
     from antibodies.models import CELL_MODEL_INPUT
-    from antibodies.training.train_nuclei_model import ARCHITECTURES, _tidy_model_folder
+    from antibodies.training.train_nuclei_model import ARCHITECTURES, _cosine_schedule, _tidy_model_folder
 
     started = time.time()
-    x_train, y_train = draw_training_images(images, 1, factor, exclude)
+    x_train, y_train = draw_training_images(images, seed, factor, exclude)
     x_val, y_val = draw_training_images(24, 2, factor, exclude)
     logger.info("drew %d training and %d validation renders in %.0f s", len(x_train), len(x_val),
                 time.time() - started)
@@ -114,6 +118,12 @@ def train_cell_model(out_dir, name, images=800, steps=4000, factor=4, batch_size
                       train_epochs=math.ceil(steps / 100), train_steps_per_epoch=100, train_learning_rate=3e-4,
                       train_tensorboard=False, **shape)
     model = StarDist2D(config, name=name, basedir=str(out_dir))
+    if init:
+        model.keras_model.load_weights(str(Path(init) / "weights_best.h5"))
+    if decay:
+        model.prepare_for_training()
+        model.callbacks.append(keras.callbacks.LearningRateScheduler(
+            _cosine_schedule(config.train_epochs, config.train_learning_rate)))
     model.train(x_train, y_train, validation_data=(x_val, y_val), augmenter=_augmenter(0))
     folder = Path(out_dir) / name
     (folder / CELL_MODEL_INPUT).write_text(json.dumps({"bin": factor}))
@@ -132,11 +142,15 @@ def main(argv=None):
     parser.add_argument("--bin", type=int, default=4, help="bin the input this many pixels per side")
     parser.add_argument("--batch", type=int, default=8)
     parser.add_argument("--exclude", default="", help="comma separated tune families left out of training")
+    parser.add_argument("--seed", type=int, default=1, help="seed of the training renders")
+    parser.add_argument("--init", default=None, help="model folder whose weights training starts from")
+    parser.add_argument("--decay", action="store_true", help="cosine decay of the learning rate after 30 %% of the steps")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
     os.environ.setdefault("CUDA_VISIBLE_DEVICES", "-1")
     train_cell_model(args.out, args.name, args.images, args.steps, args.bin, args.batch,
-                     [name for name in args.exclude.split(",") if name])
+                     [name for name in args.exclude.split(",") if name], seed=args.seed, init=args.init,
+                     decay=args.decay)
 
 
 if __name__ == "__main__":
