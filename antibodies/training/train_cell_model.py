@@ -1,10 +1,13 @@
 """Train the bundled cell model: where touching cells meet, learned from project-generated plates.
 
-Reproducible recipe of the bundled model (about 50 min on two CPU cores)::
+Reproducible recipes of the bundled models (about 50 min each on two CPU cores)::
 
     # vero_cells_v1: nuclei + serum binned 4 x 4, the nucleus model's U-Net, 4,000 steps
     python -m antibodies.training.train_cell_model --out antibodies/models --name vero_cells_v1 \\
         --images 800 --steps 4000 --bin 4
+    # vero_cells_v2 (the default): v1's weights, 5,000 more steps on 800 fresh renders, learning rate annealed
+    python -m antibodies.training.train_cell_model --out antibodies/models --name vero_cells_v2 \\
+        --images 800 --steps 5000 --bin 4 --seed 3 --init antibodies/models/vero_cells_v1 --decay
 
 A two-channel StarDist2D (nuclei and serum, each binned ``bin`` x ``bin`` and
 percentile-normalised: :func:`antibodies.analysis.cells.cell_model_input`,
@@ -136,7 +139,7 @@ def main(argv=None):
     """Command-line entry point; see the module docstring."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--out", default="antibodies/models", help="parent folder of the model folder")
-    parser.add_argument("--name", default="vero_cells_v1")
+    parser.add_argument("--name", default="vero_cells_v2")
     parser.add_argument("--images", type=int, default=800, help="512x512 training renders")
     parser.add_argument("--steps", type=int, default=4000)
     parser.add_argument("--bin", type=int, default=4, help="bin the input this many pixels per side")
