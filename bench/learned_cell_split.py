@@ -41,10 +41,11 @@ def _well_errors(cells, wells):
 
 def _cell_rows(truth, labels, serum, infected_ids):
     """Per predicted cell: its mean serum and whether its main true owner is infected."""
-    n_pred, n_true = labels.max() + 1, truth.max() + 1
-    counts = np.bincount((labels.astype(np.int64) * n_true + truth).ravel(), minlength=n_pred * n_true)
-    counts = counts.reshape(n_pred, n_true)
-    owner, area = counts[:, 1:].argmax(1) + 1, counts.sum(1)
+    from score_errors import owners
+
+    owner, _ = owners(labels, truth)
+    n_pred = labels.max() + 1
+    area = np.bincount(labels.ravel(), minlength=n_pred)
     means = np.bincount(labels.ravel(), serum.ravel(), n_pred) / np.maximum(area, 1)
     present = np.flatnonzero(area[1:]) + 1
     return pd.DataFrame({"mean_serum": means[present], "infected": np.isin(owner[present], infected_ids)})
