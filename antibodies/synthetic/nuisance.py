@@ -26,7 +26,10 @@ brighter or noisier than its well mates), as an :class:`ImageNuisance`:
   above render exactly as before): cells of unequal size whose borders are
   not midway between the nuclei (``cell_size_spread``, per well), serum
   that fades from the nucleus toward the cell edge (``serum_gradient``) and
-  out-of-focus glow, a wide tail of the PSF (``glow``, ``glow_scale``).
+  out-of-focus glow, a wide tail of the PSF (``glow``, ``glow_scale``);
+* a third cell model (off by default): the whole tiling stretched along one
+  direction per well (``cell_elongation``), elongated cells aligned like a
+  streaming culture.  No tune family has it: the cell model never saw it.
 
 Serum truth stays exact: every additive nuisance in a serum channel is
 background (offset, haze and autofluorescence are present under the cells
@@ -80,7 +83,7 @@ __all__ = [
 ]
 
 WELL_FIELDS = ("fraction_infected", "positive_ratio", "negative_ratio", "serum_level", "cell_area",
-               "confluence", "nucleus_area", "cell_size_spread")
+               "confluence", "nucleus_area", "cell_size_spread", "cell_elongation")
 """Range fields drawn once per well (biology)."""
 
 CHANNEL_FIELDS = ("offset", "haze_amplitude", "haze_scale", "autofluorescence")
@@ -116,6 +119,10 @@ class NuisanceRanges:
         additive weight in an additively weighted Voronoi tiling: 0 tiles
         midway between neighbouring seeds; larger values make big cells next
         to small ones, with curved borders that are not midway between them.
+    cell_elongation : tuple of float
+        Aspect ratio of an area-keeping stretch of the whole tiling along one
+        direction per well (1: none): elongated cells, aligned like a streaming
+        culture, their nuclei stretched along with them.
     offset, haze_amplitude, haze_scale, autofluorescence : tuple of float
         Per channel: camera offset, peak-to-trough amplitude and correlation
         length of the smooth additive haze, background autofluorescence.
@@ -167,6 +174,7 @@ class NuisanceRanges:
     nucleus_gamma: tuple = (0.1, 0.6)
     nucleus_halo: tuple = (1.2, 1.2)
     cell_size_spread: tuple = (0.0, 0.0)
+    cell_elongation: tuple = (1.0, 1.0)
     serum_gradient: tuple = (0.0, 0.0)
     glow: tuple = (0.0, 0.0)
     glow_scale: tuple = (10.0, 10.0)
@@ -307,7 +315,18 @@ def draw_well_params(rng, ranges, serum_roles, ratios=None, fraction_infected=No
         "marker_level": _uniform(rng, ranges.marker_level),
         "serum_levels": serum_level,
         "cell_size_spread": _uniform(rng, ranges.cell_size_spread),
+        **_elongation(rng, ranges.cell_elongation),
     }
+
+
+def _elongation(rng, bounds):
+    """``cell_elongation`` and, for a stretch, its ``cell_orientation`` (radians from the column axis).
+
+    Nothing is drawn for the default ``(1, 1)``, so the families without a
+    stretch render as before.
+    """
+    elongation = _uniform(rng, bounds)
+    return {"cell_elongation": elongation, "cell_orientation": float(rng.uniform(0.0, np.pi)) if elongation > 1 else 0.0}
 
 
 def draw_image_nuisance(rng, ranges, n_channels=5):
@@ -505,6 +524,10 @@ FAMILIES = {family.name: family for family in (
                 "spread 0.1-0.25 of the spacing) whose borders are not midway between the nuclei, serum fading "
                 "from the nucleus to the cell edge (0.3-1.2 per radius), out-of-focus glow (5-20 % of the light "
                 "in a 6-14 px tail), confluence 0.6-1.0."),
+    PlateFamily("holdout_elongated_cells", _TUNE_BROAD.replace(
+        cell_elongation=(1.8, 3.0), confluence=(0.6, 1.0), cell_area=(1800.0, 4200.0)), 13000, "holdout",
+                "A third cell model that no tune family has: the tiling stretched 1.8-3x along one direction "
+                "per well (cell areas kept), nuclei aligned with their cells, confluence 0.6-1.0."),
 )}
 """Named plate families; see the module docstring for the tune/holdout rule."""
 

@@ -315,9 +315,12 @@ def render_cell_layout(shape, params, rng):
         Well parameters from :func:`random_well_params`; optional keys
         ``dividing_fraction`` (share of seeds split into daughter pairs with
         touching nuclei, default 0.04), ``nucleus_halo`` (upper end of
-        the per-nucleus stain halo ratio, default 1.2) and
+        the per-nucleus stain halo ratio, default 1.2),
         ``cell_size_spread`` (spread of the cells' additive weights as a
-        fraction of the spacing, default 0: borders midway between seeds).
+        fraction of the spacing, default 0: borders midway between seeds) and
+        ``cell_elongation`` with ``cell_orientation`` (an area-keeping stretch
+        of the tiling along that direction, radians from the column axis;
+        default 1: none).
     rng : numpy.random.Generator
         Random source.
 
@@ -341,12 +344,14 @@ def render_cell_layout(shape, params, rng):
         return no_cells
     spacing = math.sqrt(params["cell_area"] * 2 / math.sqrt(3))
     islands = _island_mask(shape, params["confluence"], rng)
-    seeds = _split_dividing(_seed_lattice(shape, spacing, rng), spacing, rng, params.get("dividing_fraction", 0.04))
-    if len(seeds) == 0:
-        return no_cells
-    spread = params.get("cell_size_spread", 0.0)
-    weights = rng.normal(0.0, spread * spacing, len(seeds)) if spread > 0 else None
-    cells = _voronoi_cells(shape, seeds, islands, 0.85 * spacing, rng, weights)
+    stretched = params.get("cell_elongation", 1.0) > 1
+    if stretched:
+        cells, seeds = _stretched_tiling(shape, spacing, islands, params, rng)
+    else:
+        seeds = _split_dividing(_seed_lattice(shape, spacing, rng), spacing, rng, params.get("dividing_fraction", 0.04))
+        if len(seeds) == 0:
+            return no_cells
+        cells = _voronoi_cells(shape, seeds, islands, 0.85 * spacing, rng, _tiling_weights(params, spacing, seeds, rng))
     areas = np.bincount(cells.ravel(), minlength=len(seeds) + 1)
     ids = np.flatnonzero(areas[1:] >= 500) + 1
     if len(ids) == 0:
@@ -357,12 +362,15 @@ def render_cell_layout(shape, params, rng):
     nucleus_area = np.minimum(params["nucleus_area"] * np.exp(rng.normal(0, 0.3, len(ids))),
                               0.3 * areas[ids])
     nucleus_area = np.clip(nucleus_area, 120.0, 750.0)
-    elongation = np.exp(rng.uniform(0.0, 0.45, len(ids)))
+    elongation = np.exp(rng.uniform(0.0, 0.45, len(ids))) * np.sqrt(params.get("cell_elongation", 1.0))
     radius = np.sqrt(nucleus_area / np.pi)
     semi_axes = np.stack([radius * np.sqrt(elongation), radius / np.sqrt(elongation)], axis=1)
     centers = _cell_centroids(cells, ids) + rng.normal(0, 0.06 * spacing, (len(ids), 2))
     halo = rng.uniform(1.0, params.get("nucleus_halo", 1.2), len(ids))
-    painted = paint_nuclei(nuclei, rho, centers, semi_axes, rng.uniform(0, np.pi, len(ids)),
+    angles = rng.uniform(0, np.pi, len(ids))
+    if stretched:  # along the stretch, within about +-0.3 rad
+        angles = params["cell_orientation"] + 0.2 * (angles - np.pi / 2)
+    painted = paint_nuclei(nuclei, rho, centers, semi_axes, angles,
                            rng.uniform(0.0, 0.09, len(ids)), rng, ids=ids, region=cells, min_kept=0.6,
                            halo=halo, owners=owners)
     keep = np.zeros(len(seeds) + 1, bool)
@@ -372,6 +380,37 @@ def render_cell_layout(shape, params, rng):
     halo_by_id[ids] = halo
     cells, nuclei, owners, halo_by_id = _relabel(cells, nuclei, owners, halo_by_id)
     return cells, nuclei, {"owners": owners, "rho": rho, "halo": halo_by_id}
+
+
+def _tiling_weights(params, spacing, seeds, rng):
+    """Additive weights of the tiling (``cell_size_spread``), or None for a plain Voronoi tiling."""
+    spread = params.get("cell_size_spread", 0.0)
+    return rng.normal(0.0, spread * spacing, len(seeds)) if spread > 0 else None
+
+
+def _stretch(shape, elongation, orientation):
+    """The (2, 2) inverse of an area-keeping stretch by ``elongation`` along ``orientation`` and the
+    shape of the canvas whose stretch covers an (M, N) image."""
+    along = np.array([math.sin(orientation), math.cos(orientation)])  # (row, column) of the stretch axis
+    across = np.array([-along[1], along[0]])
+    inverse = np.outer(along, along) / math.sqrt(elongation) + np.outer(across, across) * math.sqrt(elongation)
+    corners = (np.array([[0, 0], [shape[0], 0], [0, shape[1]], [shape[0], shape[1]]]) - np.array(shape) / 2) @ inverse.T
+    return inverse, tuple(int(math.ceil(extent)) + 2 for extent in np.ptp(corners, axis=0))
+
+
+def _stretched_tiling(shape, spacing, islands, params, rng):
+    """Tile a canvas as usual and stretch it onto the (M, N) image: elongated, aligned cells.
+
+    Returns the (M, N) cell labels (0 outside ``islands``) and the canvas seeds (their count sets the ids).
+    """
+    inverse, canvas = _stretch(shape, params["cell_elongation"], params["cell_orientation"])
+    seeds = _split_dividing(_seed_lattice(canvas, spacing, rng), spacing, rng, params.get("dividing_fraction", 0.04))
+    tiling = _voronoi_cells(canvas, seeds, np.ones(canvas, bool), 0.85 * spacing, rng,
+                            _tiling_weights(params, spacing, seeds, rng))
+    offset = np.array(canvas) / 2 - inverse @ (np.array(shape) / 2)
+    cells = ndi.affine_transform(tiling, inverse, offset=offset, output_shape=shape, order=0, mode="constant")
+    cells[~islands] = 0
+    return cells, seeds
 
 
 def _cell_centroids(cells, ids):
