@@ -224,7 +224,7 @@ def test_later_cell_models_are_off_in_the_earlier_families():
 def test_stretched_tiling_elongates_cells_along_the_well_orientation():
     from skimage.measure import regionprops
 
-    params = draw_well_params(np.random.default_rng(1), FAMILIES["holdout_elongated_cells"].ranges, ("serum_IgG",))
+    params = draw_well_params(np.random.default_rng(1), FAMILIES["tune_elongated_cells"].ranges, ("serum_IgG",))
     params.update(cell_elongation=2.5, cell_orientation=0.0, confluence=1.0)  # stretched along the columns
     cells, nuclei, _ = render_cell_layout((256, 256), params, np.random.default_rng(2))
     inner = [region for region in regionprops(cells) if region.area >= 1000]
@@ -243,7 +243,7 @@ def test_nuisance_ranges_reject_reversed_pairs():
 
 
 @pytest.mark.parametrize("family", ["tune_broad", "holdout_hazy_dim", "tune_offsets_dim_serum", "holdout_uneven_dim",
-                                    "holdout_grown_cells", "holdout_elongated_cells"])
+                                    "holdout_grown_cells", "tune_elongated_cells", "holdout_streaming_cells"])
 def test_true_ratio_stays_exact_under_nuisance(family):
     ranges = FAMILIES[family].ranges
     rng = np.random.default_rng(4)
