@@ -2,7 +2,13 @@
 
 Reproducible recipes of the bundled models::
 
-    # vero_nuclei_v4 (the default model): v3's data and network on a 4 x 4 grid (2x cheaper), 10,000 steps, ~25 min
+    # vero_nuclei_v5: v4's weights, 2,000 more steps on fresh data of which a half
+    # of the nuisance crops has stretched cells with long, aligned nuclei
+    python -m antibodies.training.train_nuclei_model --out antibodies/models \\
+        --name vero_nuclei_v5 --steps 2000 --seed 5 --n-train 1200 --n-val 64 \\
+        --plate-fraction 0.15 --nuisance-fraction 0.35 --intensity-noise --architecture narrow_deep_grid4 \\
+        --stretched --init antibodies/models/vero_nuclei_v4
+    # vero_nuclei_v4: v3's data and network on a 4 x 4 grid (2x cheaper), 10,000 steps, ~25 min
     python -m antibodies.training.train_nuclei_model --out antibodies/models \\
         --name vero_nuclei_v4 --steps 10000 --seed 0 --n-train 1200 --n-val 64 \\
         --plate-fraction 0.15 --nuisance-fraction 0.35 --intensity-noise --architecture narrow_deep_grid4
@@ -84,14 +90,21 @@ ARCHITECTURES = {
 }
 
 
-def _nuisance_training_ranges():
+def _nuisance_training_ranges(stretched=False):
     """Return the nuisance ranges of the v3 training crops: the tune families, wider in nucleus appearance.
 
     Optics, staining and biology come from the ``tune_broad`` family (which
     contains ``tune_standard``); nucleus size (150-700 px), brightness,
     texture, profile, halo, blur, cell density (sparse to confluent) and noise
-    are widened.  Holdout families are not used.
+    are widened.  With ``stretched`` (v5) a second set of ranges, drawn for half
+    of the crops, also stretches the tiling 1.5-3.2x (``tune_elongated_cells``
+    goes to 3x): long, aligned nuclei.  Holdout families are not used.
     """
+    widened = _widened_tune_ranges()
+    return [widened, widened.replace(cell_elongation=(1.5, 3.2))] if stretched else [widened]
+
+
+def _widened_tune_ranges():
     from antibodies.synthetic.nuisance import FAMILIES
 
     return FAMILIES["tune_broad"].ranges.replace(
@@ -303,7 +316,8 @@ def _cosine_schedule(epochs, learning_rate, final_fraction=0.05):
 
 
 def train_model(out_dir, name, steps, seed=0, n_train=1000, n_val=48, plate_fraction=0.25,
-                steps_per_epoch=100, architecture="narrow_deep", nuisance_fraction=0.0, intensity_noise=False):
+                steps_per_epoch=100, architecture="narrow_deep", nuisance_fraction=0.0, intensity_noise=False,
+                stretched=False, init=None):
     """Train, threshold-optimise and tidy a StarDist2D nucleus model.
 
     Parameters
@@ -331,6 +345,11 @@ def train_model(out_dir, name, steps, seed=0, n_train=1000, n_val=48, plate_frac
         own ranges.  0 reproduces the v1/v2 recipe.
     intensity_noise : bool
         Use the intensity and noise augmentation (see :func:`make_augmenter`).
+    stretched : bool
+        Half of the nuisance training crops with stretched, elongated cells
+        and nuclei (:func:`_nuisance_training_ranges`; v5).
+    init : str or pathlib.Path, optional
+        A model folder of the same network whose weights training starts from.
 
     Returns
     -------
@@ -343,7 +362,7 @@ def train_model(out_dir, name, steps, seed=0, n_train=1000, n_val=48, plate_frac
     keras.utils.set_random_seed(seed)
     started = time.time()
     x_train, y_train = make_dataset(n_train, seed, plate_fraction, nuisance_fraction=nuisance_fraction,
-                                    nuisance_ranges=[_nuisance_training_ranges()])
+                                    nuisance_ranges=_nuisance_training_ranges(stretched))
     x_val, y_val = make_dataset(n_val, seed + 10_000, plate_fraction, nuisance_fraction=nuisance_fraction,
                                 nuisance_ranges=_tune_family_ranges())
     logger.info("drew %d training and %d validation images in %.0f s",
@@ -351,6 +370,8 @@ def train_model(out_dir, name, steps, seed=0, n_train=1000, n_val=48, plate_frac
 
     config = build_config(steps, steps_per_epoch, architecture=architecture)
     model = StarDist2D(config, name=name, basedir=str(out_dir))
+    if init:
+        model.keras_model.load_weights(str(Path(init) / "weights_best.h5"))
     model.prepare_for_training()
     model.callbacks.append(keras.callbacks.LearningRateScheduler(
         _cosine_schedule(config.train_epochs, config.train_learning_rate)))
@@ -396,11 +417,14 @@ def main(argv=None):
                         help="fraction of nuisance-renderer crops (tune-family ranges; v3)")
     parser.add_argument("--intensity-noise", action="store_true",
                         help="intensity and noise augmentation (v3)")
+    parser.add_argument("--stretched", action="store_true",
+                        help="half of the nuisance crops with stretched cells and long nuclei (v5)")
+    parser.add_argument("--init", default=None, help="model folder whose weights training starts from")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
     train_model(args.out, args.name, args.steps, args.seed, args.n_train, args.n_val,
                 args.plate_fraction, args.steps_per_epoch, args.architecture, args.nuisance_fraction,
-                args.intensity_noise)
+                args.intensity_noise, args.stretched, args.init)
 
 
 if __name__ == "__main__":

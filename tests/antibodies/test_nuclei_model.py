@@ -110,3 +110,12 @@ def test_training_architectures_choose_the_grid():
     assert tuple(build_config(100).grid) == (2, 2)
     grid4 = build_config(100, architecture="narrow_deep_grid4")
     assert tuple(grid4.grid) == (4, 4) and grid4.unet_n_depth == 4 and grid4.unet_n_filter_base == 16
+
+
+def test_stretched_training_crops_draw_half_of_their_ranges_stretched():
+    from antibodies.training.train_nuclei_model import _nuisance_training_ranges
+
+    plain, = _nuisance_training_ranges()
+    widened, stretched = _nuisance_training_ranges(stretched=True)
+    assert plain == widened and plain.cell_elongation == (1.0, 1.0)
+    assert stretched == widened.replace(cell_elongation=(1.5, 3.2))
