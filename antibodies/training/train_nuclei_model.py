@@ -2,7 +2,7 @@
 
 Reproducible recipes of the bundled models::
 
-    # vero_nuclei_v5: v4's weights, 2,000 more steps on fresh data of which a half
+    # vero_nuclei_v5 (the default model): v4's weights, 2,000 more steps on fresh data of which a half
     # of the nuisance crops has stretched cells with long, aligned nuclei
     python -m antibodies.training.train_nuclei_model --out antibodies/models \\
         --name vero_nuclei_v5 --steps 2000 --seed 5 --n-train 1200 --n-val 64 \\
