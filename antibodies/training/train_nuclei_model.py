@@ -41,8 +41,10 @@ Training data are drawn by the project itself, never downloaded:
   the ``tune_broad`` family widened in nucleus appearance (area 150-700 px,
   level, texture, profile, halo, blur 0.7-2.0, confluence 0.2-1, up to 25 %
   dividing cells with touching nuclei), for validation (best weights and
-  thresholds) the tune families' own ranges.  Holdout families are never
-  used for training, validation or thresholds.
+  thresholds) the tune families' own ranges (those of the day: v3 ran
+  before ``tune_grown_cells`` existed and v4 before ``tune_elongated_cells``,
+  so their exact validation sets need their commits).  Holdout families are
+  never used for training, validation or thresholds.
 
 v3 also augments intensity and noise (``--intensity-noise``: background
 ramps, slight blur, shot-like and Gaussian noise on the normalised image).
