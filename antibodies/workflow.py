@@ -67,7 +67,7 @@ class CellAnalysis(PlateWorkflow):
     def check_config(self, values):
         """Fail before any work if the nucleus model (or the cell model the split needs) cannot be found."""
         resolve_model_folder(values["nuclei_model"])
-        if values["cells_height_map"] == "learned":
+        if CellSegmentation.uses_cell_model(values):
             cell_model_binning(resolve_model_folder(values["cells_model"]))
 
     def jobs_to_run(self, values):
