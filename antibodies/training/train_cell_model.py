@@ -1,13 +1,16 @@
 """Train the bundled cell model: where touching cells meet, learned from project-generated plates.
 
-Reproducible recipes of the bundled models (about 50 min each on two CPU cores)::
+Reproducible recipes of the bundled models (45-50 min each on two CPU cores)::
 
     # vero_cells_v1: nuclei + serum binned 4 x 4, the nucleus model's U-Net, 4,000 steps
     python -m antibodies.training.train_cell_model --out antibodies/models --name vero_cells_v1 \\
         --images 800 --steps 4000 --bin 4
-    # vero_cells_v2 (the default): v1's weights, 5,000 more steps on 800 fresh renders, learning rate annealed
+    # vero_cells_v2: v1's weights, 5,000 more steps on 800 fresh renders, learning rate annealed
     python -m antibodies.training.train_cell_model --out antibodies/models --name vero_cells_v2 \\
         --images 800 --steps 5000 --bin 4 --seed 3 --init antibodies/models/vero_cells_v1 --decay
+    # vero_cells_v3: v2's weights, 1,500 more steps on 800 renders that include tune_elongated_cells
+    python -m antibodies.training.train_cell_model --out antibodies/models --name vero_cells_v3 \\
+        --images 800 --steps 1500 --bin 4 --seed 4 --init antibodies/models/vero_cells_v2 --decay
 
 A two-channel StarDist2D (nuclei and serum, each binned ``bin`` x ``bin`` and
 percentile-normalised: :func:`antibodies.analysis.cells.cell_model_input`,
