@@ -8,7 +8,7 @@ from antibodies.models import BUNDLED_MODELS_DIR, CELL_MODEL_INPUT, ModelNotFoun
 
 from .conftest import cell_analysis
 
-CELL_MODEL = "vero_cells_v2"
+CELL_MODEL = "vero_cells_v3"
 CELL_MODEL_FILES = ("config.json", "weights_best.h5", CELL_MODEL_INPUT)
 
 
