@@ -15,7 +15,10 @@ model and answers calls of :data:`FUNCTIONS` over a Unix socket until
 
 A task run in the ``luigi`` process itself (``--workers 1``) keeps the model in
 that process, as before. If a server cannot be started or dies, the task loads
-the model itself (logged), so segmentation never depends on the server.
+the model itself (logged), so segmentation never depends on the server. Either
+way the model runs with the server's thread settings: TensorFlow's results
+differ in the last bits with the number of threads, and the labels must not
+depend on where the model ran.
 """
 import argparse
 import contextlib
@@ -45,8 +48,19 @@ SERVER_SLOTS = 16
 """At most this many servers per run (one per task running at once, i.e. per worker)."""
 START_TIMEOUT = 180.0
 SERVER_THREADS = ("TF_NUM_INTRAOP_THREADS", "TF_NUM_INTEROP_THREADS", "OMP_NUM_THREADS")
-"""Thread settings a server gets (1) unless the environment sets them: with TensorFlow's default (all
+"""Thread settings a model gets (1) unless the environment sets them: with TensorFlow's default (all
 cores) a server took 2.1 CPU-s and 2.1 s per 930x1024 image, with one thread 0.5 CPU-s and 0.75 s."""
+
+
+def _with_model_threads(env):
+    """Set the :data:`SERVER_THREADS` that ``env`` (a mapping) does not set to 1; return ``env``.
+
+    One server per worker and about one worker per core: one thread each. The
+    model in a task process gets the same, so its results equal the server's.
+    """
+    for name in SERVER_THREADS:
+        env.setdefault(name, "1")
+    return env
 
 
 def _run_dir(owner):
@@ -90,6 +104,7 @@ class _InProcess:
     def __init__(self, folder):
         from . import _load_cached
 
+        _with_model_threads(os.environ)  # read by TensorFlow when it starts, before the model's first call
         self.model = _load_cached(str(folder))
 
     def run(self, function, *args):
@@ -183,9 +198,7 @@ def _start_and_connect(address, folder, run_dir, slot):
     log = open(run_dir / f"slot{slot}.log", "ab")
     command = [sys.executable, "-m", "antibodies.models.server", "--socket", address, "--model", str(folder),
                "--owner", str(os.getppid())]
-    env = dict(os.environ)
-    for name in SERVER_THREADS:  # one server per worker and about one worker per core: one thread each
-        env.setdefault(name, "1")
+    env = _with_model_threads(dict(os.environ))
     server = subprocess.Popen(command, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
                               close_fds=True, env=env)
     log.close()

@@ -1,9 +1,9 @@
-"""The StarDist server's run folders."""
+"""The StarDist server: its run folders, and the same answers wherever the model runs."""
 import os
 import subprocess
 import sys
 
-from antibodies.models.server import remove_ended_runs
+from antibodies.models.server import SERVER_THREADS, remove_ended_runs
 
 
 def test_folders_of_ended_runs_are_removed_and_live_ones_kept(tmp_path):
@@ -15,3 +15,31 @@ def test_folders_of_ended_runs_are_removed_and_live_ones_kept(tmp_path):
         (folder / "slot0.lock").write_text("")
     remove_ended_runs(tmp_path)
     assert not gone.exists() and alive.exists() and other.exists()
+
+
+PROBABILITY = """
+import sys
+import numpy as np
+from antibodies.models import BUNDLED_MODELS_DIR
+from antibodies.models.server import _InProcess
+
+image = np.random.default_rng(0).random((64, 64, 2)).astype(np.float32)
+probability = _InProcess(BUNDLED_MODELS_DIR / "vero_cells_v3").run("object_probability", image)
+np.save(sys.argv[1], probability)
+"""
+
+
+def test_the_model_in_a_task_process_answers_bit_for_bit_as_a_server(tmp_path):
+    """A task that lost its server loads the model itself; with TensorFlow's default threads (one per core)
+    its probabilities differed from the one-thread server's in the last bits, and so did the cells."""
+    import numpy as np
+
+    base = {name: value for name, value in os.environ.items() if name not in SERVER_THREADS}
+    base["CUDA_VISIBLE_DEVICES"] = "-1"
+    runs = {"task": base, "server": {**base, **dict.fromkeys(SERVER_THREADS, "1")}}
+    for name, env in runs.items():
+        subprocess.run([sys.executable, "-c", PROBABILITY, str(tmp_path / f"{name}.npy")], env=env, check=True,
+                       capture_output=True)
+    task, server = np.load(tmp_path / "task.npy"), np.load(tmp_path / "server.npy")
+    assert task.shape == (64, 64) and task.std() > 0
+    np.testing.assert_array_equal(task, server)
