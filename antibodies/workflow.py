@@ -67,7 +67,7 @@ class CellAnalysis(PlateWorkflow):
     def check_config(self, values):
         """Fail before any work if the nucleus model (or the cell model the split needs) cannot be found."""
         resolve_model_folder(values["nuclei_model"])
-        if CellSegmentation.uses_cell_model(values):
+        if CellSegmentation.uses_cell_model(values["cells_height_map"]):
             cell_model_binning(resolve_model_folder(values["cells_model"]))
 
     def jobs_to_run(self, values):

@@ -78,18 +78,18 @@ class CellSegmentation(AssayImageJob):
     cells_foreground_threshold = setting("cells", "foreground_threshold")
 
     @staticmethod
-    def uses_cell_model(values):
-        """Whether the settings ``values`` (name -> value) split the cells with the learned cell model."""
-        return values.get("cells_height_map") == "learned"
+    def uses_cell_model(height_map):
+        """Whether ``[cells] height_map`` = ``height_map`` splits the cells with the learned cell model."""
+        return height_map == "learned"
 
     @classmethod
     def unused_settings(cls, values):
         """The cell model and the distance weight shape the cells only under the learned split."""
-        return set() if cls.uses_cell_model(values) else {"cells_model", "cells_distance_weight"}
+        return set() if cls.uses_cell_model(values.get("cells_height_map")) else {"cells_model", "cells_distance_weight"}
 
     @property
     def learned(self):
-        return self.uses_cell_model({"cells_height_map": self.cells_height_map})
+        return self.uses_cell_model(self.cells_height_map)
 
     @property
     def uses_gpu(self):
