@@ -37,7 +37,7 @@ from pathlib import Path
 
 import numpy as np
 
-__all__ = ["draw_training_images", "train_cell_model", "main"]
+__all__ = ["tune_family_draws", "draw_training_images", "train_cell_model", "main"]
 
 logger = logging.getLogger(__name__)
 
@@ -62,7 +62,22 @@ def _render_one(task):
     return cell_model_input(stack[0], stack[2], factor, normalize_percentile), labels
 
 
-def draw_training_images(count, seed, factor, exclude=()):
+def tune_family_draws(exclude=(), weights=None):
+    """Return the tune families a render draws from, each repeated by its integer weight (default 1).
+
+    With every weight 1 the draws are those of the recipes written before weights existed.
+    """
+    from antibodies.synthetic.nuisance import FAMILIES
+
+    weights = dict(weights or {})
+    unknown = set(weights) - {name for name, family in FAMILIES.items() if family.role == "tune"}
+    if unknown:
+        raise ValueError(f"weights name {sorted(unknown)}, which are not tune families")
+    names = sorted(name for name, family in FAMILIES.items() if family.role == "tune" and name not in exclude)
+    return [name for name in names for _ in range(weights.get(name, 1))]
+
+
+def draw_training_images(count, seed, factor, exclude=(), weights=None):
     """Return model inputs and cell labels of up to ``count`` renders, each of a random tune family.
 
     Parameters
@@ -75,10 +90,10 @@ def draw_training_images(count, seed, factor, exclude=()):
         Binning of the input (labels are subsampled alike).
     exclude : sequence of str
         Tune families left out.
+    weights : dict of str to int, optional
+        Tune families drawn this many times as often as the others.
     """
-    from antibodies.synthetic.nuisance import FAMILIES
-
-    names = sorted(name for name, family in FAMILIES.items() if family.role == "tune" and name not in exclude)
+    names = tune_family_draws(exclude, weights)
     with Pool(min(2, os.cpu_count())) as pool:
         pairs = [pair for pair in pool.map(_render_one, [((seed, i), names, factor) for i in range(count)]) if pair]
     return [image for image, _ in pairs], [labels for _, labels in pairs]
@@ -99,10 +114,11 @@ def _augmenter(seed):
 
 
 def train_cell_model(out_dir, name, images=800, steps=4000, factor=4, batch_size=8, exclude=(),
-                     architecture="narrow_deep", seed=1, init=None, decay=False):
+                     architecture="narrow_deep", seed=1, init=None, decay=False, weights=None):
     """Train a cell model and write its folder ``out_dir/name``; return the folder.
 
-    ``seed`` draws the training renders; ``init`` is a model folder whose weights training starts
+    ``seed`` draws the training renders and ``weights`` their families (validation renders draw
+    every family alike); ``init`` is a model folder whose weights training starts
     from (same network); ``decay`` lowers the learning rate by a cosine after the first 30 % of the steps.
     """
     import keras
@@ -112,7 +128,7 @@ def train_cell_model(out_dir, name, images=800, steps=4000, factor=4, batch_size
     from antibodies.training.train_nuclei_model import ARCHITECTURES, _cosine_schedule, _tidy_model_folder
 
     started = time.time()
-    x_train, y_train = draw_training_images(images, seed, factor, exclude)
+    x_train, y_train = draw_training_images(images, seed, factor, exclude, weights)
     x_val, y_val = draw_training_images(24, 2, factor, exclude)
     logger.info("drew %d training and %d validation renders in %.0f s", len(x_train), len(x_val),
                 time.time() - started)
@@ -151,12 +167,21 @@ def main(argv=None):
     parser.add_argument("--seed", type=int, default=1, help="seed of the training renders")
     parser.add_argument("--init", default=None, help="model folder whose weights training starts from")
     parser.add_argument("--decay", action="store_true", help="cosine decay of the learning rate after 30 %% of the steps")
+    parser.add_argument("--weight", action="append", default=[], metavar="FAMILY=N",
+                        help="draw this tune family N times as often as the others (repeatable)")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
     os.environ.setdefault("CUDA_VISIBLE_DEVICES", "-1")
     train_cell_model(args.out, args.name, args.images, args.steps, args.bin, args.batch,
                      [name for name in args.exclude.split(",") if name], seed=args.seed, init=args.init,
-                     decay=args.decay)
+                     decay=args.decay, weights=_parse_weights(args.weight))
+
+
+def _parse_weights(items):
+    pairs = [item.split("=", 1) for item in items]
+    if any(len(pair) != 2 or not pair[1].isdigit() or int(pair[1]) < 1 for pair in pairs):
+        raise SystemExit(f"--weight takes FAMILY=N with N a whole number >= 1, got {items}")
+    return {family: int(count) for family, count in pairs}
 
 
 if __name__ == "__main__":

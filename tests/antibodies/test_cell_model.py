@@ -84,3 +84,16 @@ def test_training_renders_are_binned_like_the_pipeline_input():
     for image, label in zip(images, labels):
         assert image.shape == (128, 128, 2) and image.dtype == np.float32
         assert label.shape == (128, 128) and label.dtype == np.int32 and label.max() >= 3
+
+
+def test_family_weights_repeat_a_family_and_leave_the_uniform_draws_as_they_were():
+    from antibodies.synthetic.nuisance import FAMILIES
+    from antibodies.training.train_cell_model import tune_family_draws
+
+    tune = sorted(name for name, family in FAMILIES.items() if family.role == "tune")
+    assert tune_family_draws() == tune
+    weighted = tune_family_draws(exclude=("tune_density",), weights={"tune_elongated_cells": 3})
+    assert weighted.count("tune_elongated_cells") == 3 and "tune_density" not in weighted
+    assert len(weighted) == len(tune) + 1
+    with pytest.raises(ValueError, match="holdout_streaming_cells"):
+        tune_family_draws(weights={"holdout_streaming_cells": 2})
