@@ -208,8 +208,9 @@ def cell_model_binning(folder):
         factor = int(json.loads(path.read_text())["bin"])
     except (OSError, ValueError, KeyError, TypeError) as error:
         raise ModelNotFoundError(
-            f"{path}: not a cell model ({type(error).__name__}: {error}). To fix: set [cells] model to the bundled "
-            f'"vero_cells_v3" or to a folder written by `python -m antibodies.training.train_cell_model`, which '
+            f"{path}: not a cell model ({type(error).__name__}: {error}). To fix: set [cells] model to a bundled "
+            f"cell model (a vero_cells_* folder in {BUNDLED_MODELS_DIR}) or to a folder written by "
+            f"`python -m antibodies.training.train_cell_model`, which "
             f'holds {CELL_MODEL_INPUT} (e.g. {{"bin": 4}}) beside config.json and weights_best.h5.'
         ) from None
     if factor < 1:

@@ -5,10 +5,11 @@ import numpy as np
 import pytest
 
 from antibodies.models import BUNDLED_MODELS_DIR, CELL_MODEL_INPUT, ModelNotFoundError, cell_model_binning
+from antibodies.settings import setting
 
 from .conftest import cell_analysis
 
-CELL_MODEL = "vero_cells_v3"
+CELL_MODEL = setting("cells", "model")._default
 CELL_MODEL_FILES = ("config.json", "weights_best.h5", CELL_MODEL_INPUT)
 
 

@@ -22,9 +22,10 @@ import sys
 import numpy as np
 from antibodies.models import BUNDLED_MODELS_DIR
 from antibodies.models.server import _InProcess
+from antibodies.settings import setting
 
 image = np.random.default_rng(0).random((64, 64, 2)).astype(np.float32)
-probability = _InProcess(BUNDLED_MODELS_DIR / "vero_cells_v3").run("object_probability", image)
+probability = _InProcess(BUNDLED_MODELS_DIR / setting("cells", "model")._default).run("object_probability", image)
 np.save(sys.argv[1], probability)
 """
 
