@@ -11,6 +11,10 @@ Reproducible recipes of the bundled models (45-50 min each on two CPU cores)::
     # vero_cells_v3: v2's weights, 1,500 more steps on 800 renders that include tune_elongated_cells
     python -m antibodies.training.train_cell_model --out antibodies/models --name vero_cells_v3 \\
         --images 800 --steps 1500 --bin 4 --seed 4 --init antibodies/models/vero_cells_v2 --decay
+    # vero_cells_v4: v3's weights, 1,500 more steps, long cells drawn 3x and grown cells 2x as often
+    python -m antibodies.training.train_cell_model --out antibodies/models --name vero_cells_v4 \\
+        --images 800 --steps 1500 --bin 4 --seed 5 --init antibodies/models/vero_cells_v3 --decay \\
+        --weight tune_elongated_cells=3 --weight tune_grown_cells=2
 
 A two-channel StarDist2D (nuclei and serum, each binned ``bin`` x ``bin`` and
 percentile-normalised: :func:`antibodies.analysis.cells.cell_model_input`,
