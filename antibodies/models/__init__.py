@@ -210,8 +210,8 @@ def cell_model_binning(folder):
         raise ModelNotFoundError(
             f"{path}: not a cell model ({type(error).__name__}: {error}). To fix: set [cells] model to a bundled "
             f"cell model (a vero_cells_* folder in {BUNDLED_MODELS_DIR}) or to a folder written by "
-            f"`python -m antibodies.training.train_cell_model`, which "
-            f'holds {CELL_MODEL_INPUT} (e.g. {{"bin": 4}}) beside config.json and weights_best.h5.'
+            f'`python -m antibodies.training.train_cell_model`, which holds {CELL_MODEL_INPUT} (e.g. {{"bin": 4}}) '
+            "beside config.json and weights_best.h5."
         ) from None
     if factor < 1:
         raise ModelNotFoundError(f"{path}: bin must be a positive integer, got {factor}. To fix: correct the file.")
