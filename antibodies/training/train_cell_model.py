@@ -74,11 +74,11 @@ def tune_family_draws(exclude=(), weights=None):
     from antibodies.synthetic.nuisance import FAMILIES
 
     weights = dict(weights or {})
-    unknown = set(weights) - {name for name, family in FAMILIES.items() if family.role == "tune"}
+    tune = sorted(name for name, family in FAMILIES.items() if family.role == "tune")
+    unknown = set(weights) - set(tune)
     if unknown:
         raise ValueError(f"weights name {sorted(unknown)}, which are not tune families")
-    names = sorted(name for name, family in FAMILIES.items() if family.role == "tune" and name not in exclude)
-    return [name for name in names for _ in range(weights.get(name, 1))]
+    return [name for name in tune if name not in exclude for _ in range(weights.get(name, 1))]
 
 
 def draw_training_images(count, seed, factor, exclude=(), weights=None):
