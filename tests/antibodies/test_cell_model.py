@@ -5,11 +5,12 @@ import numpy as np
 import pytest
 
 from antibodies.models import BUNDLED_MODELS_DIR, CELL_MODEL_INPUT, ModelNotFoundError, cell_model_binning
-from antibodies.settings import setting
+from antibodies.settings import SPEC_PATH
+from luigi_tasks.config import load_config
 
 from .conftest import cell_analysis
 
-CELL_MODEL = setting("cells", "model")._default
+CELL_MODEL = load_config(None, SPEC_PATH)["cells_model"]
 CELL_MODEL_FILES = ("config.json", "weights_best.h5", CELL_MODEL_INPUT)
 
 

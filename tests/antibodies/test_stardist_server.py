@@ -22,10 +22,11 @@ import sys
 import numpy as np
 from antibodies.models import BUNDLED_MODELS_DIR
 from antibodies.models.server import _InProcess
-from antibodies.settings import setting
+from antibodies.settings import SPEC_PATH
+from luigi_tasks.config import load_config
 
 image = np.random.default_rng(0).random((64, 64, 2)).astype(np.float32)
-probability = _InProcess(BUNDLED_MODELS_DIR / setting("cells", "model")._default).run("object_probability", image)
+probability = _InProcess(BUNDLED_MODELS_DIR / load_config(None, SPEC_PATH)["cells_model"]).run("object_probability", image)
 np.save(sys.argv[1], probability)
 """
 
