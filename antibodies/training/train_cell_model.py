@@ -15,14 +15,21 @@ Reproducible recipes of the bundled models (45-50 min each on two CPU cores)::
     python -m antibodies.training.train_cell_model --out antibodies/models --name vero_cells_v4 \\
         --images 800 --steps 1500 --bin 4 --seed 5 --init antibodies/models/vero_cells_v3 --decay \\
         --weight tune_elongated_cells=3 --weight tune_grown_cells=2
+    # vero_cells_v5: v4's weights, 2,000 more steps, half the renders of every tune family stretched
+    python -m antibodies.training.train_cell_model --out antibodies/models --name vero_cells_v5 \\
+        --images 800 --steps 2000 --bin 4 --seed 6 --init antibodies/models/vero_cells_v4 --decay \\
+        --weight tune_grown_cells=2 --stretched 0.5
 
 A two-channel StarDist2D (nuclei and serum, each binned ``bin`` x ``bin`` and
 percentile-normalised: :func:`antibodies.analysis.cells.cell_model_input`,
 exactly as the pipeline makes its input) learns the *cells* of 512 x 512
 renders of the plate renderer with its nuisance layer, each drawn from the
 ranges of a random **tune** family (both cell models: the warped Voronoi
-tiling and the additively weighted one of ``tune_grown_cells``). Held-out
-families are never used. Validation renders (best weights) use another seed.
+tiling and the additively weighted one of ``tune_grown_cells``). With
+``--stretched F`` a fraction F of the renders, of any tune family, also has
+its tiling stretched 1.5-3.2x along one direction (long, aligned cells, equal
+or unequal). Held-out families are never used. Validation renders (best
+weights) use another seed.
 Augmentation: quarter turns, flips, per-channel gain and offset. The pipeline
 uses only the object probability (``[cells] height_map = learned``): its
 ridges between cells are the borders the watershed follows.
@@ -54,12 +61,15 @@ def _render_one(task):
     from antibodies.analysis.nuclei import normalize_percentile
     from antibodies.synthetic.nuisance import FAMILIES, draw_image_nuisance, draw_well_params
     from antibodies.synthetic.plate import render_image
+    from antibodies.training.train_nuclei_model import STRETCHED_TILING
 
-    seed, names, factor = task
+    seed, names, factor, stretched = task
     rng = np.random.default_rng(seed)
-    family = FAMILIES[names[int(rng.integers(len(names)))]]
-    params = draw_well_params(rng, family.ranges, ("serum_IgG",))
-    stack, truth = render_image(RENDER_SHAPE, ROLES, params, rng, draw_image_nuisance(rng, family.ranges, 3))
+    ranges = FAMILIES[names[int(rng.integers(len(names)))]].ranges
+    if stretched and np.random.default_rng((*seed, 1)).random() < stretched:
+        ranges = ranges.replace(cell_elongation=STRETCHED_TILING)
+    params = draw_well_params(rng, ranges, ("serum_IgG",))
+    stack, truth = render_image(RENDER_SHAPE, ROLES, params, rng, draw_image_nuisance(rng, ranges, 3))
     if truth["cells"].max() < 3:
         return None
     labels = np.ascontiguousarray(truth["cells"][::factor, ::factor], np.int32)
@@ -81,7 +91,7 @@ def tune_family_draws(exclude=(), weights=None):
     return [name for name in tune if name not in exclude for _ in range(weights.get(name, 1))]
 
 
-def draw_training_images(count, seed, factor, exclude=(), weights=None):
+def draw_training_images(count, seed, factor, exclude=(), weights=None, stretched=0.0):
     """Return model inputs and cell labels of up to ``count`` renders, each of a random tune family.
 
     Parameters
@@ -96,10 +106,14 @@ def draw_training_images(count, seed, factor, exclude=(), weights=None):
         Tune families left out.
     weights : dict of str to int, optional
         Tune families drawn this many times as often as the others.
+    stretched : float
+        Fraction of the renders whose tiling is stretched (:data:`STRETCHED_TILING`); with 0 the
+        renders are exactly those of the recipes written before this option.
     """
     names = tune_family_draws(exclude, weights)
+    tasks = [((seed, i), names, factor, stretched) for i in range(count)]
     with Pool(min(2, os.cpu_count())) as pool:
-        pairs = [pair for pair in pool.map(_render_one, [((seed, i), names, factor) for i in range(count)]) if pair]
+        pairs = [pair for pair in pool.map(_render_one, tasks) if pair]
     return [image for image, _ in pairs], [labels for _, labels in pairs]
 
 
@@ -118,12 +132,13 @@ def _augmenter(seed):
 
 
 def train_cell_model(out_dir, name, images=800, steps=4000, factor=4, batch_size=8, exclude=(),
-                     architecture="narrow_deep", seed=1, init=None, decay=False, weights=None):
+                     architecture="narrow_deep", seed=1, init=None, decay=False, weights=None, stretched=0.0):
     """Train a cell model and write its folder ``out_dir/name``; return the folder.
 
-    ``seed`` draws the training renders and ``weights`` their families (validation renders draw
-    every family alike); ``init`` is a model folder whose weights training starts
-    from (same network); ``decay`` lowers the learning rate by a cosine after the first 30 % of the steps.
+    ``seed`` draws the training renders, ``weights`` their families and ``stretched`` the fraction
+    of them with a stretched tiling (validation renders draw every family alike, unstretched);
+    ``init`` is a model folder whose weights training starts from (same network); ``decay``
+    lowers the learning rate by a cosine after the first 30 % of the steps.
     """
     import keras
     from stardist.models import Config2D, StarDist2D
@@ -132,7 +147,7 @@ def train_cell_model(out_dir, name, images=800, steps=4000, factor=4, batch_size
     from antibodies.training.train_nuclei_model import ARCHITECTURES, _cosine_schedule, _tidy_model_folder
 
     started = time.time()
-    x_train, y_train = draw_training_images(images, seed, factor, exclude, weights)
+    x_train, y_train = draw_training_images(images, seed, factor, exclude, weights, stretched)
     x_val, y_val = draw_training_images(24, 2, factor, exclude)
     logger.info("drew %d training and %d validation renders in %.0f s", len(x_train), len(x_val),
                 time.time() - started)
@@ -173,12 +188,14 @@ def main(argv=None):
     parser.add_argument("--decay", action="store_true", help="cosine decay of the learning rate after 30 %% of the steps")
     parser.add_argument("--weight", action="append", default=[], metavar="FAMILY=N",
                         help="draw this tune family N times as often as the others (repeatable)")
+    parser.add_argument("--stretched", type=float, default=0.0, metavar="F",
+                        help="stretch the tiling of this fraction of the training renders 1.5-3.2x")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
     os.environ.setdefault("CUDA_VISIBLE_DEVICES", "-1")
     train_cell_model(args.out, args.name, args.images, args.steps, args.bin, args.batch,
                      [name for name in args.exclude.split(",") if name], seed=args.seed, init=args.init,
-                     decay=args.decay, weights=_parse_weights(args.weight))
+                     decay=args.decay, weights=_parse_weights(args.weight), stretched=args.stretched)
 
 
 def _parse_weights(items):

@@ -92,6 +92,10 @@ ARCHITECTURES = {
 }
 
 
+#: Aspect range of the stretched tiling that ``--stretched`` training renders draw (v5 of both models).
+STRETCHED_TILING = (1.5, 3.2)
+
+
 def _nuisance_training_ranges(stretched=False):
     """Return the nuisance ranges of the v3 training crops: the tune families, wider in nucleus appearance.
 
@@ -103,7 +107,7 @@ def _nuisance_training_ranges(stretched=False):
     goes to 3x): long, aligned nuclei.  Holdout families are not used.
     """
     widened = _widened_tune_ranges()
-    return [widened, widened.replace(cell_elongation=(1.5, 3.2))] if stretched else [widened]
+    return [widened, widened.replace(cell_elongation=STRETCHED_TILING)] if stretched else [widened]
 
 
 def _widened_tune_ranges():

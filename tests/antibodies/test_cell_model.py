@@ -99,3 +99,20 @@ def test_family_weights_repeat_a_family_and_leave_the_uniform_draws_as_they_were
     assert len(weighted) == len(tune) + 1
     with pytest.raises(ValueError, match="holdout_streaming_cells"):
         tune_family_draws(weights={"holdout_streaming_cells": 2})
+
+
+def test_stretched_renders_have_long_cells_and_zero_leaves_the_renders_as_they_were():
+    from skimage.measure import regionprops
+
+    from antibodies.training.train_cell_model import _render_one
+
+    def aspect(labels):
+        props = [p for p in regionprops(labels) if p.area >= 20]
+        return np.median([p.major_axis_length / max(p.minor_axis_length, 1) for p in props])
+
+    task = ((7, 3), ["tune_standard"], 2)
+    plain, plain_labels = _render_one((*task, 0.0))
+    again, _ = _render_one((*task, 0.0))
+    stretched, stretched_labels = _render_one((*task, 1.0))
+    assert np.array_equal(plain, again)
+    assert aspect(stretched_labels) > aspect(plain_labels) + 0.4, (aspect(stretched_labels), aspect(plain_labels))
