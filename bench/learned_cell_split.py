@@ -13,7 +13,8 @@ It reads the plates that ``bench/generalization.py`` rendered and processed
 under ``--root`` (raw TIFFs, truth, and the nuclei and cells of run ``--variant``)
 and prints, per plate and height map, cells F1@0.5, the mean IoU of matched
 cells and the median bias and absolute error of the well scores against the
-true ratio (true infected calls and true backgrounds). Older experiment models
+true ratio (true infected calls and true backgrounds; only wells with at least
+``MIN_INFECTED`` infected cells, counted in the column ``wells``). Older experiment models
 without ``input.json`` (full resolution) still load. Choose only on tune plates.
 """
 import argparse
@@ -29,11 +30,15 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 
+#: Wells with fewer infected cells than this have no offline score: a median of fewer says little.
+MIN_INFECTED = 5
+
+
 def _well_errors(cells, wells):
     errors = []
     for well, group in cells.groupby("well"):
         ratio = wells.at[well, "ratio_serum_IgG"]
-        if np.isfinite(ratio) and group.infected.sum() >= 5:
+        if np.isfinite(ratio) and group.infected.sum() >= MIN_INFECTED:
             score = group[group.infected].mean_serum.median() / group[~group.infected].mean_serum.median()
             errors.append((score - ratio) / ratio)
     return np.array(errors)
@@ -95,7 +100,7 @@ def evaluate(args):
             errors = _well_errors(pd.concat(cells[name]), wells)
             rows.append({"plate": plate, "height map": name, "cells F1": figures.f1.mean(),
                          "matched IoU": figures.iou.mean(), "bias %": 100 * np.median(errors),
-                         "abs. error %": 100 * np.median(np.abs(errors))})
+                         "abs. error %": 100 * np.median(np.abs(errors)), "wells": len(errors)})
     print(pd.DataFrame(rows).round(3).to_string(index=False))
 
 
