@@ -27,7 +27,7 @@ __all__ = ["BUNDLED_MODEL", "BUNDLED_MODELS_DIR", "CELL_MODEL_INPUT", "ModelNotF
 
 logger = logging.getLogger(__name__)
 
-BUNDLED_MODEL = "vero_nuclei_v5"
+BUNDLED_MODEL = "vero_nuclei_v6"
 """Name of the nucleus model shipped with the package (the default)."""
 
 BUNDLED_MODELS_DIR = Path(__file__).resolve().parent
@@ -176,7 +176,7 @@ def load_stardist_model(spec=BUNDLED_MODEL):
     Parameters
     ----------
     spec : str or os.PathLike
-        ``"vero_nuclei_v5"`` (bundled, default; ``"vero_nuclei_v1"`` to ``"vero_nuclei_v4"`` are also
+        ``"vero_nuclei_v6"`` (bundled, default; ``"vero_nuclei_v1"`` to ``"vero_nuclei_v5"`` are also
         bundled), a path to a model folder,
         or the name of a StarDist pretrained model present in the local
         Keras cache (e.g. ``"2D_versatile_fluo"``).

@@ -2,7 +2,12 @@
 
 Reproducible recipes of the bundled models::
 
-    # vero_nuclei_v5 (the default model): v4's weights, 2,000 more steps on fresh data of which a half
+    # vero_nuclei_v6 (the default model): v5's recipe continued from v5's weights on fresh data (seed 6)
+    python -m antibodies.training.train_nuclei_model --out antibodies/models \\
+        --name vero_nuclei_v6 --steps 2000 --seed 6 --n-train 1200 --n-val 64 \\
+        --plate-fraction 0.15 --nuisance-fraction 0.35 --intensity-noise --architecture narrow_deep_grid4 \\
+        --stretched --init antibodies/models/vero_nuclei_v5
+    # vero_nuclei_v5: v4's weights, 2,000 more steps on fresh data of which a half
     # of the nuisance crops has stretched cells with long, aligned nuclei
     python -m antibodies.training.train_nuclei_model --out antibodies/models \\
         --name vero_nuclei_v5 --steps 2000 --seed 5 --n-train 1200 --n-val 64 \\

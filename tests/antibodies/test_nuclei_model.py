@@ -82,7 +82,8 @@ def test_normalize_percentile_maps_percentiles_to_unit_range():
     assert np.percentile(normalized, 99.0) == pytest.approx(1.0, abs=1e-6)
 
 
-@pytest.mark.parametrize("name", ["vero_nuclei_v1", "vero_nuclei_v2", "vero_nuclei_v3", "vero_nuclei_v4", "vero_nuclei_v5"])
+@pytest.mark.parametrize("name", ["vero_nuclei_v1", "vero_nuclei_v2", "vero_nuclei_v3", "vero_nuclei_v4", "vero_nuclei_v5",
+                                  "vero_nuclei_v6"])
 def test_every_bundled_model_resolves_by_name_and_is_complete(name):
     folder = resolve_model_folder(name)
     assert folder == BUNDLED_MODELS_DIR / name
@@ -91,7 +92,7 @@ def test_every_bundled_model_resolves_by_name_and_is_complete(name):
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("name", ["vero_nuclei_v3", "vero_nuclei_v4", "vero_nuclei_v5"])
+@pytest.mark.parametrize("name", ["vero_nuclei_v3", "vero_nuclei_v4", "vero_nuclei_v5", "vero_nuclei_v6"])
 def test_nuisance_trained_models_segment_a_nuisance_rendered_image(name):
     from antibodies.synthetic import FAMILIES, draw_image_nuisance, draw_well_params
 
