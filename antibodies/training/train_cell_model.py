@@ -191,6 +191,8 @@ def main(argv=None):
     parser.add_argument("--stretched", type=float, default=0.0, metavar="F",
                         help="stretch the tiling of this fraction of the training renders 1.5-3.2x")
     args = parser.parse_args(argv)
+    if not 0 <= args.stretched <= 1:
+        raise SystemExit(f"--stretched takes a fraction of the renders between 0 and 1, got {args.stretched}")
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
     os.environ.setdefault("CUDA_VISIBLE_DEVICES", "-1")
     train_cell_model(args.out, args.name, args.images, args.steps, args.bin, args.batch,

@@ -108,7 +108,7 @@ def test_stretched_renders_have_long_cells_and_zero_leaves_the_renders_as_they_w
 
     def aspect(labels):
         props = [p for p in regionprops(labels) if p.area >= 20]
-        return np.median([p.major_axis_length / max(p.minor_axis_length, 1) for p in props])
+        return np.median([p.axis_major_length / max(p.axis_minor_length, 1) for p in props])
 
     task = ((7, 3), ["tune_standard"], 2)
     plain, plain_labels = _render_one((*task, 0.0))
@@ -116,3 +116,10 @@ def test_stretched_renders_have_long_cells_and_zero_leaves_the_renders_as_they_w
     stretched, stretched_labels = _render_one((*task, 1.0))
     assert np.array_equal(plain, again)
     assert aspect(stretched_labels) > aspect(plain_labels) + 0.4, (aspect(stretched_labels), aspect(plain_labels))
+
+
+def test_a_stretched_fraction_outside_zero_to_one_is_refused():
+    from antibodies.training.train_cell_model import main
+
+    with pytest.raises(SystemExit, match="between 0 and 1, got 1.5"):
+        main(["--stretched", "1.5"])
