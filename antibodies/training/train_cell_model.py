@@ -175,6 +175,8 @@ def train_cell_model(out_dir, name, images=800, steps=4000, factor=4, batch_size
 
 def main(argv=None):
     """Command-line entry point; see the module docstring."""
+    from antibodies.training.train_nuclei_model import STRETCHED_TILING
+
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--out", default="antibodies/models", help="parent folder of the model folder")
     parser.add_argument("--name", default="vero_cells_v1", help="the defaults of the other options are its recipe")
@@ -188,8 +190,9 @@ def main(argv=None):
     parser.add_argument("--decay", action="store_true", help="cosine decay of the learning rate after 30 %% of the steps")
     parser.add_argument("--weight", action="append", default=[], metavar="FAMILY=N",
                         help="draw this tune family N times as often as the others (repeatable)")
+    low, high = STRETCHED_TILING
     parser.add_argument("--stretched", type=float, default=0.0, metavar="F",
-                        help="stretch the tiling of this fraction of the training renders 1.5-3.2x")
+                        help=f"stretch the tiling of this fraction of the training renders {low}-{high}x")
     args = parser.parse_args(argv)
     if not 0 <= args.stretched <= 1:
         raise SystemExit(f"--stretched takes a fraction of the renders between 0 and 1, got {args.stretched}")
