@@ -4,6 +4,7 @@
     python bench/generalization.py --role tune                    # the families methods may be chosen on
     python bench/generalization.py --role tune --variant plate_fixed -- --background-method plate \\
         --infection-method fixed                                  # a variant, on the tune families only
+    python bench/generalization.py --role tune --plate-index 1    # fresh renders: each family's next seed
 
 Each family (``antibodies.synthetic.nuisance.FAMILIES``) and scheme gets one
 rendered plate (``--wells`` wells x ``--sites`` sites, the last well
@@ -16,7 +17,9 @@ cut-off), wells without a score (negative ones in brackets);
 the fraction of cells called infected in the mock-infected well; the worst
 family last. Rendered plates and outputs are kept under ``--root``; a variant
 starts from a copy of the default outputs, so only what it changes is
-recomputed. Held-out families never choose a method or a number: use
+recomputed. ``--plate-index N`` renders each family's plate number N (seed
+``family.seed + N``; folders ``<family>_<scheme>_p<N>``): fresh plates of the
+same ranges, to replicate a figure on data it has never seen. Held-out families never choose a method or a number: use
 ``--role tune`` for that.
 """
 import argparse
@@ -38,16 +41,21 @@ def well_names(n_wells):
     return [f"{WELL_ROWS[i // 12]}{i % 12 + 1:02d}" for i in range(n_wells)]
 
 
-def render(root, family, scheme, n_wells, sites):
+def plate_name(family, scheme, plate_index=0):
+    """Folder name of a family's plate: ``<family>_<scheme>``, with ``_p<N>`` for plate number N > 0."""
+    return f"{family}_{scheme}" + (f"_p{plate_index}" if plate_index else "")
+
+
+def render(root, family, scheme, n_wells, sites, plate_index=0):
     from antibodies.synthetic.plate import render_family_plate
 
-    plate = root / "raw" / f"{family}_{scheme}"
-    truth = root / "truth" / f"{family}_{scheme}"
+    plate = root / "raw" / plate_name(family, scheme, plate_index)
+    truth = root / "truth" / plate.name
     if not (truth / "wells.csv").exists():
         shutil.rmtree(plate, ignore_errors=True)
         wells = well_names(n_wells)
         render_family_plate(family, scheme, plate, truth, wells=wells, sites=sites, shape=SCHEMES[scheme],
-                            mock_wells=wells[-1:])
+                            mock_wells=wells[-1:], plate_index=plate_index)
     return plate, truth
 
 
@@ -64,7 +72,7 @@ def process(plate, output, extra, workers):
 def evaluate(root, family, scheme, args):
     from antibodies.evaluation import evaluate_plate
 
-    plate, truth = render(root, family, scheme, args.wells, args.sites)
+    plate, truth = render(root, family, scheme, args.wells, args.sites, args.plate_index)
     default = root / "out" / "default" / plate.name
     output = root / "out" / args.variant / plate.name
     if args.variant != "default" and not output.exists() and default.exists():
@@ -72,7 +80,8 @@ def evaluate(root, family, scheme, args):
     seconds = process(plate, output, args.extra, args.workers)
     roles = json.loads((plate / "channel_mapping.json").read_text())
     images, figures = evaluate_plate(output, truth, plate.name, roles)
-    return {"family": family, "scheme": scheme, "images": len(images), "seconds": seconds, **figures}
+    return {"family": family, "scheme": scheme, "plate_index": args.plate_index, "images": len(images),
+            "seconds": seconds, **figures}
 
 
 def serum_cells(row):
@@ -102,6 +111,7 @@ def main():
     parser.add_argument("--wells", type=int, default=12)
     parser.add_argument("--sites", type=int, default=2)
     parser.add_argument("--workers", type=int, default=2)
+    parser.add_argument("--plate-index", type=int, default=0, help="each family's plate number (its seed + N)")
     parser.add_argument("--root", default="/tmp/bench_generalization")
     parser.add_argument("--variant", default="default", help="name of the output folder of this variant")
     parser.add_argument("extra", nargs="*", help="after --: extra CellAnalysis arguments of the variant")
@@ -119,7 +129,8 @@ def main():
         print(f"{row['family']:26s} {row['scheme']} nuclei {row['nuclei_f1']:.3f} cells {row['cells_f1']:.3f} "
               f"infected {row['infected_accuracy']:.3f} (worst image {row['worst_image_infected_accuracy']:.3f}, "
               f"mock {row['mock_infected_fraction']:.3f})  {serum_cells(row)}")
-    results = root / f"results_{args.role}_{args.variant}.json"
+    suffix = f"_p{args.plate_index}" if args.plate_index else ""
+    results = root / f"results_{args.role}_{args.variant}{suffix}.json"
     results.write_text(json.dumps(rows, indent=1, default=float))
     print(f"(all figures: {results})")
 
