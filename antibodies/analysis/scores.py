@@ -6,7 +6,9 @@ per-cell mean intensities (``means - background.median``) of infected /
 control cells:
 
 ``S_score``
-    ``median(I) / median(C)``
+    ``median(I) / median(C)``, each median estimated by a *median estimator*:
+    :class:`SampleMedian` (batchlib's, the default) or :class:`HarrellDavisMedian`
+    (``[scores] median_estimator``)
 ``S_score_log_se``
     asymptotic standard error of ``log(S_score)`` from the two medians:
     ``sqrt(se(I)**2 + se(C)**2)`` with ``se(X) = 1.2533 * 1.4826 *
@@ -50,6 +52,7 @@ from typing import NamedTuple
 
 import numpy as np
 import pandas as pd
+from scipy.special import betainc
 
 from antibodies.analysis.qc import (
     DEFAULT_SERUM_RULES, DEFAULT_WELL_RULES, PASSED, combine_outlier_types, outlier_types,
@@ -60,6 +63,9 @@ from antibodies.analysis.spillover import compensate_spillover
 __all__ = [
     "ImageCells",
     "PlateScores",
+    "SampleMedian",
+    "HarrellDavisMedian",
+    "MEDIAN_ESTIMATORS",
     "SCORE_STATISTICS",
     "SERUM_STATISTICS",
     "CELL_COLUMNS",
@@ -157,6 +163,55 @@ def _median(values):
     return np.median(values) if values.size else np.float64(np.nan)
 
 
+@dataclass(frozen=True)
+class SampleMedian:
+    """The sample median: the middle value, or the mean of the middle two (batchlib's score).
+
+    Examples
+    --------
+    >>> float(SampleMedian()(np.array([1.0, 2.0, 10.0])))
+    2.0
+    """
+
+    def __call__(self, values):
+        """Median of a (N,) float array; NaN when empty."""
+        return _median(values)
+
+
+@dataclass(frozen=True)
+class HarrellDavisMedian:
+    """The Harrell-Davis median: a weighted mean of all order statistics.
+
+    Order statistic ``i`` of ``n`` gets the Beta((n + 1) / 2, (n + 1) / 2)
+    probability of ``((i - 1) / n, i / n]`` (Harrell & Davis, Biometrika 69,
+    1982).  It estimates the population median, as the sample median does,
+    with a lower variance for the small samples of a well with a handful of
+    infected cells, where the sample median keeps one or two values.  The
+    score's interval keeps the sample median's asymptotic standard error.
+
+    Examples
+    --------
+    >>> round(float(HarrellDavisMedian()(np.array([10.0, 1.0, 2.0]))), 4)  # (7 x 1 + 13 x 2 + 7 x 10) / 27
+    3.8148
+    >>> float(HarrellDavisMedian()(np.array([5.0])))
+    5.0
+    """
+
+    def __call__(self, values):
+        """Harrell-Davis median of a (N,) float array; NaN when empty."""
+        ordered = np.sort(np.asarray(values, dtype=float))
+        n = ordered.size
+        if n == 0:
+            return np.float64(np.nan)
+        shape = (n + 1) / 2
+        weights = np.diff(betainc(shape, shape, np.arange(n + 1) / n))
+        return np.float64(weights @ ordered)
+
+
+MEDIAN_ESTIMATORS = {"sample": SampleMedian(), "harrell_davis": HarrellDavisMedian()}
+"""``[scores] median_estimator`` -> the estimator of the medians in the score."""
+
+
 def _mean(values):
     return np.mean(values) if values.size else np.float64(np.nan)
 
@@ -168,13 +223,16 @@ def _relative_median_se(values, median):
     return _MEDIAN_SE * _median(np.abs(values - median)) / (np.sqrt(values.size) * median)
 
 
-def compare_intensities(infected, control):
+def compare_intensities(infected, control, median=SampleMedian()):
     """Compare background-subtracted intensities of infected and control cells.
 
     Parameters
     ----------
     infected, control : (N,) array_like of float
         Background-subtracted per-cell mean intensities.
+    median : callable
+        Median estimator of the two groups (:data:`MEDIAN_ESTIMATORS`); the
+        MAD of the controls is always the sample median of their deviations.
 
     Returns
     -------
@@ -196,7 +254,7 @@ def compare_intensities(infected, control):
     """
     infected = np.asarray(infected, dtype=float)
     control = np.asarray(control, dtype=float)
-    median_infected, median_control = _median(infected), _median(control)
+    median_infected, median_control = median(infected), median(control)
     mad_control = _median(np.abs(control - median_control))
     with np.errstate(divide="ignore", invalid="ignore"):
         stats = {
@@ -354,7 +412,7 @@ def subtract_backgrounds(cells, sera, backgrounds):
     return cells
 
 
-def summarize_cells(cells, sera, backgrounds=None):
+def summarize_cells(cells, sera, backgrounds=None, median=SampleMedian()):
     """Counts, size statistics and per-serum statistics of a pool of valid cells.
 
     Parameters
@@ -366,6 +424,8 @@ def summarize_cells(cells, sera, backgrounds=None):
         Background per serum, whose median is subtracted from the means;
         None when ``cells`` are background-subtracted already
         (`subtract_backgrounds`).
+    median : callable
+        Median estimator of the score (:data:`MEDIAN_ESTIMATORS`).
 
     Returns
     -------
@@ -390,7 +450,7 @@ def summarize_cells(cells, sera, backgrounds=None):
     for serum in sera:
         offset = 0.0 if backgrounds is None else backgrounds[serum].median
         values = cells[serum].to_numpy(dtype=float) - offset
-        stats = compare_intensities(values[infected & clear], values[control & clear])
+        stats = compare_intensities(values[infected & clear], values[control & clear], median)
         row.update({f"{serum}_{key}": value for key, value in stats.items()})
     return row
 
@@ -462,14 +522,14 @@ def _image_table(rows, outliers, sera, backgrounds, serum_rules):
     return _ordered(table, _IMAGE_KEYS, sera)
 
 
-def _well_table(pools, counts, sera, backgrounds, well_rules, serum_rules):
+def _well_table(pools, counts, sera, backgrounds, well_rules, serum_rules, median):
     rows = []
     for well in sorted(counts):
         parts = pools.get(well, [])
         cells = pd.concat(parts) if parts else _empty_cells(sera)
         n_images, n_outliers = counts[well]
         rows.append({"well_name": well, "n_images": n_images, "n_outlier_images": n_outliers,
-                     **summarize_cells(cells, sera)})
+                     **summarize_cells(cells, sera, median=median)})
     table = _frame(rows, _WELL_KEYS, sera)
     table = _add_flags(table, outlier_types(table, well_rules), sera, backgrounds, serum_rules)
     return _ordered(table, _WELL_KEYS, sera)
@@ -482,7 +542,7 @@ def _empty_cells(sera):
 
 
 def score_plate(records, backgrounds, sera=None, image_flags=None, image_serum_rules=(),
-                well_rules=DEFAULT_WELL_RULES, well_serum_rules=DEFAULT_SERUM_RULES):
+                well_rules=DEFAULT_WELL_RULES, well_serum_rules=DEFAULT_SERUM_RULES, median=SampleMedian()):
     """Image and well score tables of a plate in one pass over its images.
 
     Parameters
@@ -507,6 +567,8 @@ def score_plate(records, backgrounds, sera=None, image_flags=None, image_serum_r
     well_serum_rules : sequence of serum rules
         Per-serum rules applied to the well table (default: median infected
         intensity at least 3 x background MAD and the fixed IgG/IgA minima).
+    median : callable
+        Median estimator of the scores (:data:`MEDIAN_ESTIMATORS`).
 
     Returns
     -------
@@ -526,31 +588,31 @@ def score_plate(records, backgrounds, sera=None, image_flags=None, image_serum_r
     for record in records:
         cells = _subtracted_cells(record, sera, backgrounds)
         rows.append({"image_name": record.image_name, "site_name": record.site_name,
-                     "well_name": record.well_name, **summarize_cells(cells, sera)})
+                     "well_name": record.well_name, **summarize_cells(cells, sera, median=median)})
         n_images, n_outliers = counts.get(record.well_name, (0, 0))
         is_outlier = record.image_name in outliers
         counts[record.well_name] = (n_images + 1, n_outliers + is_outlier)
         if not is_outlier:
             pools.setdefault(record.well_name, []).append(cells)
     images = _image_table(rows, outliers, sera, backgrounds, image_serum_rules)
-    wells = _well_table(pools, counts, sera, backgrounds, well_rules, well_serum_rules)
+    wells = _well_table(pools, counts, sera, backgrounds, well_rules, well_serum_rules, median)
     return PlateScores(images, wells)
 
 
-def score_images(records, backgrounds, sera=None, image_flags=None, serum_rules=()):
+def score_images(records, backgrounds, sera=None, image_flags=None, serum_rules=(), median=SampleMedian()):
     """Image score table; see `score_plate` (its ``images``)."""
     records, sera = _detect_sera(records, sera)
     outliers = _image_outliers(image_flags)
     rows = [{"image_name": r.image_name, "site_name": r.site_name, "well_name": r.well_name,
-             **summarize_cells(_subtracted_cells(r, sera, backgrounds), sera)} for r in records]
+             **summarize_cells(_subtracted_cells(r, sera, backgrounds), sera, median=median)} for r in records]
     return _image_table(rows, outliers, sera, backgrounds, serum_rules)
 
 
 def score_wells(records, backgrounds, sera=None, image_flags=None,
-                well_rules=DEFAULT_WELL_RULES, serum_rules=DEFAULT_SERUM_RULES):
+                well_rules=DEFAULT_WELL_RULES, serum_rules=DEFAULT_SERUM_RULES, median=SampleMedian()):
     """Well score table; see `score_plate` (its ``wells``)."""
     return score_plate(records, backgrounds, sera, image_flags, (),
-                       well_rules, serum_rules).wells
+                       well_rules, serum_rules, median).wells
 
 
 def sera_in(table):

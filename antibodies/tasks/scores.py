@@ -8,7 +8,8 @@ from luigi_tasks import InvalidInputError
 from luigi_tasks.io import open_file, parse_image_name, write_table
 
 from ..analysis.qc import flag_images, make_qc_rule, manual_outlier_names, plate_warnings
-from ..analysis.scores import CELL_FRAME_COLUMNS, ImageCells, call_positive, score_plate, split_by_serum
+from ..analysis.scores import (
+    CELL_FRAME_COLUMNS, MEDIAN_ESTIMATORS, ImageCells, call_positive, score_plate, split_by_serum)
 from ..keys import CELL_QC_TABLE, IMAGE_TABLE, INFECTED_CELLS_TABLE, WELL_TABLE, cell_table, image_table, well_table
 from ..settings import setting
 from .background import read_backgrounds, read_image_backgrounds, subtracts_per_cell
@@ -71,6 +72,7 @@ class PlateScores(ImageCellsReader, AssayPlateJob):
     scores_positive_cutoff_IgG = setting("scores", "positive_cutoff_IgG")
     scores_positive_cutoff_IgA = setting("scores", "positive_cutoff_IgA")
     scores_positive_cutoff_IgM = setting("scores", "positive_cutoff_IgM")
+    scores_median_estimator = setting("scores", "median_estimator")
 
     @property
     def outputs(self):
@@ -109,7 +111,8 @@ class PlateScores(ImageCellsReader, AssayPlateJob):
         backgrounds = read_backgrounds(self.tables_path)
         scores = score_plate((record for record, _ in pairs), backgrounds, self.sera(), flags,
                              well_rules=(make_qc_rule("control_cells", min_control_cells=self.qc_well_min_control_cells),),
-                             well_serum_rules=self.well_serum_rules())
+                             well_serum_rules=self.well_serum_rules(),
+                             median=MEDIAN_ESTIMATORS[self.scores_median_estimator])
         cutoffs = {f"serum_{ig}": getattr(self, f"scores_positive_cutoff_{ig}") for ig in ("IgG", "IgA", "IgM")}
         images_table, wells_table = (call_positive(table, cutoffs, self.scores_call_confidence)
                                      for table in (scores.images, scores.wells))
