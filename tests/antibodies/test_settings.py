@@ -3,6 +3,7 @@ import pytest
 
 from antibodies.analysis.background import BACKGROUND_STRATEGIES
 from antibodies.analysis.infection import INFECTION_METHODS
+from antibodies.analysis.scores import MEDIAN_ESTIMATORS
 from antibodies.settings import SPEC_PATH, setting
 from antibodies.tasks import CellSegmentation, InfectionDecision, PlateBackground
 from antibodies.tasks.segmentation import FOREGROUNDS, HEIGHT_MAPS
@@ -12,6 +13,7 @@ from luigi_tasks.config import flat_name, load_config, spec_entries
 @pytest.mark.parametrize("section, key, registry", [
     ("cells", "height_map", HEIGHT_MAPS), ("cells", "foreground", FOREGROUNDS),
     ("infection", "method", INFECTION_METHODS), ("background", "method", BACKGROUND_STRATEGIES),
+    ("scores", "median_estimator", MEDIAN_ESTIMATORS),
 ])
 def test_every_choice_of_the_configspec_has_a_strategy(section, key, registry):
     assert set(setting(section, key)._choices) <= set(registry)
