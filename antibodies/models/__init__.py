@@ -19,16 +19,19 @@ import logging
 import os
 from pathlib import Path
 
+from luigi_tasks.config import load_config
 from luigi_tasks.errors import BatchlibError
 from luigi_tasks.log import native_output_to_log
+
+from antibodies.settings import SPEC_PATH
 
 __all__ = ["BUNDLED_MODEL", "BUNDLED_MODELS_DIR", "CELL_MODEL_INPUT", "ModelNotFoundError", "cell_model_binning",
            "load_stardist_model", "resolve_model_folder"]
 
 logger = logging.getLogger(__name__)
 
-BUNDLED_MODEL = "vero_nuclei_v6"
-"""Name of the nucleus model shipped with the package (the default)."""
+BUNDLED_MODEL = load_config(None, SPEC_PATH)["nuclei_model"]
+"""Name of the nucleus model shipped with the package (the default): the configspec's ``[nuclei] model``."""
 
 BUNDLED_MODELS_DIR = Path(__file__).resolve().parent
 """Folder holding the bundled model folders."""
