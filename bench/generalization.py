@@ -19,8 +19,8 @@ family last. Rendered plates and outputs are kept under ``--root``; a variant
 starts from a copy of the default outputs, so only what it changes is
 recomputed. ``--plate-index N`` renders each family's plate number N (seed
 ``family.seed + N``; folders ``<family>_<scheme>_p<N>``): fresh plates of the
-same ranges, to replicate a figure on data it has never seen. Held-out families never choose a method or a number: use
-``--role tune`` for that.
+same ranges, to replicate a figure on data it has never seen. Held-out
+families never choose a method or a number: use ``--role tune`` for that.
 """
 import argparse
 import json
@@ -41,9 +41,14 @@ def well_names(n_wells):
     return [f"{WELL_ROWS[i // 12]}{i % 12 + 1:02d}" for i in range(n_wells)]
 
 
+def plate_suffix(plate_index):
+    """``_p<N>`` for a family's plate number N > 0 (folders and results files); plate 0 has none."""
+    return f"_p{plate_index}" if plate_index else ""
+
+
 def plate_name(family, scheme, plate_index=0):
-    """Folder name of a family's plate: ``<family>_<scheme>``, with ``_p<N>`` for plate number N > 0."""
-    return f"{family}_{scheme}" + (f"_p{plate_index}" if plate_index else "")
+    """Folder name of a family's plate: ``<family>_<scheme>`` and its `plate_suffix`."""
+    return f"{family}_{scheme}{plate_suffix(plate_index)}"
 
 
 def render(root, family, scheme, n_wells, sites, plate_index=0):
@@ -129,8 +134,7 @@ def main():
         print(f"{row['family']:26s} {row['scheme']} nuclei {row['nuclei_f1']:.3f} cells {row['cells_f1']:.3f} "
               f"infected {row['infected_accuracy']:.3f} (worst image {row['worst_image_infected_accuracy']:.3f}, "
               f"mock {row['mock_infected_fraction']:.3f})  {serum_cells(row)}")
-    suffix = f"_p{args.plate_index}" if args.plate_index else ""
-    results = root / f"results_{args.role}_{args.variant}{suffix}.json"
+    results = root / f"results_{args.role}_{args.variant}{plate_suffix(args.plate_index)}.json"
     results.write_text(json.dumps(rows, indent=1, default=float))
     print(f"(all figures: {results})")
 
