@@ -19,6 +19,10 @@ Reproducible recipes of the bundled models (40-50 min each on two CPU cores)::
     python -m antibodies.training.train_cell_model --out antibodies/models --name vero_cells_v5 \\
         --images 800 --steps 2000 --bin 4 --seed 6 --init antibodies/models/vero_cells_v4 --decay \\
         --weight tune_grown_cells=2 --stretched 0.5
+    # vero_cells_v6: v5's weights, 2,000 more steps on fresh renders, grown cells drawn 3x as often
+    python -m antibodies.training.train_cell_model --out antibodies/models --name vero_cells_v6 \\
+        --images 800 --steps 2000 --bin 4 --seed 7 --init antibodies/models/vero_cells_v5 --decay \\
+        --weight tune_grown_cells=3 --stretched 0.5
 
 A two-channel StarDist2D (nuclei and serum, each binned ``bin`` x ``bin`` and
 percentile-normalised: :func:`antibodies.analysis.cells.cell_model_input`,
