@@ -183,7 +183,8 @@ def main(argv=None):
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--out", default="antibodies/models", help="parent folder of the model folder")
-    parser.add_argument("--name", default="vero_cells_v1", help="the defaults of the other options are its recipe")
+    parser.add_argument("--name", default="vero_cells_v1",
+                        help="model folder name (the defaults of the other options are vero_cells_v1's recipe)")
     parser.add_argument("--images", type=int, default=800, help="512x512 training renders")
     parser.add_argument("--steps", type=int, default=4000)
     parser.add_argument("--bin", type=int, default=4, help="bin the input this many pixels per side")
