@@ -4,7 +4,8 @@ import json
 import numpy as np
 import pytest
 
-from antibodies.models import BUNDLED_MODELS_DIR, CELL_MODEL_INPUT, ModelNotFoundError, cell_model_binning
+from antibodies.models import (BUNDLED_MODELS_DIR, CELL_MODEL_INPUT, ModelNotFoundError, cell_model_binning,
+                               resolve_model_folder)
 from antibodies.settings import SPEC_PATH
 from luigi_tasks.config import load_config
 
@@ -19,6 +20,14 @@ def test_bundled_cell_model_folder_is_small_and_complete():
     assert sorted(p.name for p in folder.iterdir()) == sorted(CELL_MODEL_FILES)
     assert sum(p.stat().st_size for p in folder.iterdir()) < 10 * 2 ** 20
     assert json.loads((folder / "config.json").read_text())["n_channel_in"] == 2
+    assert cell_model_binning(folder) == 4
+
+
+@pytest.mark.parametrize("name", [f"vero_cells_v{version}" for version in range(1, 7)])
+def test_every_bundled_cell_model_resolves_by_name_and_is_complete(name):
+    folder = resolve_model_folder(name)
+    assert folder == BUNDLED_MODELS_DIR / name
+    assert sorted(p.name for p in folder.iterdir()) == sorted(CELL_MODEL_FILES)
     assert cell_model_binning(folder) == 4
 
 
