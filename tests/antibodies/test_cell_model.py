@@ -15,19 +15,13 @@ CELL_MODEL = load_config(None, SPEC_PATH)["cells_model"]
 CELL_MODEL_FILES = ("config.json", "weights_best.h5", CELL_MODEL_INPUT)
 
 
-def test_bundled_cell_model_folder_is_small_and_complete():
-    folder = BUNDLED_MODELS_DIR / CELL_MODEL
-    assert sorted(p.name for p in folder.iterdir()) == sorted(CELL_MODEL_FILES)
-    assert sum(p.stat().st_size for p in folder.iterdir()) < 10 * 2 ** 20
-    assert json.loads((folder / "config.json").read_text())["n_channel_in"] == 2
-    assert cell_model_binning(folder) == 4
-
-
-@pytest.mark.parametrize("name", [f"vero_cells_v{version}" for version in range(1, 7)])
-def test_every_bundled_cell_model_resolves_by_name_and_is_complete(name):
+@pytest.mark.parametrize("name", sorted({f"vero_cells_v{version}" for version in range(1, 7)} | {CELL_MODEL}))
+def test_every_bundled_cell_model_resolves_by_name_and_is_small_and_complete(name):
     folder = resolve_model_folder(name)
     assert folder == BUNDLED_MODELS_DIR / name
     assert sorted(p.name for p in folder.iterdir()) == sorted(CELL_MODEL_FILES)
+    assert sum(p.stat().st_size for p in folder.iterdir()) < 10 * 2 ** 20
+    assert json.loads((folder / "config.json").read_text())["n_channel_in"] == 2
     assert cell_model_binning(folder) == 4
 
 
