@@ -31,11 +31,12 @@ HEIGHT_MAPS = {
 """Height map strategies keyed by ``[cells] height_map``, built from the image's cell probability (``learned``
 only; else None) and ``[cells] distance_weight``."""
 FOREGROUNDS = {
-    "guided": lambda threshold: GuidedOtsuForeground(),
-    "otsu": lambda threshold: OtsuForeground(),
-    "fixed": lambda threshold: FixedThresholdForeground(threshold=threshold),
+    "guided": lambda threshold, envelope: GuidedOtsuForeground(envelope_radii=envelope),
+    "otsu": lambda threshold, envelope: OtsuForeground(),
+    "fixed": lambda threshold, envelope: FixedThresholdForeground(threshold=threshold),
 }
-"""Foreground strategies keyed by ``[cells] foreground``, built from ``[cells] foreground_threshold``."""
+"""Foreground strategies keyed by ``[cells] foreground``, built from ``[cells] foreground_threshold`` and
+``[cells] foreground_envelope``."""
 
 
 def _threshold(value):
@@ -76,6 +77,7 @@ class CellSegmentation(AssayImageJob):
     cells_distance_weight = setting("cells", "distance_weight")
     cells_foreground = setting("cells", "foreground")
     cells_foreground_threshold = setting("cells", "foreground_threshold")
+    cells_foreground_envelope = setting("cells", "foreground_envelope")
 
     @staticmethod
     def uses_cell_model(height_map):
@@ -84,8 +86,10 @@ class CellSegmentation(AssayImageJob):
 
     @classmethod
     def unused_settings(cls, values):
-        """The cell model and the distance weight shape the cells only under the learned split."""
-        return set() if cls.uses_cell_model(values.get("cells_height_map")) else {"cells_model", "cells_distance_weight"}
+        """The cell model and the distance weight shape the cells only under the learned split, the envelope only
+        the guided foreground."""
+        unused = set() if cls.uses_cell_model(values.get("cells_height_map")) else {"cells_model", "cells_distance_weight"}
+        return unused if values.get("cells_foreground") == "guided" else unused | {"cells_foreground_envelope"}
 
     @property
     def learned(self):
@@ -101,7 +105,7 @@ class CellSegmentation(AssayImageJob):
 
     def foreground(self):
         """The foreground strategy chosen by the parameters."""
-        return FOREGROUNDS[self.cells_foreground](self.cells_foreground_threshold)
+        return FOREGROUNDS[self.cells_foreground](self.cells_foreground_threshold, self.cells_foreground_envelope)
 
     def height_map(self, nuclei_image, serum):
         """The height map strategy chosen by the parameters, for this image."""

@@ -5,6 +5,7 @@ from antibodies.analysis.cells import (
     DistanceHeightMap,
     FixedThresholdForeground,
     GuidedOtsuForeground,
+    rolling_ball_level,
     IntensityHeightMap,
     OtsuForeground,
     ProbabilityHeightMap,
@@ -222,6 +223,37 @@ def test_guided_foreground_without_far_pixels_uses_the_farthest_percent():
     nuclei = nuclei[:, :64]
     mask = GuidedOtsuForeground(smoothing_sigma=0).find(serum, nuclei)
     assert mask.shape == serum.shape and mask[:30].all()
+
+
+def confluent_stripes():
+    """98 x 98: 7 cells, 12 px wide stripes between 2 px gaps (100); cells 0, 1, 3 bright (3000), the rest dim (300).
+
+    Each cell's 3 x 3 nucleus sits at its top, so the pixels far from every nucleus lie inside the cells.
+    """
+    serum = np.full((98, 98), 100.0)
+    nuclei = np.zeros((98, 98), dtype=np.int32)
+    for i, left in enumerate(range(2, 98, 14)):
+        serum[:, left:left + 12] = 3000.0 if i in (0, 1, 3) else 300.0
+        nuclei[4:7, left + 5:left + 8] = i + 1
+    return serum, nuclei
+
+
+def test_guided_foreground_keeps_the_dim_cells_of_a_confluent_field():
+    serum, nuclei = confluent_stripes()
+    cells = serum > 100.0
+    far_only = GuidedOtsuForeground(smoothing_sigma=0, envelope_radii=0).find(serum, nuclei)
+    np.testing.assert_array_equal(far_only, serum > 300.0)          # the far pixels are dim cytoplasm: dim cells lost
+    np.testing.assert_array_equal(GuidedOtsuForeground(smoothing_sigma=0).find(serum, nuclei), cells)
+
+
+def test_rolling_ball_level_is_the_gap_level_and_keeps_a_flat_background():
+    serum, _ = confluent_stripes()
+    inside = serum == 300.0
+    assert rolling_ball_level(serum, inside, 8) == 100.0            # a 17 px window always holds a gap
+    assert rolling_ball_level(serum, inside, 5) == 300.0            # an 11 px window fits inside a 12 px cell
+    flat = np.full((40, 40), 250.0)
+    flat[10:20, 10:20] = 900.0
+    assert rolling_ball_level(flat, flat == 250.0, 8) == 250.0
 
 
 def test_fixed_threshold_foreground_is_strictly_above():
