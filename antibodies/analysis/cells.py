@@ -245,8 +245,8 @@ class GuidedOtsuForeground:
     chosen on the tune plate families (``bench/generalization.py``), where the
     mask IoU rose from 0.80 to 0.98 on dim-serum plates and stayed at 0.985
     on the others; the rolling-ball level raised it from 0.971-0.982 to
-    0.985-0.989 on the confluent tune plates and moved no other plate by
-    more than 0.001 (docs/performance.md).
+    0.985-0.989 on the confluent tune plates and lowered no other plate by
+    more than 0.002 (docs/performance.md).
 
     Examples
     --------
