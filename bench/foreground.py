@@ -22,20 +22,17 @@ import pandas as pd
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-SERA = ("serum_IgG", "serum_IgA", "serum_IgM")
-
-
 def image_ious(job):
     """``{envelope: IoU}`` of one image: (container, truth npz, envelopes)."""
     from antibodies.analysis.cells import GuidedOtsuForeground, mean_serum
-    from antibodies.keys import NUCLEUS_SEGMENTATION
+    from antibodies.keys import NUCLEUS_SEGMENTATION, SERUM_ROLES
     from luigi_tasks.io import open_file, read_image
 
     container, truth, envelopes = job
     cells = np.load(truth)["cells"] > 0
     with open_file(container) as f:
         nuclei = read_image(f, NUCLEUS_SEGMENTATION)
-        serum = mean_serum([read_image(f, key) for key in SERA if key in f])
+        serum = mean_serum([read_image(f, key) for key in SERUM_ROLES if key in f])
     ious = {}
     for envelope in envelopes:
         mask = GuidedOtsuForeground(envelope_radii=envelope).find(serum, nuclei) | (nuclei > 0)

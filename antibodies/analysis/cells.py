@@ -32,7 +32,6 @@ from antibodies.analysis.tophat import near_mask
 
 __all__ = [
     "GuidedOtsuForeground",
-    "rolling_ball_level",
     "OtsuForeground",
     "FixedThresholdForeground",
     "DistanceHeightMap",
@@ -44,6 +43,7 @@ __all__ = [
     "DEFAULT_FOREGROUND",
     "DEFAULT_HEIGHT_MAP",
     "mean_serum",
+    "rolling_ball_level",
     "segment_cells",
 ]
 

@@ -5,7 +5,6 @@ from antibodies.analysis.cells import (
     DistanceHeightMap,
     FixedThresholdForeground,
     GuidedOtsuForeground,
-    rolling_ball_level,
     IntensityHeightMap,
     OtsuForeground,
     ProbabilityHeightMap,
@@ -13,6 +12,7 @@ from antibodies.analysis.cells import (
     cell_model_input,
     cell_probability,
     mean_serum,
+    rolling_ball_level,
     segment_cells,
 )
 

@@ -70,3 +70,21 @@ def test_the_cell_model_shapes_the_outputs_only_under_the_learned_split(tmp_path
     assert fingerprints(cells_height_map="distance") == fingerprints(cells_height_map="distance", **other_model)
     learned = fingerprints(cells_height_map="learned"), fingerprints(cells_height_map="learned", **other_model)
     assert all(a != b for a, b in zip(*learned))
+
+
+def test_the_foreground_envelope_reaches_the_guided_foreground_and_only_it(tmp_path):
+    import luigi
+
+    from antibodies.analysis.cells import GuidedOtsuForeground
+
+    def task(**changed):
+        luigi.task_register.Register.clear_instance_cache()
+        settings = CellSegmentation.serialize_settings(dict(load_config(None, SPEC_PATH), **changed))
+        return CellSegmentation.from_settings(settings, plate_dir=str(tmp_path / "plate"),
+                                              output_dir=str(tmp_path / "out"), image_name="a")
+
+    assert task().foreground() == GuidedOtsuForeground(envelope_radii=5.0)
+    assert task(cells_foreground_envelope=0.0).foreground() == GuidedOtsuForeground(envelope_radii=0.0)
+    assert task().fingerprint() != task(cells_foreground_envelope=0.0).fingerprint()
+    otsu = task(cells_foreground="otsu").fingerprint()
+    assert otsu == task(cells_foreground="otsu", cells_foreground_envelope=0.0).fingerprint()
