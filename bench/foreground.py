@@ -22,6 +22,7 @@ import pandas as pd
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+
 def image_ious(job):
     """``{envelope: IoU}`` of one image: (container, truth npz, envelopes)."""
     from antibodies.analysis.cells import GuidedOtsuForeground, mean_serum

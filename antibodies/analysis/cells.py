@@ -220,7 +220,8 @@ class GuidedOtsuForeground:
     of half-width ``envelope_radii`` mean nucleus radii, wider than a cell.
     The opening removes every bright structure smaller than its window and
     keeps the level of the gaps between them; on a field with background
-    around the cells it is that background (a flat level stays flat).
+    around the cells it is about that background (a flat level stays flat,
+    haze puts it a few counts below).
 
     Parameters
     ----------

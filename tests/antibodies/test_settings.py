@@ -53,18 +53,21 @@ def test_a_task_carries_only_the_settings_it_declares():
     assert "infection_threshold_factor" not in tasks.CellFeatures.upstream_setting_params()
 
 
-def test_the_cell_model_shapes_the_outputs_only_under_the_learned_split(tmp_path):
+def image_task(cls, tmp_path, **changed):
+    """A fresh ``cls`` for image "a" under the configspec's defaults with ``changed`` settings."""
     import luigi
 
+    luigi.task_register.Register.clear_instance_cache()
+    settings = cls.serialize_settings(dict(load_config(None, SPEC_PATH), **changed))
+    return cls.from_settings(settings, plate_dir=str(tmp_path / "plate"), output_dir=str(tmp_path / "out"),
+                             image_name="a")
+
+
+def test_the_cell_model_shapes_the_outputs_only_under_the_learned_split(tmp_path):
     from antibodies.tasks import CellFeatures
 
     def fingerprints(**changed):
-        luigi.task_register.Register.clear_instance_cache()
-        values = dict(load_config(None, SPEC_PATH), **changed)
-        settings = CellFeatures.serialize_settings(values)
-        options = dict(plate_dir=str(tmp_path / "plate"), output_dir=str(tmp_path / "out"), image_name="a")
-        return [CellSegmentation.from_settings(settings, **options).fingerprint(),
-                CellFeatures.from_settings(settings, **options).fingerprint()]
+        return [image_task(cls, tmp_path, **changed).fingerprint() for cls in (CellSegmentation, CellFeatures)]
 
     other_model = {"cells_model": "elsewhere", "cells_distance_weight": 0.5}
     assert fingerprints(cells_height_map="distance") == fingerprints(cells_height_map="distance", **other_model)
@@ -73,15 +76,10 @@ def test_the_cell_model_shapes_the_outputs_only_under_the_learned_split(tmp_path
 
 
 def test_the_foreground_envelope_reaches_the_guided_foreground_and_only_it(tmp_path):
-    import luigi
-
     from antibodies.analysis.cells import GuidedOtsuForeground
 
     def task(**changed):
-        luigi.task_register.Register.clear_instance_cache()
-        settings = CellSegmentation.serialize_settings(dict(load_config(None, SPEC_PATH), **changed))
-        return CellSegmentation.from_settings(settings, plate_dir=str(tmp_path / "plate"),
-                                              output_dir=str(tmp_path / "out"), image_name="a")
+        return image_task(CellSegmentation, tmp_path, **changed)
 
     assert task().foreground() == GuidedOtsuForeground(envelope_radii=5.0)
     assert task(cells_foreground_envelope=0.0).foreground() == GuidedOtsuForeground(envelope_radii=0.0)
