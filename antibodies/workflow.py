@@ -13,7 +13,7 @@
 from luigi_tasks import PlateWorkflow, add_config_parameters, wire_steps
 
 from .inputs import AssayPlanner
-from .models import cell_model_binning, resolve_model_folder
+from .models import cell_model_binning, nuclei_model_binning, resolve_model_folder
 from .settings import SPEC_PATH
 from .tasks import (
     CellFeatures,
@@ -66,7 +66,7 @@ class CellAnalysis(PlateWorkflow):
 
     def check_config(self, values):
         """Fail before any work if the nucleus model (or the cell model the split needs) cannot be found."""
-        resolve_model_folder(values["nuclei_model"])
+        nuclei_model_binning(resolve_model_folder(values["nuclei_model"]))
         if CellSegmentation.uses_cell_model(values["cells_height_map"]):
             cell_model_binning(resolve_model_folder(values["cells_model"]))
 

@@ -63,12 +63,12 @@ def evaluate(args):
 
     from antibodies.analysis.cells import ProbabilityHeightMap, cell_probability
     from antibodies.analysis.nuclei import normalize_percentile
-    from antibodies.models import CELL_MODEL_INPUT
+    from antibodies.models import MODEL_INPUT
     from cell_segmentation import match_labels
     from luigi_tasks.io import open_file, parse_image_name, read_image
 
     folder = Path(args.model)
-    spec = json.loads((folder / CELL_MODEL_INPUT).read_text()) if (folder / CELL_MODEL_INPUT).exists() else {}
+    spec = json.loads((folder / MODEL_INPUT).read_text()) if (folder / MODEL_INPUT).exists() else {}
     factor = spec.get("bin", 2 if spec.get("binned") else 1)
     model = StarDist2D(None, name=folder.name, basedir=str(folder.parent))
     root, rows = Path(args.root), []

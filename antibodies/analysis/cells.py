@@ -28,6 +28,7 @@ from scipy import ndimage as ndi
 from skimage.filters import threshold_otsu
 from skimage.segmentation import watershed
 
+from antibodies.analysis.nuclei import binned_mean
 from antibodies.analysis.tophat import near_mask
 
 __all__ = [
@@ -504,13 +505,6 @@ class ProbabilityHeightMap:
         return height
 
 
-def _binned(image, factor):
-    """Mean of ``factor`` x ``factor`` blocks (float32); rows and columns beyond the last whole block are dropped."""
-    rows, columns = image.shape[0] // factor, image.shape[1] // factor
-    blocks = np.asarray(image[: rows * factor, : columns * factor], dtype=np.float32)
-    return blocks.reshape(rows, factor, columns, factor).mean((1, 3), dtype=np.float32)
-
-
 def cell_model_input(nuclei, serum, factor, normalizer):
     """Return the input of a learned cell model: nuclei and serum, binned and normalised.
 
@@ -533,7 +527,7 @@ def cell_model_input(nuclei, serum, factor, normalizer):
     >>> cell_model_input(image, 2 * image, 2, lambda x: x)[..., 1].tolist()
     [[5.0, 9.0], [21.0, 25.0]]
     """
-    return np.stack([normalizer(_binned(nuclei, factor)), normalizer(_binned(serum, factor))], axis=-1)
+    return np.stack([normalizer(binned_mean(nuclei, factor)), normalizer(binned_mean(serum, factor))], axis=-1)
 
 
 def cell_probability(predict, nuclei, serum, factor, normalizer):

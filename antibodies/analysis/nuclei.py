@@ -13,7 +13,8 @@ import numpy as np
 from .polygons import render_polygons
 
 __all__ = [
-    "MIN_CONTRAST_TO_NOISE", "contrast_to_noise", "counted_percentiles", "normalize_percentile", "segment_nuclei",
+    "MIN_CONTRAST_TO_NOISE", "binned_labels", "binned_mean", "contrast_to_noise", "counted_percentiles",
+    "normalize_percentile", "segment_nuclei",
 ]
 
 #: Below this contrast-to-noise ratio an image is treated as empty (no nuclei):
@@ -22,6 +23,44 @@ MIN_CONTRAST_TO_NOISE = 5.0
 _NOISE_ROW_STEP = 4
 
 logger = logging.getLogger(__name__)
+
+
+def binned_mean(image, factor):
+    """Mean of ``factor`` x ``factor`` blocks of an (M, N) image, as float32.
+
+    Rows and columns beyond the last whole block are dropped.
+
+    Examples
+    --------
+    >>> binned_mean(np.arange(16.0).reshape(4, 4), 2).tolist()
+    [[2.5, 4.5], [10.5, 12.5]]
+    """
+    rows, columns = image.shape[0] // factor, image.shape[1] // factor
+    blocks = np.asarray(image[: rows * factor, : columns * factor], dtype=np.float32)
+    return blocks.reshape(rows, factor, columns, factor).mean((1, 3), dtype=np.float32)
+
+
+def binned_labels(labels, factor):
+    """The most frequent label of each ``factor`` x ``factor`` block of an (M, N) label image.
+
+    A tie goes to the block's first pixel in reading order on blocks whose row
+    + column is even and to its last one on the others, so no direction is
+    preferred on average (the label image a binned model is trained on).
+
+    Examples
+    --------
+    >>> labels = np.array([[1, 1, 0, 0], [1, 0, 2, 2], [0, 0, 2, 0], [0, 0, 3, 3]])
+    >>> binned_labels(labels, 2).tolist()
+    [[1, 2], [0, 3]]
+    """
+    rows, columns = labels.shape[0] // factor, labels.shape[1] // factor
+    blocks = np.asarray(labels[: rows * factor, : columns * factor]).reshape(rows, factor, columns, factor)
+    blocks = blocks.transpose(0, 2, 1, 3).reshape(rows, columns, factor * factor)
+    odd = (np.add.outer(np.arange(rows), np.arange(columns)) % 2).astype(bool)
+    blocks = np.where(odd[..., None], blocks[..., ::-1], blocks)
+    counts = (blocks[..., :, None] == blocks[..., None, :]).sum(-1)
+    chosen = np.take_along_axis(blocks, counts.argmax(-1)[..., None], -1)[..., 0]
+    return np.ascontiguousarray(chosen, dtype=np.int32)
 
 
 def _is_small_uint(image):
@@ -160,7 +199,7 @@ def contrast_to_noise(image, high=99.8):
 
 
 def segment_nuclei(model, image, prob_thresh=None, nms_thresh=None, normalizer=normalize_percentile,
-                   n_tiles=None, min_contrast=MIN_CONTRAST_TO_NOISE):
+                   n_tiles=None, min_contrast=MIN_CONTRAST_TO_NOISE, binning=None):
     """Segment nuclei in one 2D image with a StarDist2D model.
 
     Parameters
@@ -182,6 +221,10 @@ def segment_nuclei(model, image, prob_thresh=None, nms_thresh=None, normalizer=n
         wells: camera noise only) get no nuclei, because percentile
         normalisation would otherwise stretch the noise into fake nuclei.
         ``None`` disables the check.
+    binning : int, optional
+        Run the model on the image binned ``binning`` x ``binning``
+        (:func:`binned_mean`) and draw its polygons back on the (M, N) image;
+        ``None`` takes the model's own ``input_binning`` (1 if it has none).
 
     Returns
     -------
@@ -196,9 +239,12 @@ def segment_nuclei(model, image, prob_thresh=None, nms_thresh=None, normalizer=n
     if min_contrast is not None and contrast_to_noise(image) < min_contrast:
         logger.info("image contrast below %.1f x noise: treated as empty (no nuclei)", min_contrast)
         return np.zeros(image.shape, np.int32)
-    normalized = normalizer(image) if normalizer is not None else image.astype(np.float32)
+    factor = binning or getattr(model, "input_binning", 1)
+    model_input = binned_mean(image, factor) if factor > 1 else image
+    normalized = normalizer(model_input) if normalizer is not None else model_input.astype(np.float32)
     _, details = model.predict_instances(normalized, axes="YX", prob_thresh=prob_thresh,
                                          nms_thresh=nms_thresh, n_tiles=n_tiles, return_labels=False,
                                          show_tile_progress=False, verbose=False)
     logger.debug("segmented %d nuclei in an image of shape %s", len(details["points"]), image.shape)
-    return render_polygons(details["coord"], details["prob"], image.shape)
+    coord = details["coord"] * factor + (factor - 1) / 2 if factor > 1 else details["coord"]
+    return render_polygons(coord, details["prob"], image.shape)

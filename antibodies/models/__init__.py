@@ -25,7 +25,8 @@ from luigi_tasks.log import native_output_to_log
 
 from antibodies.settings import SPEC_PATH
 
-__all__ = ["BUNDLED_MODEL", "BUNDLED_MODELS_DIR", "CELL_MODEL_INPUT", "ModelNotFoundError", "cell_model_binning",
+__all__ = ["BUNDLED_MODEL", "BUNDLED_MODELS_DIR", "MODEL_INPUT", "ModelNotFoundError", "cell_model_binning",
+           "nuclei_model_binning",
            "load_stardist_model", "resolve_model_folder"]
 
 logger = logging.getLogger(__name__)
@@ -37,8 +38,10 @@ BUNDLED_MODELS_DIR = Path(__file__).resolve().parent
 """Folder holding the bundled model folders."""
 
 _MODEL_FILES = ("config.json", "thresholds.json", "weights_best.h5")
-CELL_MODEL_INPUT = "input.json"
-"""File of a cell model folder that says how its input is made: ``{"bin": <pixels per side>}``."""
+MODEL_INPUT = "input.json"
+"""File of a model folder that says how its input is made: ``{"bin": <pixels per side>}``.
+
+A cell model always has one; a nucleus model without it sees the image at full resolution."""
 
 
 class ModelNotFoundError(BatchlibError, FileNotFoundError):
@@ -153,6 +156,7 @@ def _load_cached(folder):
 
         model = StarDist2D(None, name=folder.name, basedir=str(folder.parent))
     model.basedir = None  # read-only: never write thresholds or weights back into the folder
+    model.input_binning = nuclei_model_binning(folder)
     _predict_without_loop(model.keras_model)
     return model
 
@@ -199,23 +203,49 @@ def load_stardist_model(spec=BUNDLED_MODEL):
 
 
 def cell_model_binning(folder):
-    """Return how many pixels per side a cell model's input bins (``bin`` of its :data:`CELL_MODEL_INPUT`).
+    """Return how many pixels per side a cell model's input bins (``bin`` of its :data:`MODEL_INPUT`).
 
     Raises
     ------
     ModelNotFoundError
         If the folder has no readable input description (it is not a cell model).
     """
-    path = Path(folder) / CELL_MODEL_INPUT
+    path = Path(folder) / MODEL_INPUT
     try:
-        factor = int(json.loads(path.read_text())["bin"])
+        return _read_binning(path)
     except (OSError, ValueError, KeyError, TypeError) as error:
         raise ModelNotFoundError(
             f"{path}: not a cell model ({type(error).__name__}: {error}). To fix: set [cells] model to a bundled "
             f"cell model (a vero_cells_* folder in {BUNDLED_MODELS_DIR}) or to a folder written by "
-            f'`python -m antibodies.training.train_cell_model`, which holds {CELL_MODEL_INPUT} (e.g. {{"bin": 4}}) '
+            f'`python -m antibodies.training.train_cell_model`, which holds {MODEL_INPUT} (e.g. {{"bin": 4}}) '
             "beside config.json and weights_best.h5."
         ) from None
+
+
+def nuclei_model_binning(folder):
+    """Return how many pixels per side a nucleus model's input bins: ``bin`` of its :data:`MODEL_INPUT`, else 1.
+
+    Raises
+    ------
+    ModelNotFoundError
+        If the folder holds a :data:`MODEL_INPUT` that cannot be read.
+    """
+    path = Path(folder) / MODEL_INPUT
+    if not path.exists():
+        return 1
+    try:
+        return _read_binning(path)
+    except (OSError, ValueError, KeyError, TypeError) as error:
+        raise ModelNotFoundError(
+            f"{path}: unreadable input description ({type(error).__name__}: {error}). To fix: write "
+            '{"bin": N} into it (N pixels per side the model\'s input is binned), or remove it for a model '
+            "trained on full-resolution images."
+        ) from None
+
+
+def _read_binning(path):
+    """``bin`` of the input description ``path``: a positive integer (ValueError otherwise)."""
+    factor = int(json.loads(Path(path).read_text())["bin"])
     if factor < 1:
-        raise ModelNotFoundError(f"{path}: bin must be a positive integer, got {factor}. To fix: correct the file.")
+        raise ValueError(f"bin must be a positive integer, got {factor}")
     return factor

@@ -39,7 +39,7 @@ uses only the object probability (``[cells] height_map = learned``): its
 ridges between cells are the borders the watershed follows.
 
 The folder written is self-describing: ``config.json``, ``weights_best.h5``
-and :data:`antibodies.models.CELL_MODEL_INPUT` (``{"bin": ...}``).
+and :data:`antibodies.models.MODEL_INPUT` (``{"bin": ...}``).
 """
 import argparse
 import json
@@ -147,7 +147,7 @@ def train_cell_model(out_dir, name, images=800, steps=4000, factor=4, batch_size
     import keras
     from stardist.models import Config2D, StarDist2D
 
-    from antibodies.models import CELL_MODEL_INPUT
+    from antibodies.models import MODEL_INPUT
     from antibodies.training.train_nuclei_model import ARCHITECTURES, _cosine_schedule, _tidy_model_folder
 
     started = time.time()
@@ -171,8 +171,8 @@ def train_cell_model(out_dir, name, images=800, steps=4000, factor=4, batch_size
             _cosine_schedule(config.train_epochs, config.train_learning_rate)))
     model.train(x_train, y_train, validation_data=(x_val, y_val), augmenter=_augmenter(0))
     folder = Path(out_dir) / name
-    (folder / CELL_MODEL_INPUT).write_text(json.dumps({"bin": factor}))
-    _tidy_model_folder(folder, keep=("config.json", "weights_best.h5", CELL_MODEL_INPUT))
+    (folder / MODEL_INPUT).write_text(json.dumps({"bin": factor}))
+    _tidy_model_folder(folder, keep=("config.json", "weights_best.h5", MODEL_INPUT))
     logger.info("model written to %s (total %.0f s)", folder, time.time() - started)
     return folder
 

@@ -67,6 +67,7 @@ Input images go through :func:`antibodies.analysis.nuclei.normalize_percentile`,
 exactly as in :func:`antibodies.analysis.nuclei.segment_nuclei`.
 """
 import argparse
+import json
 import logging
 import math
 import shutil
@@ -75,7 +76,7 @@ from pathlib import Path
 
 import numpy as np
 
-from antibodies.analysis.nuclei import normalize_percentile
+from antibodies.analysis.nuclei import binned_labels, binned_mean, normalize_percentile
 from antibodies.synthetic.nuclei import render_nuclei_image
 
 __all__ = ["make_dataset", "make_augmenter", "build_config", "train_model", "main"]
@@ -167,7 +168,7 @@ def _plate_crop(rng, shape=PATCH_SHAPE):
 
 
 def make_dataset(count, seed, plate_fraction=0.25, shape=PATCH_SHAPE, nuisance_fraction=0.0,
-                 nuisance_ranges=None):
+                 nuisance_ranges=None, factor=1):
     """Draw normalised training images and their nucleus labels.
 
     Parameters
@@ -187,13 +188,17 @@ def make_dataset(count, seed, plate_fraction=0.25, shape=PATCH_SHAPE, nuisance_f
         nuisance layer (0 reproduces the v1/v2 data exactly).
     nuisance_ranges : list of NuisanceRanges, optional
         Ranges of the nuisance crops, one drawn per crop.
+    factor : int
+        Bin each drawn image ``factor`` x ``factor`` (:func:`binned_mean`, the
+        model input of :func:`~antibodies.analysis.nuclei.segment_nuclei`) and
+        its labels (:func:`binned_labels`).
 
     Returns
     -------
     images : list of numpy.ndarray
-        (M, N) float32 images normalised with :func:`normalize_percentile`.
+        (M // factor, N // factor) float32 images normalised with :func:`normalize_percentile`.
     labels : list of numpy.ndarray
-        (M, N) int32 nucleus labels.
+        (M // factor, N // factor) int32 nucleus labels.
     """
     rng = np.random.default_rng(seed)
     images, labels = [], []
@@ -205,6 +210,8 @@ def make_dataset(count, seed, plate_fraction=0.25, shape=PATCH_SHAPE, nuisance_f
             image, label = _nuisance_crop(rng, nuisance_ranges, shape)
         else:
             image, label, _ = render_nuclei_image(shape, rng)
+        if factor > 1:
+            image, label = binned_mean(image, factor), binned_labels(label, factor)
         images.append(normalize_percentile(image))
         labels.append(np.ascontiguousarray(label, dtype=np.int32))
     return images, labels
@@ -273,7 +280,7 @@ def _intensity_noise_augmenter(rng):
 
 
 def build_config(steps, steps_per_epoch=100, learning_rate=3e-4, batch_size=4,
-                 architecture="narrow_deep"):
+                 architecture="narrow_deep", patch_shape=PATCH_SHAPE):
     """Return the StarDist2D configuration used for the bundled model.
 
     Parameters
@@ -289,6 +296,8 @@ def build_config(steps, steps_per_epoch=100, learning_rate=3e-4, batch_size=4,
         Patches per step.
     architecture : str
         Key of :data:`ARCHITECTURES`.
+    patch_shape : tuple of int
+        Shape of the training patches (the drawn images' shape).
 
     Returns
     -------
@@ -301,7 +310,7 @@ def build_config(steps, steps_per_epoch=100, learning_rate=3e-4, batch_size=4,
         n_rays=32,
         n_channel_in=1,
         use_gpu=False,
-        train_patch_size=PATCH_SHAPE,
+        train_patch_size=tuple(patch_shape),
         train_batch_size=batch_size,
         train_epochs=epochs,
         train_steps_per_epoch=steps_per_epoch,
@@ -328,7 +337,7 @@ def _cosine_schedule(epochs, learning_rate, final_fraction=0.05):
 
 def train_model(out_dir, name, steps, seed=0, n_train=1000, n_val=48, plate_fraction=0.25,
                 steps_per_epoch=100, architecture="narrow_deep", nuisance_fraction=0.0, intensity_noise=False,
-                stretched=False, init=None):
+                stretched=False, init=None, factor=1):
     """Train, threshold-optimise and tidy a StarDist2D nucleus model.
 
     Parameters
@@ -361,25 +370,31 @@ def train_model(out_dir, name, steps, seed=0, n_train=1000, n_val=48, plate_frac
         and nuclei (:func:`_nuisance_training_ranges`; v5).
     init : str or pathlib.Path, optional
         A model folder of the same network whose weights training starts from.
+    factor : int
+        Train on images binned ``factor`` x ``factor``; the folder then holds
+        :data:`antibodies.models.MODEL_INPUT` and the pipeline bins its input alike.
 
     Returns
     -------
     pathlib.Path
-        The model folder (config.json, thresholds.json, weights_best.h5).
+        The model folder (config.json, thresholds.json, weights_best.h5[, input.json]).
     """
     import keras
     from stardist.models import StarDist2D
 
+    from antibodies.models import MODEL_INPUT
+
     keras.utils.set_random_seed(seed)
     started = time.time()
     x_train, y_train = make_dataset(n_train, seed, plate_fraction, nuisance_fraction=nuisance_fraction,
-                                    nuisance_ranges=_nuisance_training_ranges(stretched))
+                                    nuisance_ranges=_nuisance_training_ranges(stretched), factor=factor)
     x_val, y_val = make_dataset(n_val, seed + 10_000, plate_fraction, nuisance_fraction=nuisance_fraction,
-                                nuisance_ranges=_tune_family_ranges())
+                                nuisance_ranges=_tune_family_ranges(), factor=factor)
     logger.info("drew %d training and %d validation images in %.0f s",
                 n_train, n_val, time.time() - started)
 
-    config = build_config(steps, steps_per_epoch, architecture=architecture)
+    config = build_config(steps, steps_per_epoch, architecture=architecture,
+                          patch_shape=[side // factor for side in PATCH_SHAPE])
     model = StarDist2D(config, name=name, basedir=str(out_dir))
     if init:
         model.keras_model.load_weights(str(Path(init) / "weights_best.h5"))
@@ -394,7 +409,9 @@ def train_model(out_dir, name, steps, seed=0, n_train=1000, n_val=48, plate_frac
 
     model.optimize_thresholds(x_val, y_val)
     folder = Path(out_dir) / name
-    _tidy_model_folder(folder)
+    if factor > 1:
+        (folder / MODEL_INPUT).write_text(json.dumps({"bin": factor}))
+    _tidy_model_folder(folder, keep=("config.json", "thresholds.json", "weights_best.h5", MODEL_INPUT))
     logger.info("model written to %s (total %.0f s)", folder, time.time() - started)
     return folder
 
@@ -431,11 +448,12 @@ def main(argv=None):
     parser.add_argument("--stretched", action="store_true",
                         help="half of the nuisance crops with stretched cells and long nuclei (v5)")
     parser.add_argument("--init", default=None, help="model folder whose weights training starts from")
+    parser.add_argument("--bin", type=int, default=1, help="bin images this many pixels per side (v7: 2)")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
     train_model(args.out, args.name, args.steps, args.seed, args.n_train, args.n_val,
                 args.plate_fraction, args.steps_per_epoch, args.architecture, args.nuisance_fraction,
-                args.intensity_noise, args.stretched, args.init)
+                args.intensity_noise, args.stretched, args.init, args.bin)
 
 
 if __name__ == "__main__":

@@ -4,7 +4,7 @@ import json
 import numpy as np
 import pytest
 
-from antibodies.models import (BUNDLED_MODELS_DIR, CELL_MODEL_INPUT, ModelNotFoundError, cell_model_binning,
+from antibodies.models import (BUNDLED_MODELS_DIR, MODEL_INPUT, ModelNotFoundError, cell_model_binning,
                                resolve_model_folder)
 from antibodies.settings import SPEC_PATH
 from luigi_tasks.config import load_config
@@ -12,7 +12,7 @@ from luigi_tasks.config import load_config
 from .conftest import cell_analysis
 
 CELL_MODEL = load_config(None, SPEC_PATH)["cells_model"]
-CELL_MODEL_FILES = ("config.json", "weights_best.h5", CELL_MODEL_INPUT)
+CELL_MODEL_FILES = ("config.json", "weights_best.h5", MODEL_INPUT)
 
 
 @pytest.mark.parametrize("name", sorted({f"vero_cells_v{version}" for version in range(1, 7)} | {CELL_MODEL}))
@@ -28,10 +28,10 @@ def test_every_bundled_cell_model_resolves_by_name_and_is_small_and_complete(nam
 @pytest.mark.parametrize("text", [None, "{}", '{"bin": "four"}', '{"bin": 0}'])
 def test_a_folder_that_is_not_a_cell_model_is_refused_with_the_fix(tmp_path, text):
     if text is not None:
-        (tmp_path / CELL_MODEL_INPUT).write_text(text)
+        (tmp_path / MODEL_INPUT).write_text(text)
     with pytest.raises(ModelNotFoundError) as error:
         cell_model_binning(tmp_path)
-    assert str(tmp_path / CELL_MODEL_INPUT) in str(error.value) and "To fix" in str(error.value)
+    assert str(tmp_path / MODEL_INPUT) in str(error.value) and "To fix" in str(error.value)
 
 
 def _mean_matched_iou(truth, nuclei, probability, mask):
