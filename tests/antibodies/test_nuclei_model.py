@@ -113,3 +113,66 @@ def test_stretched_training_crops_draw_half_of_their_ranges_stretched():
     widened, stretched = _nuisance_training_ranges(stretched=True)
     assert plain == widened and plain.cell_elongation == (1.0, 1.0)
     assert stretched == widened.replace(cell_elongation=(1.5, 3.2))
+
+
+def test_binned_labels_keep_each_nucleus_area_and_centre():
+    from antibodies.analysis.nuclei import binned_labels
+
+    rows, columns = np.mgrid[:64, :64]
+    for centre_r, centre_c in [(20.0, 31.5), (33.5, 30.0), (40.25, 21.75)]:
+        disk = ((rows - centre_r) ** 2 + (columns - centre_c) ** 2 <= 9.0 ** 2).astype(np.int32)
+        binned = binned_labels(disk, 2)
+        assert binned.shape == (32, 32) and binned.dtype == np.int32
+        assert abs(4 * binned.sum() / disk.sum() - 1.0) < 0.05
+        found_r, found_c = np.argwhere(binned == 1).mean(0) * 2 + 0.5  # binned pixel k covers 2k and 2k + 1
+        assert abs(found_r - centre_r) < 0.3 and abs(found_c - centre_c) < 0.3
+
+
+class _SquareModel:
+    """Stands in for a StarDist2D: one square polygon, in the coordinates of the image it is given."""
+
+    def __init__(self, input_binning=None):
+        if input_binning is not None:
+            self.input_binning = input_binning
+        self.seen = None
+
+    def predict_instances(self, image, **_):
+        self.seen = image
+        square = np.array([[[2, 2, 5, 5], [3, 6, 6, 3]]], np.float32)  # rows 2-5, columns 3-6
+        return None, {"coord": square, "prob": np.array([0.9]), "points": np.array([[3, 4]])}
+
+
+@pytest.mark.parametrize("binning, rows, columns", [(1, (2, 5), (3, 6)), (2, (4.5, 10.5), (6.5, 12.5))])
+def test_segment_nuclei_draws_a_binned_models_polygons_at_full_resolution(binning, rows, columns):
+    image = np.random.default_rng(0).poisson(100, (33, 40)).astype(np.uint16)
+    image[8:12, 8:12] += 2000                                     # contrast: not an empty field
+    model = _SquareModel(binning if binning > 1 else None)
+    labels = segment_nuclei(model, image)
+    assert model.seen.shape == (33 // binning, 40 // binning) and labels.shape == (33, 40)
+    expected = np.zeros((33, 40), np.int32)
+    expected[int(np.ceil(rows[0])):int(rows[1]) + 1, int(np.ceil(columns[0])):int(columns[1]) + 1] = 1
+    np.testing.assert_array_equal(labels, expected)
+    assert segment_nuclei(_SquareModel(), image, binning=binning).sum() == expected.sum()
+
+
+def test_nucleus_model_binning_reads_input_json_and_names_a_broken_one(tmp_path):
+    from antibodies.models import MODEL_INPUT, nuclei_model_binning
+
+    assert nuclei_model_binning(BUNDLED_MODELS_DIR / "vero_nuclei_v6") == 1
+    (tmp_path / MODEL_INPUT).write_text('{"bin": 2}')
+    assert nuclei_model_binning(tmp_path) == 2
+    for text in ('{"bin": 0}', "{bin: 2}", "[]"):
+        (tmp_path / MODEL_INPUT).write_text(text)
+        with pytest.raises(ModelNotFoundError) as error:
+            nuclei_model_binning(tmp_path)
+        assert str(tmp_path / MODEL_INPUT) in str(error.value) and "To fix" in str(error.value)
+
+
+def test_binned_training_images_and_labels_are_halved():
+    from antibodies.training.train_nuclei_model import make_dataset
+
+    images, labels = make_dataset(3, 5, plate_fraction=0.5, factor=2)
+    for image, label in zip(images, labels):
+        assert image.shape == label.shape == (128, 128)
+        assert image.dtype == np.float32 and label.dtype == np.int32
+    assert max(label.max() for label in labels) >= 3
