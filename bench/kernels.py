@@ -91,8 +91,8 @@ def compare(out, earlier):
     print(f"{n_differ} of {n_keys} keys differ from {earlier}")
 
 
-def warmed_up_jobs(plate, out, raw):
-    """One job object per step; the StarDist model loaded in this process and run once."""
+def warmed_up_jobs(plate, out, raw, nuclei_model=None):
+    """One job object per step (``nuclei_model``: another nucleus model); the StarDist model loaded and run once."""
     import tifffile
 
     import antibodies.tasks as tasks
@@ -100,6 +100,9 @@ def warmed_up_jobs(plate, out, raw):
     from antibodies.models.server import model_runner
 
     jobs = [getattr(tasks, step)(plate_dir=str(plate), output_dir=str(out), image_name="x") for step in STEPS]
+    if nuclei_model:
+        jobs[1] = tasks.NucleusSegmentation(plate_dir=str(plate), output_dir=str(out), image_name="x",
+                                            nuclei_model=nuclei_model)
     segmenter = model_runner(resolve_model_folder(jobs[1].nuclei_model))
     segmenter.run("segment_nuclei", tifffile.imread(raw)[0], None, None)  # model load, graph tracing
     return jobs
@@ -125,13 +128,14 @@ def main():
                         "(steadier on a loaded machine)")
     parser.add_argument("--compare", default=None, help="an --out folder of an earlier run: compare every dataset")
     parser.add_argument("--profile", default=None, help="write cProfile stats of the steps to this file")
+    parser.add_argument("--nuclei-model", default=None, help="a nucleus model other than the configured one")
     args = parser.parse_args()
 
     plate, out = Path(args.plate), Path(args.out)
     shutil.rmtree(out, ignore_errors=True)
     out.mkdir(parents=True)
     raws = sorted(plate.glob("*.tiff"))[:args.images]
-    jobs = warmed_up_jobs(plate, out, raws[0])
+    jobs = warmed_up_jobs(plate, out, raws[0], args.nuclei_model)
     profiler = None
     if args.profile:
         import cProfile

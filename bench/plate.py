@@ -142,10 +142,10 @@ def _is_server(process, owner):
     return any(SERVER_MARK in part for part in cmdline) and str(owner) in cmdline
 
 
-def run_luigi(plate, output, workers, log_path, sample=0.5):
-    """Run CellAnalysis; return a dict of figures."""
+def run_luigi(plate, output, workers, log_path, extra=(), sample=0.5):
+    """Run CellAnalysis (with ``extra`` arguments); return a dict of figures."""
     command = [sys.executable, "-m", "luigi", "--module", "antibodies", "CellAnalysis", "--plate", str(plate),
-               "--output", str(output), "--local-scheduler", "--workers", str(workers)]
+               "--output", str(output), "--local-scheduler", "--workers", str(workers), *extra]
     env = dict(os.environ, PYTHONPATH=str(ROOT))
     before_usage, before_busy, load = resource.getrusage(resource.RUSAGE_CHILDREN), busy_seconds(), loadavg()
     started_at, started = time.time(), time.perf_counter()
@@ -235,16 +235,17 @@ def main(argv=None):
     parser.add_argument("--keep", action="store_true", help="keep an existing output folder (resume)")
     parser.add_argument("--json", type=Path, help="also write the figures here")
     parser.add_argument("--compare", type=Path, help="an output folder of the same plate: compare every output")
+    parser.add_argument("extra", nargs="*", help="after --: extra CellAnalysis arguments (e.g. --nuclei-model M)")
     args = parser.parse_args(argv)
     plate = make_plate(args.root, args.wells, args.sites, args.distinct)
     n_images = args.wells * args.sites
     output = args.root / "out" / f"{plate.name}_w{args.workers}{args.tag}"
     if not args.keep:
         shutil.rmtree(output, ignore_errors=True)
-    run = run_luigi(plate, output, args.workers, args.root / f"{output.name}.log")
+    run = run_luigi(plate, output, args.workers, args.root / f"{output.name}.log", args.extra)
     run["startup_s"] = first_job_record(output, run["started_at"])
     run["output_bytes"] = folder_bytes(output)
-    noop = run_luigi(plate, output, args.workers, args.root / f"{output.name}.noop.log")
+    noop = run_luigi(plate, output, args.workers, args.root / f"{output.name}.noop.log", args.extra)
     steps = step_seconds(output)
     imports = import_seconds()
     result = {"images": n_images, "workers": args.workers, "run": run, "noop_wall_s": noop["wall_s"],
