@@ -1,6 +1,6 @@
 """Benchmark a StarDist nucleus model: F1 scores and prediction time.
 
-Prints, for the model given (default: the bundled ``vero_nuclei_v6``):
+Prints, for the model given (default: the bundled ``vero_nuclei_v8``):
 
 * F1 / precision / recall at IoU 0.5 and F1 at IoU 0.5 ... 0.9 on the stardist
   test image (``stardist.data.test_image_nuclei_2d(return_mask=True)``,
@@ -15,7 +15,7 @@ Prints, for the model given (default: the bundled ``vero_nuclei_v6``):
 
 Usage::
 
-    python bench/nuclei_f1.py [--model vero_nuclei_v6] [--seed 123] [--threads 1] \\
+    python bench/nuclei_f1.py [--model vero_nuclei_v8] [--seed 123] [--threads 1] \\
         [--families tune_standard,tune_broad | --families holdout] [--n-family 3]
 
 ``--families holdout`` (or ``tune``) selects every family of that role.

@@ -183,7 +183,7 @@ def load_stardist_model(spec=BUNDLED_MODEL):
     Parameters
     ----------
     spec : str or os.PathLike
-        ``"vero_nuclei_v6"`` (bundled, default; ``"vero_nuclei_v1"`` to ``"vero_nuclei_v5"`` are also
+        ``"vero_nuclei_v8"`` (bundled, default; ``"vero_nuclei_v1"`` to ``"vero_nuclei_v7"`` are also
         bundled), a path to a model folder,
         or the name of a StarDist pretrained model present in the local
         Keras cache (e.g. ``"2D_versatile_fluo"``).

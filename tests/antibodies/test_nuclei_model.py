@@ -76,16 +76,20 @@ def test_normalize_percentile_maps_percentiles_to_unit_range():
     assert np.percentile(normalized, 99.0) == pytest.approx(1.0, abs=1e-6)
 
 
-@pytest.mark.parametrize("name", sorted({f"vero_nuclei_v{version}" for version in range(1, 7)} | {BUNDLED_MODEL}))
+@pytest.mark.parametrize("name", sorted({f"vero_nuclei_v{version}" for version in range(1, 9)} | {BUNDLED_MODEL}))
 def test_every_bundled_model_resolves_by_name_and_is_small_and_complete(name):
+    from antibodies.models import MODEL_INPUT, nuclei_model_binning
+
     folder = resolve_model_folder(name)
     assert folder == BUNDLED_MODELS_DIR / name
-    assert sorted(p.name for p in folder.iterdir()) == sorted(MODEL_FILES)
+    binned = nuclei_model_binning(folder) > 1
+    assert sorted(p.name for p in folder.iterdir()) == sorted(MODEL_FILES + ((MODEL_INPUT,) if binned else ()))
     assert sum(p.stat().st_size for p in folder.iterdir()) < 10 * 2 ** 20
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("name", ["vero_nuclei_v3", "vero_nuclei_v4", "vero_nuclei_v5", "vero_nuclei_v6"])
+@pytest.mark.parametrize("name", ["vero_nuclei_v3", "vero_nuclei_v4", "vero_nuclei_v5", "vero_nuclei_v6",
+                                  "vero_nuclei_v8"])
 def test_nuisance_trained_models_segment_a_nuisance_rendered_image(name):
     from antibodies.synthetic import FAMILIES, draw_image_nuisance, draw_well_params
 
@@ -159,6 +163,7 @@ def test_nucleus_model_binning_reads_input_json_and_names_a_broken_one(tmp_path)
     from antibodies.models import MODEL_INPUT, nuclei_model_binning
 
     assert nuclei_model_binning(BUNDLED_MODELS_DIR / "vero_nuclei_v6") == 1
+    assert nuclei_model_binning(BUNDLED_MODELS_DIR / "vero_nuclei_v8") == 2
     (tmp_path / MODEL_INPUT).write_text('{"bin": 2}')
     assert nuclei_model_binning(tmp_path) == 2
     for text in ('{"bin": 0}', "{bin: 2}", "[]"):
