@@ -5,7 +5,7 @@
 1. the name of a model bundled with the package (:data:`BUNDLED_MODEL`,
    living in ``antibodies/models/<name>/``);
 2. a path to a model folder (``config.json``, ``thresholds.json``,
-   ``weights_best.h5``);
+   ``weights_best.h5``, and :data:`MODEL_INPUT` if the model sees binned images);
 3. the name (or alias) of a StarDist pretrained model already present in the
    local Keras cache (``$KERAS_HOME`` or ``~/.keras``, sub-folder
    ``models/StarDist2D/<name>/``), loaded without any network access.
@@ -26,8 +26,7 @@ from luigi_tasks.log import native_output_to_log
 from antibodies.settings import SPEC_PATH
 
 __all__ = ["BUNDLED_MODEL", "BUNDLED_MODELS_DIR", "MODEL_INPUT", "ModelNotFoundError", "cell_model_binning",
-           "nuclei_model_binning",
-           "load_stardist_model", "resolve_model_folder"]
+           "load_stardist_model", "nuclei_model_binning", "resolve_model_folder"]
 
 logger = logging.getLogger(__name__)
 
