@@ -1,7 +1,7 @@
 """CPU seconds per image of each image job's compute body, without Luigi; optionally compare outputs.
 
     python bench/kernels.py [--plate /tmp/bench_plate/distinct24/plate] [--images 6] [--out /tmp/bench_kernels]
-                            [--repeat 1] [--compare EARLIER_OUT] [--profile FILE]
+                            [--repeat 1] [--compare EARLIER_OUT] [--profile FILE] [--nuclei-model MODEL]
 
 Runs ``compute`` of Preprocess, NucleusSegmentation (model in this process,
 warmed up first), MarkerTophat, CellSegmentation and CellFeatures on the first

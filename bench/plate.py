@@ -1,6 +1,7 @@
 """A whole plate of the real CellAnalysis as a user runs it: wall, CPU, bytes written, memory, no-op rerun.
 
-    python bench/plate.py [--workers 2] [--wells 96] [--sites 9] [--distinct 24] [--root /tmp/bench_plate]
+    python bench/plate.py [--workers 2] [--wells 96] [--sites 9] [--distinct 24] [--root /tmp/bench_plate] \\
+                          [-- EXTRA CellAnalysis ARGUMENTS, e.g. --nuclei-model vero_nuclei_v6]
 
 The plate is ``--wells`` x ``--sites`` images of 930x1024 pixels, 4 channels
 (scheme 1: DAPI, WF_GFP, TRITC, WF_Cy5), named as the microscope names them.
