@@ -211,6 +211,9 @@ def cell_model_binning(folder):
     """
     path = Path(folder) / MODEL_INPUT
     try:
+        channels = json.loads((Path(folder) / "config.json").read_text())["n_channel_in"]
+        if channels != 2:
+            raise ValueError(f"its config.json takes {channels} channel(s), a cell model 2 (nuclei and serum)")
         return _read_binning(path)
     except (OSError, ValueError, KeyError, TypeError) as error:
         raise ModelNotFoundError(

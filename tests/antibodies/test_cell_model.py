@@ -27,6 +27,7 @@ def test_every_bundled_cell_model_resolves_by_name_and_is_small_and_complete(nam
 
 @pytest.mark.parametrize("text", [None, "{}", '{"bin": "four"}', '{"bin": 0}'])
 def test_a_folder_that_is_not_a_cell_model_is_refused_with_the_fix(tmp_path, text):
+    (tmp_path / "config.json").write_text('{"n_channel_in": 2}')
     if text is not None:
         (tmp_path / MODEL_INPUT).write_text(text)
     with pytest.raises(ModelNotFoundError) as error:
@@ -126,3 +127,9 @@ def test_a_stretched_fraction_outside_zero_to_one_is_refused():
 
     with pytest.raises(SystemExit, match="between 0 and 1, got 1.5"):
         main(["--stretched", "1.5"])
+
+
+def test_a_binned_nucleus_model_is_refused_as_cell_model_for_its_one_channel():
+    with pytest.raises(ModelNotFoundError) as error:
+        cell_model_binning(BUNDLED_MODELS_DIR / "vero_nuclei_v8")
+    assert "takes 1 channel(s)" in str(error.value) and "To fix" in str(error.value)
