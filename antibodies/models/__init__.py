@@ -207,7 +207,8 @@ def cell_model_binning(folder):
     Raises
     ------
     ModelNotFoundError
-        If the folder has no readable input description (it is not a cell model).
+        If the folder has no readable input description, or its ``config.json`` does not take
+        two channels (it is not a cell model).
     """
     path = Path(folder) / MODEL_INPUT
     try:
