@@ -7,11 +7,12 @@ DEMO_DIR ?= demo
 
 .PHONY: setup demo test bench luigid clean
 
+# --no-cache-dir: no second copy of the wheels (TensorFlow alone is ~600 MB) on a tight CI disk
 $(INSTALLED): requirements.txt setup.cfg pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
-	$(PY) -m pip install -q --upgrade pip
-	$(PY) -m pip install -q -r requirements.txt
-	$(PY) -m pip install -q --no-deps --no-build-isolation --config-settings editable_mode=compat -e .
+	$(PY) -m pip install -q --no-cache-dir --upgrade pip
+	$(PY) -m pip install -q --no-cache-dir -r requirements.txt
+	$(PY) -m pip install -q --no-cache-dir --no-deps --no-build-isolation --config-settings editable_mode=compat -e .
 	touch $(INSTALLED)
 
 setup: $(INSTALLED)
