@@ -56,8 +56,8 @@ def _report(title, truth, predicted):
     at_05 = stats[0.5]
     f1_curve = " ".join(f"{iou:.1f}:{stats[iou].f1:.3f}" for iou in IOU_THRESHOLDS)
     print(f"{title:<34} F1@0.5={at_05.f1:.3f} precision={at_05.precision:.3f} recall={at_05.recall:.3f} "
-          f"(n_true={at_05.n_true}, n_pred={at_05.n_pred}) | F1 by IoU {f1_curve}")
-    return at_05.f1
+          f"(n_true={at_05.n_true}, n_pred={at_05.n_pred}, fp={at_05.fp}, fn={at_05.fn}) | F1 by IoU {f1_curve}")
+    return at_05
 
 
 def _synthetic_image(shape, seed):
@@ -95,20 +95,20 @@ def _family_names(text):
     return names
 
 
-def _report_families(model, names, count):
-    """Print per-image and mean F1@0.5 on the images of each named family."""
+def _report_families(segment, names, count):
+    """Print per-image and mean F1@0.5 of ``segment(image)`` on the images of each named family."""
     import numpy as np
 
-    from antibodies.analysis.nuclei import segment_nuclei
     from antibodies.synthetic.nuisance import FAMILIES
 
     for name in names:
-        f1s = []
+        stats = []
         for index in range(count):
             image, truth = _family_image(FAMILIES[name], index)
-            f1s.append(_report(f"{name} #{index}", truth, segment_nuclei(model, image)))
-        print(f"{name + ' (' + FAMILIES[name].role + ')':<34} mean F1@0.5={np.mean(f1s):.3f} "
-              f"min={np.min(f1s):.3f} over {count} images")
+            stats.append(_report(f"{name} #{index}", truth, segment(image)))
+        f1s = [s.f1 for s in stats]
+        print(f"{name + ' (' + FAMILIES[name].role + ')':<34} mean F1@0.5={np.mean(f1s):.4f} "
+              f"min={np.min(f1s):.3f} fp={sum(s.fp for s in stats)} fn={sum(s.fn for s in stats)} over {count} images")
 
 
 def main(argv=None):
@@ -121,6 +121,8 @@ def main(argv=None):
     parser.add_argument("--families", default="", help="plate families to score, or 'tune' / 'holdout'")
     parser.add_argument("--n-family", type=int, default=3, help="1024x1024 images per family")
     parser.add_argument("--no-sample", action="store_true", help="skip the stardist sample image")
+    parser.add_argument("--border", type=int, default=None,
+                        help="StarDist's border exclusion b in grid cells (default: segment_nuclei's)")
     args = parser.parse_args(argv)
     _limit_threads(args.threads)
 
@@ -132,28 +134,33 @@ def main(argv=None):
 
     spec = args.model or BUNDLED_MODEL
     model = load_stardist_model(spec)
+    border = {} if args.border is None else {"border": args.border}
+
+    def segment(image):
+        return segment_nuclei(model, image, **border)
+
     print(f"model: {spec}  thresholds: prob={model.thresholds.prob:.3f} nms={model.thresholds.nms:.2f}")
 
     if not args.no_sample:
         image, truth = test_image_nuclei_2d(return_mask=True)
-        _report("stardist test image (512x512)", truth, segment_nuclei(model, image))
+        _report("stardist test image (512x512)", truth, segment(image))
     if args.families:
-        _report_families(model, _family_names(args.families), args.n_family)
+        _report_families(segment, _family_names(args.families), args.n_family)
 
     for shape in ((1024, 1024), (930, 1024)):
         f1s = []
         for index in range(args.n_synthetic):
             nuclei_image, nuclei_truth = _synthetic_image(shape, args.seed + index)
             f1s.append(_report(f"synthetic plate {shape[0]}x{shape[1]} #{index}", nuclei_truth,
-                               segment_nuclei(model, nuclei_image)))
+                               segment(nuclei_image)).f1)
         print(f"{'synthetic plate ' + str(shape[0]) + 'x' + str(shape[1]):<34} mean F1@0.5={np.mean(f1s):.3f}")
 
     nuclei_image, _ = _synthetic_image((1024, 1024), args.seed)
-    segment_nuclei(model, nuclei_image)  # warm-up
+    segment(nuclei_image)  # warm-up
     timings = []
     for _ in range(3):
         started = time.perf_counter()
-        segment_nuclei(model, nuclei_image)
+        segment(nuclei_image)
         timings.append(time.perf_counter() - started)
     print(f"warm prediction time per 1024x1024 image ({args.threads} thread(s)): "
           f"median {np.median(timings):.2f} s (min {min(timings):.2f} s over {len(timings)} runs)")
