@@ -83,7 +83,7 @@ __all__ = [
 ]
 
 WELL_FIELDS = ("fraction_infected", "positive_ratio", "negative_ratio", "serum_level", "cell_area",
-               "confluence", "nucleus_area", "cell_size_spread", "cell_elongation")
+               "confluence", "nucleus_area", "cell_size_spread", "cell_elongation", "field_margin")
 """Range fields drawn once per well (biology)."""
 
 CHANNEL_FIELDS = ("offset", "haze_amplitude", "haze_scale", "autofluorescence")
@@ -123,6 +123,11 @@ class NuisanceRanges:
         Aspect ratio of an area-keeping stretch of the whole tiling along one
         direction per well (1: none): elongated cells, aligned like a streaming
         culture, their nuclei stretched along with them.
+    field_margin : tuple of float
+        Width (px) of the culture beyond each image edge: the field of view
+        is cut from a larger scene, so cells and nuclei are cut by the image
+        border and some cells show no nucleus (0: every cell's seed lies in
+        the field, as in the first families).
     offset, haze_amplitude, haze_scale, autofluorescence : tuple of float
         Per channel: camera offset, peak-to-trough amplitude and correlation
         length of the smooth additive haze, background autofluorescence.
@@ -175,6 +180,7 @@ class NuisanceRanges:
     nucleus_halo: tuple = (1.2, 1.2)
     cell_size_spread: tuple = (0.0, 0.0)
     cell_elongation: tuple = (1.0, 1.0)
+    field_margin: tuple = (0.0, 0.0)
     serum_gradient: tuple = (0.0, 0.0)
     glow: tuple = (0.0, 0.0)
     glow_scale: tuple = (10.0, 10.0)
@@ -316,7 +322,14 @@ def draw_well_params(rng, ranges, serum_roles, ratios=None, fraction_infected=No
         "serum_levels": serum_level,
         "cell_size_spread": _uniform(rng, ranges.cell_size_spread),
         **_elongation(rng, ranges.cell_elongation),
+        **_field_margin(rng, ranges.field_margin),
     }
+
+
+def _field_margin(rng, bounds):
+    """``field_margin`` for a cut field; nothing drawn or returned for the default ``(0, 0)``."""
+    margin = _uniform(rng, bounds)
+    return {"field_margin": margin} if margin > 0 else {}
 
 
 def _elongation(rng, bounds):
@@ -537,6 +550,16 @@ FAMILIES = {family.name: family for family in (
                 "Stretched (1.4-2.4x) and unequal cells together (weight spread 0.05-0.2), which no tune "
                 "family combines, on tune_standard's optics with blur 1.0-1.9, serum 300-1200 counts, cells "
                 "2200-5000 px, 5-50 % infected."),
+    PlateFamily("tune_cut_field", _TUNE_STANDARD.replace(
+        field_margin=(60.0, 150.0), confluence=(0.7, 1.0)), 15000, "tune",
+                "tune_standard's biology and optics on a field cut from a larger culture (60-150 px of it "
+                "beyond each edge), confluence 0.7-1.0: nuclei and cells cut by the image border, cell "
+                "fragments whose nucleus lies outside the field."),
+    PlateFamily("holdout_cut_field", _TUNE_BROAD.replace(
+        field_margin=(40.0, 200.0), confluence=(0.8, 1.0), cell_size_spread=(0.0, 0.15),
+        fraction_infected=(0.1, 0.6)), 16000, "holdout",
+                "tune_broad's ranges on a field cut from a larger culture (40-200 px beyond each edge), "
+                "confluence 0.8-1.0, cells of somewhat unequal size (weight spread 0-0.15), 10-60 % infected."),
 )}
 """Named plate families; see the module docstring for the tune/holdout rule."""
 

@@ -571,8 +571,17 @@ def render_image(shape, scheme_roles, well_params, rng, nuisance=None):
         ``background``: {channel: mean additive background in counts (with
         a nuisance: under the cells)}; ``ratios``: {role: true ratio, NaN in
         mock wells}; with a nuisance also ``nuisance`` (JSON string).
+        With ``well_params["field_margin"]`` > 0 the field is cut from a
+        scene that much wider on every side (:func:`_cut_field`): cells and
+        nuclei are cut by the image edge, and some cells have no nucleus in
+        the field.
     """
     shape = tuple(int(s) for s in shape)
+    margin = int(round(well_params.get("field_margin", 0.0)))
+    if margin > 0:
+        scene = (shape[0] + 2 * margin, shape[1] + 2 * margin)
+        stack, truth = render_image(scene, scheme_roles, {**well_params, "field_margin": 0.0}, rng, nuisance)
+        return _cut_field(stack, truth, (slice(margin, margin + shape[0]), slice(margin, margin + shape[1])))
     if nuisance is not None:
         well_params = {**well_params, "nucleus_halo": nuisance.nucleus_halo,
                        "serum_gradient": nuisance.serum_gradient}
@@ -602,6 +611,29 @@ def render_image(shape, scheme_roles, well_params, rng, nuisance=None):
     if nuisance is not None:
         truth["nuisance"] = nuisance.to_json()
     return stack, truth
+
+
+def _cut_field(stack, truth, cut):
+    """Cut the field ``cut`` (two slices) out of a rendered scene and its truth.
+
+    The cells and nuclei are relabelled 1..K over the cells with a pixel in the
+    field; per-cell truth keeps each cell's mean over its whole body in the scene.
+    The backgrounds are the scene's.
+    """
+    cells = truth["cells"][cut]
+    kept = np.unique(cells[cells > 0])
+    lookup = np.zeros(int(truth["cells"].max()) + 1, np.int32)
+    lookup[kept] = np.arange(1, len(kept) + 1, dtype=np.int32)
+    position = {int(cell): index for index, cell in enumerate(truth["cell_ids"])}
+    rows = np.array([position[int(cell)] for cell in kept], dtype=np.int64)
+    return np.ascontiguousarray(stack[(slice(None),) + cut]), {
+        **truth,
+        "nuclei": lookup[truth["nuclei"][cut]],
+        "cells": lookup[cells],
+        "infected_ids": np.sort(lookup[np.intersect1d(truth["infected_ids"], kept)]).astype(np.int32),
+        "cell_ids": np.arange(1, len(kept) + 1, dtype=np.int32),
+        "serum_means": {role: means[rows] for role, means in truth["serum_means"].items()},
+    }
 
 
 def _fixed_optics_channels(shape, scheme_roles, layout, well_params, rng):

@@ -237,6 +237,28 @@ def test_stretched_tiling_elongates_cells_along_the_well_orientation():
     assert np.median(nucleus_aspects) > 1.4
 
 
+def test_a_cut_field_has_border_nuclei_and_cells_whose_nucleus_lies_outside():
+    ranges = FAMILIES["tune_cut_field"].ranges
+    rng = np.random.default_rng(5)
+    params = draw_well_params(rng, ranges.replace(confluence=(1.0, 1.0)), ("serum_IgG",), fraction_infected=0.5)
+    assert 60 <= params["field_margin"] <= 150
+    stack, truth = render_image((256, 256), SCHEMES["scheme1"], params, rng,
+                                draw_image_nuisance(rng, ranges, n_channels=len(SCHEMES["scheme1"])))
+    cells, nuclei = truth["cells"], truth["nuclei"]
+    assert stack.shape == (4, 256, 256) and cells.shape == nuclei.shape == (256, 256)
+    ids = np.unique(cells[cells > 0])
+    np.testing.assert_array_equal(ids, truth["cell_ids"])              # relabelled 1..K over the field
+    assert len(truth["serum_means"]["serum_IgG"]) == len(ids)
+    assert set(truth["infected_ids"]) <= set(ids) and len(truth["infected_ids"]) > 0
+    assert np.all(cells[nuclei > 0] == nuclei[nuclei > 0])            # a nucleus lies in its own cell
+    without_nucleus = np.setdiff1d(ids, nuclei)
+    edge = np.concatenate([nuclei[0], nuclei[-1], nuclei[:, 0], nuclei[:, -1]])
+    assert len(without_nucleus) >= 1 and np.count_nonzero(np.unique(edge)) >= 2
+    # families without a margin draw nothing for it: their random stream is unchanged
+    assert "field_margin" not in draw_well_params(np.random.default_rng(5), FAMILIES["tune_standard"].ranges,
+                                                  ("serum_IgG",))
+
+
 def test_nuisance_ranges_reject_reversed_pairs():
     with pytest.raises(ValueError, match="blur"):
         NuisanceRanges(blur=(2.0, 1.0))
