@@ -199,7 +199,7 @@ def contrast_to_noise(image, high=99.8):
 
 
 def segment_nuclei(model, image, prob_thresh=None, nms_thresh=None, normalizer=normalize_percentile,
-                   n_tiles=None, min_contrast=MIN_CONTRAST_TO_NOISE, binning=None, border=2):
+                   n_tiles=None, min_contrast=MIN_CONTRAST_TO_NOISE, binning=None, border=0):
     """Segment nuclei in one 2D image with a StarDist2D model.
 
     Parameters
@@ -227,10 +227,11 @@ def segment_nuclei(model, image, prob_thresh=None, nms_thresh=None, normalizer=n
         ``None`` takes the model's own ``input_binning`` (1 if it has none).
     border : int
         Candidates within ``border`` cells of the model's output grid from
-        the image edge are dropped (StarDist's ``b``, default 2: a band of
-        8 px with a 4 x 4 grid or a 2 x 2 grid on a binned image). 0 keeps
-        nuclei cut by the image edge whose visible part is narrower than
-        that band (docs/performance.md, "Nuclei at the image border").
+        the image edge are dropped (StarDist's ``b``). The default 0 keeps
+        nuclei cut by the image edge; StarDist's own 2 loses those whose
+        visible part is narrower than a band of 8 px with a 4 x 4 grid or a
+        2 x 2 grid on a binned image (docs/performance.md, "Nuclei at the
+        image border").
 
     Returns
     -------

@@ -181,3 +181,25 @@ def test_binned_training_images_and_labels_are_halved():
         assert image.shape == label.shape == (128, 128)
         assert image.dtype == np.float32 and label.dtype == np.int32
     assert max(label.max() for label in labels) >= 3
+
+
+def test_nuclei_cut_by_the_image_edge_are_kept():
+    # a field cut from a larger culture: the slivers of nuclei at its edges are found with border=0 and
+    # lost with StarDist's own band of 2 grid cells (8 px for the bundled model)
+    from skimage.measure import regionprops
+
+    from antibodies.synthetic import FAMILIES, draw_image_nuisance, draw_well_params
+
+    ranges = FAMILIES["tune_cut_field"].ranges
+    rng = np.random.default_rng(11)
+    params = draw_well_params(rng, ranges.replace(confluence=(1.0, 1.0)), ("serum_IgG",))
+    stack, truth = render_image((256, 256), {"DAPI": "nuclei"}, params, rng, draw_image_nuisance(rng, ranges, 1))
+    slivers = [r for r in regionprops(truth["nuclei"]) if min(r.bbox[0], r.bbox[1]) == 0 or r.bbox[2] == 256
+               or r.bbox[3] == 256]
+    assert len(slivers) >= 3
+    model = load_stardist_model()
+
+    def found(labels):
+        return sum(np.count_nonzero(labels[tuple(r.coords.T)]) >= 0.5 * r.area for r in slivers)
+
+    assert found(segment_nuclei(model, stack[0])) >= found(segment_nuclei(model, stack[0], border=2)) + 1
