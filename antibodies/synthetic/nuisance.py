@@ -30,6 +30,10 @@ brighter or noisier than its well mates), as an :class:`ImageNuisance`:
 * a third cell model (off by default): the whole tiling stretched along one
   direction per well (``cell_elongation``), elongated cells aligned like a
   streaming culture.
+* a field of view cut from a larger culture (``field_margin``, per well; off
+  by default): nuclei and cells cut by the image border, and fragments of
+  cells whose nucleus lies outside the field.  The median ratio is exact over
+  the cells of the whole scene, not over those left in the field.
 
 Serum truth stays exact: every additive nuisance in a serum channel is
 background (offset, haze and autofluorescence are present under the cells
