@@ -624,8 +624,7 @@ def _cut_field(stack, truth, cut):
     kept = np.unique(cells[cells > 0])
     lookup = np.zeros(int(truth["cells"].max()) + 1, np.int32)
     lookup[kept] = np.arange(1, len(kept) + 1, dtype=np.int32)
-    position = {int(cell): index for index, cell in enumerate(truth["cell_ids"])}
-    rows = np.array([position[int(cell)] for cell in kept], dtype=np.int64)
+    rows = kept - 1  # the scene's cell_ids are 1..K
     return np.ascontiguousarray(stack[(slice(None),) + cut]), {
         **truth,
         "nuclei": lookup[truth["nuclei"][cut]],
