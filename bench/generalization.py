@@ -53,14 +53,16 @@ def plate_name(family, scheme, plate_index=0):
 
 def render(root, family, scheme, n_wells, sites, plate_index=0):
     from antibodies.synthetic.plate import render_family_plate
+    from antibodies.synthetic.second_renderer import SECOND_FAMILIES, render_second_plate
 
     plate = root / "raw" / plate_name(family, scheme, plate_index)
     truth = root / "truth" / plate.name
     if not (truth / "wells.csv").exists():
         shutil.rmtree(plate, ignore_errors=True)
         wells = well_names(n_wells)
-        render_family_plate(family, scheme, plate, truth, wells=wells, sites=sites, shape=SCHEMES[scheme],
-                            mock_wells=wells[-1:], plate_index=plate_index)
+        renderer = render_second_plate if family in SECOND_FAMILIES else render_family_plate
+        renderer(family, scheme, plate, truth, wells=wells, sites=sites, shape=SCHEMES[scheme],
+                 mock_wells=wells[-1:], plate_index=plate_index)
     return plate, truth
 
 
@@ -106,8 +108,15 @@ def badness(row):
     return (1 - row["infected_accuracy"]) * 10 + max(errors, default=0.0)
 
 
-def main():
+def all_families():
+    """Name -> role of every family: the plate renderer's and the second renderer's (all held out)."""
     from antibodies.synthetic.nuisance import FAMILIES
+    from antibodies.synthetic.second_renderer import SECOND_FAMILIES
+
+    return {name: family.role for name, family in {**FAMILIES, **SECOND_FAMILIES}.items()}
+
+
+def main():
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--role", choices=("holdout", "tune"), default="holdout")
@@ -121,8 +130,9 @@ def main():
     parser.add_argument("--variant", default="default", help="name of the output folder of this variant")
     parser.add_argument("extra", nargs="*", help="after --: extra CellAnalysis arguments of the variant")
     args = parser.parse_args()
-    families = args.families.split(",") if args.families else [f for f in FAMILIES if FAMILIES[f].role == args.role]
-    held_out = [f for f in families if FAMILIES[f].role == "holdout"]
+    roles = all_families()
+    families = args.families.split(",") if args.families else [f for f, role in roles.items() if role == args.role]
+    held_out = [f for f in families if roles[f] == "holdout"]
     if args.variant != "default" and held_out:
         sys.exit(f"variants are for tune families only; {held_out} are held out")
     os.environ.setdefault("CUDA_VISIBLE_DEVICES", "-1")
