@@ -4,7 +4,8 @@
 :mod:`antibodies.synthetic.nuisance` share one generative model, so a method
 tuned on some of its families may still lean on that model. This module draws
 the same kind of plate (same file names, channel schemes and truth files) from
-different generative choices, and no method or number is ever chosen on it:
+different generative choices; its held-out families never choose a method or a
+number:
 
 * **nuclei**: clustered placement (parents with children around them) of
   ellipses whose outline carries low Fourier harmonics; they may touch; a
@@ -28,7 +29,7 @@ well has a true ratio of at least
 :data:`~antibodies.synthetic.plate.POSITIVE_RATIO_THRESHOLD`.
 """
 import json
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -42,14 +43,16 @@ __all__ = ["SecondFamily", "SECOND_FAMILIES", "render_second_image", "render_sec
 
 @dataclass(frozen=True)
 class SecondFamily:
-    """A named set of ranges of the second renderer (role always ``holdout``).
+    """A named set of ranges of the second renderer.
 
     Every range is ``(low, high)``, drawn uniformly per well (biology) or per
-    image (optics).
+    image (optics). ``role`` is ``"tune"`` or ``"holdout"``, as for
+    :class:`~antibodies.synthetic.nuisance.PlateFamily`.
     """
 
     name: str
     seed: int
+    role: str
     description: str
     confluence: tuple = (0.35, 0.9)
     nucleus_radius: tuple = (8.0, 12.5)
@@ -67,20 +70,36 @@ class SecondFamily:
     gain: tuple = (1.0, 4.0)
     read_noise: tuple = (3.0, 10.0)
     margin: tuple = (40.0, 120.0)
-    role: str = field(default="holdout", init=False)
+
+    def __post_init__(self):
+        """Check the role."""
+        if self.role not in ("tune", "holdout"):
+            raise ValueError(f"SecondFamily {self.name!r}: role must be 'tune' or 'holdout', not {self.role!r}")
 
 
 SECOND_FAMILIES = {family.name: family for family in (
-    SecondFamily("second_standard", 21000,
+    SecondFamily("tune_second_standard", 21000, "tune",
                  "The second renderer at moderate settings: confluence 0.35-0.9, serum 300-1500 counts, "
-                 "blur 0.9-1.7, 10-60 % infected."),
-    SecondFamily("second_dense_dim", 22000,
+                 "blur 0.9-1.7, halo 3-12 %, 10-60 % infected. Held out (as second_standard) for one run, "
+                 "whose compressed scores were analysed on it."),
+    SecondFamily("tune_second_dense_dim", 22000, "tune",
                  "The second renderer on dense, dim fields: confluence 0.8-1.0, serum 150-500 counts over "
-                 "a medium of 50-150, haze up to 250, blur 1.3-2.2, falloff up to 0.4.",
+                 "a medium of 50-150, haze up to 250, blur 1.3-2.2, falloff up to 0.4. Held out (as "
+                 "second_dense_dim) for one run, analysed as tune_second_standard.",
                  confluence=(0.8, 1.0), serum_level=(150.0, 500.0), medium=(50.0, 150.0), haze=(50.0, 250.0),
                  blur=(1.3, 2.2), falloff=(0.1, 0.4), marker_level=(400.0, 1500.0)),
+    SecondFamily("holdout_second_sparse_bright", 24000, "holdout",
+                 "The second renderer on sparse fields with bright serum: confluence 0.2-0.6, serum 600-2500 "
+                 "counts, marker 800-3000, blur 1.0-2.0, halo 5-15 %, 5-50 % infected.",
+                 confluence=(0.2, 0.6), serum_level=(600.0, 2500.0), marker_level=(800.0, 3000.0),
+                 blur=(1.0, 2.0), halo=(0.05, 0.15), fraction_infected=(0.05, 0.5)),
+    SecondFamily("holdout_second_confluent_soft", 25000, "holdout",
+                 "The second renderer on confluent, soft fields: confluence 0.85-1.0, blur 1.6-2.4, halo "
+                 "2-8 %, serum 200-900 counts, marker 600-2000, falloff 0.1-0.3, offsets 150-600.",
+                 confluence=(0.85, 1.0), blur=(1.6, 2.4), halo=(0.02, 0.08), serum_level=(200.0, 900.0),
+                 marker_level=(600.0, 2000.0), falloff=(0.1, 0.3), offset=(150.0, 600.0)),
 )}
-"""The second renderer's families: held out, report only."""
+"""The second renderer's families. The held-out ones choose nothing; they are reported only."""
 
 
 def _draw(rng, bounds):

@@ -13,7 +13,7 @@ from antibodies.synthetic.second_renderer import SECOND_FAMILIES, render_second_
 @pytest.fixture(scope="module")
 def plate(tmp_path_factory):
     root = tmp_path_factory.mktemp("second")
-    summary = render_second_plate("second_standard", "scheme4", root / "raw", root / "truth",
+    summary = render_second_plate("tune_second_standard", "scheme4", root / "raw", root / "truth",
                                   wells=["A01", "A02", "A03"], sites=2, shape=(200, 240), mock_wells=("A03",))
     return root, summary
 
@@ -43,7 +43,7 @@ def test_the_true_ratio_is_the_median_ratio_of_the_drawn_cells(plate):
 
 def test_each_nucleus_lies_in_its_own_cell_and_some_cells_are_cut_by_the_edge():
     rng = np.random.default_rng(3)
-    family = SECOND_FAMILIES["second_dense_dim"]
+    family = SECOND_FAMILIES["tune_second_dense_dim"]
     well = {"confluence": 0.9, "nucleus_radius": 10.0, "fraction_infected": 0.5, "serum_level": 400.0,
             "marker_level": 800.0, "nucleus_level": 1000.0, "ratios": {"serum_IgG": 2.0}, "mock": False}
     _, truth = render_second_image((256, 256), SCHEMES["scheme2"], family, well, rng)
@@ -58,8 +58,8 @@ def test_each_nucleus_lies_in_its_own_cell_and_some_cells_are_cut_by_the_edge():
 
 
 def test_the_same_seed_renders_the_same_pixels(tmp_path):
-    first = render_second_plate("second_standard", "scheme2", tmp_path / "a", tmp_path / "ta", ["B02"], 1, (96, 128))
-    second = render_second_plate("second_standard", "scheme2", tmp_path / "b", tmp_path / "tb", ["B02"], 1, (96, 128))
+    first = render_second_plate("tune_second_standard", "scheme2", tmp_path / "a", tmp_path / "ta", ["B02"], 1, (96, 128))
+    second = render_second_plate("tune_second_standard", "scheme2", tmp_path / "b", tmp_path / "tb", ["B02"], 1, (96, 128))
     assert first["wells"] == second["wells"]
     name = next((tmp_path / "a").glob("*.tiff")).name
     assert np.array_equal(tifffile.imread(tmp_path / "a" / name), tifffile.imread(tmp_path / "b" / name))
