@@ -6,7 +6,8 @@
         --infection-method fixed                                  # a variant, on the tune families only
     python bench/generalization.py --role tune --plate-index 1    # fresh renders: each family's next seed
 
-Each family (``antibodies.synthetic.nuisance.FAMILIES``) and scheme gets one
+Each family (``antibodies.synthetic.nuisance.FAMILIES``, and the second
+renderer's ``antibodies.synthetic.second_renderer.SECOND_FAMILIES``) and scheme gets one
 rendered plate (``--wells`` wells x ``--sites`` sites, the last well
 mock-infected), processed by ``luigi --module antibodies CellAnalysis`` with
 the given extra arguments. Printed per plate: nuclei and cells F1@0.5,
