@@ -274,10 +274,15 @@ def _draw_optics(family, rng):
 
 # --------------------------------------------------------------------------- image and plate
 
-def draw_well(family, serum_roles, rng, mock=False):
-    """Biology of one well: confluence, nucleus radius, infected fraction, levels and target ratios."""
+def draw_well(family, serum_roles, rng, mock=False, ratio=None):
+    """Biology of one well: confluence, nucleus radius, infected fraction, levels and target ratios.
+
+    The target ratio of each serum is drawn positive (1.5-4) or negative (0.9-1.2) with equal odds, or is ``ratio``.
+    """
     ratios = {role: (_draw(rng, (1.5, 4.0)) if rng.random() < 0.5 else _draw(rng, (0.9, 1.2)))
               for role in serum_roles}
+    if ratio is not None:
+        ratios = dict.fromkeys(serum_roles, float(ratio))
     return {"confluence": _draw(rng, family.confluence), "nucleus_radius": _draw(rng, family.nucleus_radius),
             "fraction_infected": 0.0 if mock else _draw(rng, family.fraction_infected),
             "serum_level": _draw(rng, family.serum_level), "marker_level": _draw(rng, family.marker_level),
@@ -340,11 +345,13 @@ def _true_ratio(means, infected):
 
 
 def render_second_plate(family, scheme, plate_dir, truth_dir, wells, sites=2, shape=(1024, 1024),
-                        plate_index=0, mock_wells=()):
+                        plate_index=0, mock_wells=(), well_ratios=None):
     """Render a plate of a :data:`SECOND_FAMILIES` family with the layout of :func:`~antibodies.synthetic.plate.render_plate`.
 
     The truth folder holds one npz per image and ``wells.csv``, whose ratios
     are measured on the drawn cells (module docstring); mock wells have none.
+    ``well_ratios`` (``{well: target ratio}``) fixes the target of every serum
+    of those wells.
     """
     family = SECOND_FAMILIES[family] if isinstance(family, str) else family
     roles = SCHEMES[scheme]
@@ -356,7 +363,7 @@ def render_second_plate(family, scheme, plate_dir, truth_dir, wells, sites=2, sh
     rows, seq = [], 0
     for index, well in enumerate(wells):
         rng = np.random.default_rng([family.seed + plate_index, index])
-        params = draw_well(family, serum_roles, rng, mock=well in mock_wells)
+        params = draw_well(family, serum_roles, rng, well in mock_wells, (well_ratios or {}).get(well))
         means, flags = {role: [] for role in serum_roles}, []
         for site in range(sites):
             stack, truth = render_second_image(shape, roles, family, params, rng)

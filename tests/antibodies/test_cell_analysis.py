@@ -188,3 +188,21 @@ def test_a_plate_exported_as_normalised_floats_gives_the_same_tables(processed_p
         with open_file(processed_plate["output"] / "plate_tables.hdf5") as f, \
                 open_file(tmp_path / "out" / "plate_tables.hdf5") as g:
             pd.testing.assert_frame_equal(read_table(g, table), read_table(f, table))
+
+
+def test_a_plate_of_the_second_renderer_gets_right_calls_and_a_score_for_every_serum_well(tmp_path):
+    """Other nuclei, cells, stains and optics (antibodies.synthetic.second_renderer): calls and scores still hold."""
+    from antibodies.synthetic.second_renderer import render_second_plate
+
+    wells = ["A01", "A02", "A03", "A04"]
+    render_second_plate("tune_second_standard", "scheme4", tmp_path / "plate", tmp_path / "truth", wells, sites=2,
+                        shape=(464, 512), mock_wells=("A04",), well_ratios={"A01": 3.0, "A02": 1.0, "A03": 1.8})
+    digest = folder_digest(tmp_path / "plate")
+    assert run_local([cell_analysis(tmp_path / "plate", tmp_path / "out")]).status.name == "SUCCESS"
+    assert folder_digest(tmp_path / "plate") == digest
+    _, figures = evaluate_plate(tmp_path / "out", tmp_path / "truth", "plate")
+    assert figures["nuclei_f1"] >= 0.95 and figures["infected_accuracy"] >= 0.93, figures
+    assert figures["mock_infected_fraction"] < 0.02, figures
+    for serum in ("serum_IgG", "serum_IgA"):
+        assert figures[f"{serum}_wrong_calls"] == 0, figures
+        assert figures[f"{serum}_wells_without_score"] == 0, figures
