@@ -110,7 +110,7 @@ def badness(row):
 
 
 def all_families():
-    """Name -> role of every family: the plate renderer's and the second renderer's (all held out)."""
+    """Name -> role (tune / holdout) of every family: the plate renderer's and the second renderer's."""
     from antibodies.synthetic.nuisance import FAMILIES
     from antibodies.synthetic.second_renderer import SECOND_FAMILIES
 
@@ -118,7 +118,6 @@ def all_families():
 
 
 def main():
-
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--role", choices=("holdout", "tune"), default="holdout")
     parser.add_argument("--families", default="", help="comma separated family names (default: all of --role)")
