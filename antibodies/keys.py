@@ -12,7 +12,7 @@ __all__ = [
     "cell_table", "cell_table_key", "INFECTED_CELLS_TABLE", "histogram_key",
     "IMAGE_TABLE", "WELL_TABLE", "image_table", "well_table",
     "IMAGE_BACKGROUNDS", "WELL_BACKGROUNDS", "PLATE_BACKGROUNDS", "SUBTRACTED_BACKGROUNDS", "CELL_QC_TABLE",
-    "INFECTION_DECISION", "MARKER_SCORES",
+    "INFECTION_DECISION", "MARKER_SCORES", "SPILLOVER_WIDTHS",
     "EXPORTS_RECORD", "REPORT_RECORD", "OME_ZARR_RECORD", "CHANNEL_COLORS",
 ]
 
@@ -65,6 +65,8 @@ SUBTRACTED_BACKGROUNDS = "images/subtracted_backgrounds"
 # the plate's cut on the marker score and the histogram of marker scores it was fitted on
 INFECTION_DECISION = "plate/infection_decision"
 MARKER_SCORES = "plate/marker_scores"
+# the spillover width each serum's scores were compensated with
+SPILLOVER_WIDTHS = "plate/spillover_widths"
 EXPORTS_RECORD = "records/exports"
 REPORT_RECORD = "records/report"
 OME_ZARR_RECORD = "records/ome_zarr"

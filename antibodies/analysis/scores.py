@@ -136,10 +136,11 @@ class ImageCells:
     per_cell_background : bool
         Each cell subtracts its serum table's ``local_background`` instead
         (`antibodies.analysis.background.LocalBackground`).
-    spillover_width : float
+    spillover_width : float or Mapping[str, float]
         Serum means are compensated for the signal exchanged with touching
         cells over a band this wide (px), from the serum tables'
         ``neighbour_contrast`` (`antibodies.analysis.spillover`); 0: raw means.
+        A mapping gives each serum its own width.
     """
 
     image_name: str
@@ -149,7 +150,12 @@ class ImageCells:
     infection: pd.DataFrame
     backgrounds: Mapping = None
     per_cell_background: bool = False
-    spillover_width: float = 0.0
+    spillover_width: float | Mapping = 0.0
+
+    def width(self, serum):
+        """The spillover width of ``serum``."""
+        widths = self.spillover_width
+        return float(widths.get(serum, 0.0) if isinstance(widths, Mapping) else widths)
 
 
 class PlateScores(NamedTuple):
@@ -336,13 +342,14 @@ def _clear_calls(infection):
 
 def _compensated_means(table, record, serum):
     """A serum table's ``means``, compensated for spillover when the record asks for it."""
-    if not record.spillover_width:
+    width = record.width(serum)
+    if not width:
         return table["means"]
     if "neighbour_contrast" not in table:
         raise ValueError(f"the {serum} cell table of image {record.image_name!r} has no neighbour_contrast column "
                          "(written by an older version): rerun CellFeatures with --force-recompute, "
                          "or set [scores] spillover_width = 0")
-    return pd.Series(compensate_spillover(table["means"], table["neighbour_contrast"], record.spillover_width),
+    return pd.Series(compensate_spillover(table["means"], table["neighbour_contrast"], width),
                      index=table.index)
 
 

@@ -23,9 +23,14 @@ The flow, per image and serum channel::
     means = compensate_spillover(table["means"], table["neighbour_contrast"], width)
 """
 
-import numpy as np
+from dataclasses import dataclass
 
-__all__ = ["cell_contacts", "neighbour_contrast", "compensate_spillover"]
+import numpy as np
+import pandas as pd
+from scipy import ndimage as ndi
+
+__all__ = ["EXCHANGE_COLUMNS", "EXCHANGE_REACH", "FixedSpillover", "MeasuredSpillover", "SPILLOVER_METHODS",
+           "border_exchange_sums", "cell_contacts", "compensate_spillover", "exchange_width", "neighbour_contrast"]
 
 
 def cell_contacts(labels):
@@ -127,3 +132,153 @@ def compensate_spillover(means, contrast, width):
     [5.0, 35.0]
     """
     return np.asarray(means, dtype=np.float64) + width * np.asarray(contrast, dtype=np.float64)
+
+
+EXCHANGE_REACH = 6
+"""Distances (px) from an infected neighbour's border over which `border_exchange_sums` measures the exchange."""
+
+EXCHANGE_COLUMNS = ("control_pixels", "control_level", "exchange", "contrast", "contrast_squared", "support")
+"""Columns of `border_exchange_sums` (index: the distance): sums that add up over the images of a plate."""
+
+
+def _touching(labels, cells, others):
+    """Pixels of ``cells`` with a 4-neighbour of another label in ``others``, and that neighbour's label."""
+    hit = np.zeros(labels.shape, bool)
+    neighbour = np.zeros(labels.shape, labels.dtype)
+    for axis in (0, 1):
+        for step in (1, -1):
+            shifted = np.roll(labels, -step, axis=axis)
+            shifted_other = np.roll(others, -step, axis=axis)
+            edge = [slice(None)] * 2
+            edge[axis] = slice(-1, None) if step == 1 else slice(0, 1)  # np.roll wraps: the far edge has no neighbour
+            shifted_other[tuple(edge)] = False
+            found = cells & shifted_other & (shifted != labels)
+            hit |= found
+            neighbour[found] = shifted[found]
+    return hit, neighbour
+
+
+def border_exchange_sums(labels, image, label_ids, means, backgrounds, infected, control, reach=EXCHANGE_REACH,
+                         min_contrast=0.3):
+    """How much brighter control cells are next to an infected neighbour: sums per distance from its border.
+
+    A control pixel at distance ``d`` from an infected neighbour ``b`` is compared, relative to its own cell's
+    mean ``m_c``, with control pixels at the same distance from another control cell; the excess, regressed on
+    the neighbour's relative contrast ``k = (m_b - m_c) / m_c``, is the share of the contrast that crossed the
+    border to distance ``d`` (`exchange_width` adds it up over a plate).
+
+    Parameters
+    ----------
+    labels : (M, N) int array
+        Cell labels; 0 is background.
+    image : (M, N) array
+        The serum channel.
+    label_ids : (K,) int array
+    means, backgrounds : (K,) float arrays
+        Each cell's mean before background subtraction and the background it subtracts.
+    infected, control : (K,) bool arrays
+        The cells' calls.
+    reach : int
+        Largest distance (px) measured.
+    min_contrast : float
+        Pixels next to a neighbour at least this much brighter (relative) count as ``support``.
+
+    Returns
+    -------
+    pandas.DataFrame
+        Indexed by the distance 0..``reach``; columns `EXCHANGE_COLUMNS`: ``control_pixels`` and
+        ``control_level`` (count and sum of ``(x - background) / m_c`` next to other control cells),
+        ``exchange`` (sum of that times ``k`` next to infected cells), ``contrast``, ``contrast_squared``
+        (sums of ``k`` and ``k**2``) and ``support``.
+    """
+    labels = np.asarray(labels)
+    size = int(max(labels.max(), np.max(label_ids, initial=0))) + 1
+    level, background = np.zeros(size), np.zeros(size)
+    level[label_ids] = np.asarray(means, float) - np.asarray(backgrounds, float)
+    background[label_ids] = backgrounds
+    is_infected, is_control = np.zeros(size, bool), np.zeros(size, bool)
+    is_infected[label_ids], is_control[label_ids] = infected, control
+    controls = is_control[labels] & (level[labels] > 0)
+    next_to_infected, infected_neighbour = _touching(labels, controls, is_infected[labels])
+    next_to_control, _ = _touching(labels, controls, controls)
+    to_infected, nearest = ndi.distance_transform_edt(~next_to_infected, return_indices=True)
+    to_control = ndi.distance_transform_edt(~next_to_control)
+    relative = (image.astype(float) - background[labels]) / np.where(controls, level[labels], 1.0)
+    own_side = labels[nearest[0], nearest[1]] == labels
+    contrast = (level[infected_neighbour[nearest[0], nearest[1]]] - level[labels]) / np.where(controls, level[labels], 1.0)
+    rows = []
+    for distance in range(reach + 1):
+        baseline = controls & (np.rint(to_control) == distance) & (to_infected > reach + 2)
+        near = controls & own_side & (np.rint(to_infected) == distance)
+        k, r = contrast[near], relative[near]
+        rows.append((baseline.sum(), relative[baseline].sum(), (r * k).sum(), k.sum(), (k * k).sum(),
+                     (k >= min_contrast).sum()))
+    return pd.DataFrame(rows, columns=EXCHANGE_COLUMNS, index=pd.RangeIndex(reach + 1, name="distance"), dtype=float)
+
+
+def exchange_width(sums, min_support=500):
+    """Width (px) of the band infected and control cells exchange, from summed `border_exchange_sums`.
+
+    Per distance, the least-squares slope (through 0) of the control pixels' excess over their baseline
+    on the neighbour's relative contrast; the width is the sum of the slopes. ``None`` when fewer than
+    ``min_support`` pixels touch a clearly brighter infected neighbour, or a baseline is missing.
+
+    Examples
+    --------
+    >>> sums = pd.DataFrame({"control_pixels": [10, 10], "control_level": [10.0, 10.0],
+    ...                      "exchange": [30.0, 12.0], "contrast": [20.0, 20.0],
+    ...                      "contrast_squared": [40.0, 40.0], "support": [600, 600]})
+    >>> round(exchange_width(sums), 6)  # (30 - 20) / 40 + (12 - 20) / 40
+    0.05
+    >>> exchange_width(sums.assign(support=[10, 10])) is None
+    True
+    """
+    sums = sums.sort_index()
+    if sums["support"].iloc[0] < min_support or (sums["control_pixels"] <= 0).any():
+        return None
+    baseline = sums["control_level"] / sums["control_pixels"]
+    slopes = (sums["exchange"] - baseline * sums["contrast"]) / sums["contrast_squared"]
+    return float(slopes.sum())
+
+
+@dataclass(frozen=True)
+class FixedSpillover:
+    """The same width (px) for every serum of every plate."""
+
+    width: float = 0.5
+    measures = False
+
+    def widths(self, sums, sera):
+        """Serum -> width; ``sums`` is not used."""
+        return dict.fromkeys(sera, float(self.width))
+
+
+@dataclass(frozen=True)
+class MeasuredSpillover:
+    """``scale`` x the plate's own `exchange_width` per serum; ``fallback`` where it cannot be measured.
+
+    The estimate sees the exchange within `EXCHANGE_REACH` px of the border, not a wide halo or what wrong
+    calls mix, so it is scaled (docs/performance.md, "A spillover width measured on each plate").
+
+    Examples
+    --------
+    >>> MeasuredSpillover(scale=2.0, fallback=0.5).widths({"serum_IgG": None}, ["serum_IgG"])
+    {'serum_IgG': 0.5}
+    """
+
+    scale: float = 2.0
+    fallback: float = 0.5
+    min_support: int = 500
+    measures = True
+
+    def widths(self, sums, sera):
+        """Serum -> width from ``sums`` (serum -> summed `border_exchange_sums` or None)."""
+        result = {}
+        for serum in sera:
+            estimate = None if sums.get(serum) is None else exchange_width(sums[serum], self.min_support)
+            result[serum] = self.fallback if estimate is None else max(self.scale * estimate, 0.0)
+        return result
+
+
+SPILLOVER_METHODS = {"fixed": FixedSpillover, "measured": MeasuredSpillover}
+"""How the scores' spillover width is set, keyed by config name (``[scores] spillover``)."""

@@ -106,7 +106,8 @@ class PlateReport(ImageCellsReader, PlateJob):
         image_table = image_table[image_table["image_name"].isin(images)].reset_index(drop=True)
         sera = sera_in(well_table)
         outlier_images = set(image_table.loc[image_table["is_outlier"].astype(bool), "image_name"])
-        records = (cells for cells, _ in self.image_cells(list(image_table["image_name"]), sera))
+        records = (cells for cells, _ in self.image_cells(list(image_table["image_name"]), sera,
+                                                          self.spillover_widths()))
         intensities = cell_intensities(records,
                                        read_backgrounds(self.tables_path), sera, outlier_images)
         decision, marker_scores, warnings = self.infection_inputs(image_table, sera)

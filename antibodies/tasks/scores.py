@@ -5,12 +5,15 @@ from pathlib import Path
 import pandas as pd
 
 from luigi_tasks import InvalidInputError
-from luigi_tasks.io import open_file, parse_image_name, write_table
+from luigi_tasks.io import open_file, parse_image_name, read_image, read_table, write_table
 
 from ..analysis.qc import flag_images, make_qc_rule, manual_outlier_names, plate_warnings
+from ..analysis.spillover import SPILLOVER_METHODS, border_exchange_sums
 from ..analysis.scores import (
     CELL_FRAME_COLUMNS, MEDIAN_ESTIMATORS, ImageCells, call_positive, score_plate, split_by_serum)
-from ..keys import CELL_QC_TABLE, IMAGE_TABLE, INFECTED_CELLS_TABLE, WELL_TABLE, cell_table, image_table, well_table
+from ..keys import (
+    CELL_QC_TABLE, CELL_SEGMENTATION, IMAGE_TABLE, INFECTED_CELLS_TABLE, SPILLOVER_WIDTHS, WELL_TABLE, cell_table,
+    image_table, well_table)
 from ..settings import setting
 from .background import read_backgrounds, read_image_backgrounds, subtracts_per_cell
 from .base import AssayPlateJob, read_tables
@@ -33,15 +36,22 @@ class ImageCellsReader:
     """Plate jobs that read the cell tables of every image as :class:`ImageCells` (scores, report)."""
 
     background_method = setting("background", "method")
-    scores_spillover_width = setting("scores", "spillover_width")
 
-    def image_cells(self, images, sera, more=None):
+    def spillover_widths(self):
+        """Serum -> the spillover width the plate's scores used (``plate/spillover_widths``)."""
+        with open_file(self.tables_path, "r") as container:
+            table = read_table(container, SPILLOVER_WIDTHS)
+        return dict(zip(table["serum"], table["width"]))
+
+    def image_cells(self, images, sera, widths, more=None):
         """Yield ``(ImageCells, {name: table})`` of each image, one container at a time.
 
         Parameters
         ----------
         images : sequence of str
         sera : sequence of str
+        widths : Mapping[str, float]
+            Serum -> spillover width (px).
         more : Mapping[str, sequence of str or None], optional
             Further tables of each image to hand back beside its cells: name -> the columns to read (None: all).
         """
@@ -54,7 +64,7 @@ class ImageCellsReader:
             tables = read_tables(self.container(image), names, columns)
             name = parse_image_name(image)
             cells = ImageCells(image, name.site_name, name.well_name, {s: tables[cell_table(s)] for s in sera},
-                               tables[INFECTED_CELLS_TABLE], backgrounds[image], per_cell, self.scores_spillover_width)
+                               tables[INFECTED_CELLS_TABLE], backgrounds[image], per_cell, widths)
             yield cells, {key: tables[key] for key in more}
 
 
@@ -73,10 +83,15 @@ class PlateScores(ImageCellsReader, AssayPlateJob):
     scores_positive_cutoff_IgA = setting("scores", "positive_cutoff_IgA")
     scores_positive_cutoff_IgM = setting("scores", "positive_cutoff_IgM")
     scores_median_estimator = setting("scores", "median_estimator")
+    scores_spillover = setting("scores", "spillover")
+    scores_spillover_width = setting("scores", "spillover_width")
+    scores_spillover_scale = setting("scores", "spillover_scale")
+    output_format = 2  # plate/spillover_widths
 
     @property
     def outputs(self):
-        names = [IMAGE_TABLE, WELL_TABLE] + [n for s in self.sera() for n in (image_table(s), well_table(s))]
+        names = [IMAGE_TABLE, WELL_TABLE, SPILLOVER_WIDTHS] + [
+            n for s in self.sera() for n in (image_table(s), well_table(s))]
         return tuple(f"tables/{name}" for name in names)
 
     def fingerprint_payload(self):
@@ -99,13 +114,43 @@ class PlateScores(ImageCellsReader, AssayPlateJob):
         return (make_qc_rule("infected_intensity", factor=self.qc_well_min_infected_intensity_factor),
                 make_qc_rule("fixed_infected_intensity", minima=minima))
 
-    def records(self, images):
+    def spillover(self):
+        """The `SPILLOVER_METHODS` strategy of ``[scores] spillover``."""
+        if self.scores_spillover == "measured":
+            return SPILLOVER_METHODS["measured"](scale=self.scores_spillover_scale, fallback=self.scores_spillover_width)
+        return SPILLOVER_METHODS["fixed"](width=self.scores_spillover_width)
+
+    def exchange_sums(self, images, sera):
+        """Serum -> `border_exchange_sums` added up over the images (one container at a time)."""
+        backgrounds = read_image_backgrounds(self.tables_path)
+        per_cell = subtracts_per_cell(self.background_method)
+        sums = dict.fromkeys(sera)
+        for image in images:
+            with open_file(self.container(image), "r") as container:
+                labels = read_image(container, CELL_SEGMENTATION)
+                calls = read_table(container, INFECTED_CELLS_TABLE).set_index("label_id")
+                for serum in sera:
+                    table = read_table(container, cell_table(serum), ["label_id", "means", "local_background"])
+                    cells = calls.reindex(table["label_id"]).fillna(False)
+                    subtracted = (table["local_background"] if per_cell
+                                  else pd.Series(backgrounds[image][serum].median, index=table.index))
+                    part = border_exchange_sums(labels, read_image(container, serum), table["label_id"].to_numpy(),
+                                                table["means"].to_numpy(), subtracted.to_numpy(),
+                                                cells["is_infected"].to_numpy(bool), cells["is_control"].to_numpy(bool))
+                    sums[serum] = part if sums[serum] is None else sums[serum] + part
+        return sums
+
+    def records(self, images, widths):
         """Yield ``(ImageCells, number of valid cells)`` of each image."""
-        for cells, tables in self.image_cells(images, self.sera(), {CELL_QC_TABLE: ["is_outlier"]}):
+        for cells, tables in self.image_cells(images, self.sera(), widths, {CELL_QC_TABLE: ["is_outlier"]}):
             yield cells, int((~tables[CELL_QC_TABLE]["is_outlier"]).sum())
 
     def run_plate(self, images, tables_file):
-        pairs = list(self.records(images))
+        spillover = self.spillover()
+        widths = spillover.widths(self.exchange_sums(images, self.sera()) if spillover.measures else {}, self.sera())
+        self.logger.info("spillover widths (%s): %s", self.scores_spillover,
+                         ", ".join(f"{serum} {width:.2f} px" for serum, width in widths.items()))
+        pairs = list(self.records(images, widths))
         counts = pd.DataFrame({"image_name": images, "n_cells": [n for _, n in pairs]}, columns=["image_name", "n_cells"])
         flags = flag_images(counts, self.image_rules())
         backgrounds = read_backgrounds(self.tables_path)
@@ -121,6 +166,8 @@ class PlateScores(ImageCellsReader, AssayPlateJob):
         with open_file(tables_file, "a") as container:
             write_table(container, IMAGE_TABLE, images_table)
             write_table(container, WELL_TABLE, wells_table)
+            write_table(container, SPILLOVER_WIDTHS, pd.DataFrame({"serum": list(widths), "width": list(widths.values()),
+                                                                   "method": self.scores_spillover}))
             for serum, table in split_by_serum(images_table).items():
                 write_table(container, image_table(serum), table)
             for serum, table in split_by_serum(wells_table).items():

@@ -6,7 +6,8 @@ from scipy import ndimage as ndi
 from antibodies.analysis.background import BackgroundStats
 from antibodies.analysis.features import cell_features
 from antibodies.analysis.scores import ImageCells, score_images
-from antibodies.analysis.spillover import cell_contacts, compensate_spillover, neighbour_contrast
+from antibodies.analysis.spillover import (
+    EXCHANGE_REACH, border_exchange_sums, cell_contacts, compensate_spillover, exchange_width, neighbour_contrast)
 
 SIGMA = 1.25
 WIDTH = SIGMA / np.sqrt(2 * np.pi)  # what a Gaussian PSF carries across a straight border
@@ -80,3 +81,32 @@ def test_compensation_needs_the_column():
                         spillover_width=0.5)
     with pytest.raises(ValueError, match="spillover_width = 0"):
         score_images([record], {"serum_IgG": BackgroundStats(0.0, 1.0)}, ["serum_IgG"])
+
+
+def _stripes(sigma, infected_every=3, width=25, n=16):
+    """Vertical stripe cells, every ``infected_every``-th three times as bright, blurred by ``sigma`` over 10 counts."""
+    from scipy import ndimage as ndi
+
+    labels = np.repeat(np.arange(1, n + 1), width)[None, :].repeat(200, axis=0)
+    ids = np.arange(1, n + 1)
+    infected = ids % infected_every == 0
+    truth = np.where(infected, 300.0, 100.0)[labels - 1]
+    image = (ndi.gaussian_filter(truth, sigma) if sigma else truth) + 10.0
+    means = np.array([image[labels == i].mean() for i in ids])
+    return labels, image, ids, means, infected
+
+
+@pytest.mark.parametrize("sigma", [1.25, 2.0])
+def test_the_exchange_width_of_a_gaussian_blur_is_its_sigma_over_root_two_pi(sigma):
+    labels, image, ids, means, infected = _stripes(sigma)
+    sums = border_exchange_sums(labels, image, ids, means, np.full(ids.size, 10.0), infected, ~infected)
+    assert list(sums.index) == list(range(EXCHANGE_REACH + 1))
+    assert exchange_width(sums, min_support=10) == pytest.approx(sigma / np.sqrt(2 * np.pi), rel=0.1)
+
+
+def test_sharp_borders_exchange_nothing_and_a_plate_without_infected_cells_has_no_width():
+    labels, image, ids, means, infected = _stripes(0.0)
+    sums = border_exchange_sums(labels, image, ids, means, np.full(ids.size, 10.0), infected, ~infected)
+    assert abs(exchange_width(sums, min_support=10)) < 1e-9
+    none = np.zeros(ids.size, bool)
+    assert exchange_width(border_exchange_sums(labels, image, ids, means, np.full(ids.size, 10.0), none, ~none)) is None
