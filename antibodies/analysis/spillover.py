@@ -206,13 +206,14 @@ def border_exchange_sums(labels, image, label_ids, means, backgrounds, infected,
     relative = (image.astype(float) - background[labels]) / np.where(controls, level[labels], 1.0)
     own_side = labels[nearest[0], nearest[1]] == labels
     contrast = (level[infected_neighbour[nearest[0], nearest[1]]] - level[labels]) / np.where(controls, level[labels], 1.0)
-    rows = []
-    for distance in range(reach + 1):
-        baseline = controls & (np.rint(to_control) == distance) & (to_infected > reach + 2)
-        near = controls & own_side & (np.rint(to_infected) == distance)
-        k, r = contrast[near], relative[near]
-        rows.append((baseline.sum(), relative[baseline].sum(), (r * k).sum(), k.sum(), (k * k).sum(),
-                     (k >= min_contrast).sum()))
+    baseline = controls & (to_control < reach + 0.5) & (to_infected > reach + 2)
+    near = controls & own_side & (to_infected < reach + 0.5)
+    k, r = contrast[near], relative[near]
+    at_near, at_baseline = np.rint(to_infected[near]).astype(int), np.rint(to_control[baseline]).astype(int)
+    sums = [np.bincount(at, weights, minlength=reach + 1)[:reach + 1] for at, weights in (
+        (at_baseline, None), (at_baseline, relative[baseline]), (at_near, r * k), (at_near, k), (at_near, k * k),
+        (at_near, (k >= min_contrast).astype(float)))]
+    rows = np.stack(sums, axis=1)
     return pd.DataFrame(rows, columns=EXCHANGE_COLUMNS, index=pd.RangeIndex(reach + 1, name="distance"), dtype=float)
 
 
