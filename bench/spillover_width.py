@@ -5,8 +5,9 @@
 For each processed plate folder (the output of ``CellAnalysis``), per serum:
 the plate's `exchange_width` (what ``[scores] spillover = measured`` scales by
 ``spillover_scale``), the width the scores would use, and the CPU seconds per
-image of `border_exchange_sums` (reading excluded), with the local
-backgrounds of the default ``[background] method = local``.
+image of reading the container and `border_exchange_sums`
+(`antibodies.tasks.scores.container_exchange_sums`, as ``PlateScores`` runs it),
+with the local backgrounds of the default ``[background] method = local``.
 """
 import argparse
 import sys
@@ -20,9 +21,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 def plate_figures(folder, scale):
     """Yield ``(serum, estimate, width, CPU-s per image, images)`` of one processed plate."""
-    from antibodies.analysis.spillover import MeasuredSpillover, border_exchange_sums, exchange_width
-    from antibodies.keys import CELL_SEGMENTATION, INFECTED_CELLS_TABLE, cell_table
-    from luigi_tasks.io import list_tables, open_file, read_image, read_table
+    from antibodies.analysis.spillover import MeasuredSpillover, exchange_width
+    from antibodies.tasks.scores import container_exchange_sums
+    from luigi_tasks.io import list_tables, open_file
 
     containers = sorted(Path(folder).glob("*.h5"))
     with open_file(containers[0]) as container:
@@ -30,15 +31,8 @@ def plate_figures(folder, scale):
     for serum in sera:
         total, seconds = None, []
         for path in containers:
-            with open_file(path) as container:
-                labels, image = read_image(container, CELL_SEGMENTATION), read_image(container, serum)
-                calls = read_table(container, INFECTED_CELLS_TABLE).set_index("label_id")
-                table = read_table(container, cell_table(serum), ["label_id", "means", "local_background"])
-            cells = calls.reindex(table["label_id"]).fillna(False)
             started = time.process_time()
-            part = border_exchange_sums(labels, image, table["label_id"].to_numpy(), table["means"].to_numpy(),
-                                        table["local_background"].to_numpy(), cells["is_infected"].to_numpy(bool),
-                                        cells["is_control"].to_numpy(bool))
+            part = container_exchange_sums(path, [serum])[serum]
             seconds.append(time.process_time() - started)
             total = part if total is None else total + part
         width = MeasuredSpillover(scale=scale).widths({serum: total}, [serum])[serum]

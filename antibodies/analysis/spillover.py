@@ -203,9 +203,10 @@ def border_exchange_sums(labels, image, label_ids, means, backgrounds, infected,
     next_to_control, _ = _touching(labels, controls, controls)
     to_infected, nearest = ndi.distance_transform_edt(~next_to_infected, return_indices=True)
     to_control = ndi.distance_transform_edt(~next_to_control)
-    relative = (image.astype(float) - background[labels]) / np.where(controls, level[labels], 1.0)
+    own_level = np.where(controls, level[labels], 1.0)
+    relative = (image.astype(float) - background[labels]) / own_level
     own_side = labels[nearest[0], nearest[1]] == labels
-    contrast = (level[infected_neighbour[nearest[0], nearest[1]]] - level[labels]) / np.where(controls, level[labels], 1.0)
+    contrast = (level[infected_neighbour[nearest[0], nearest[1]]] - level[labels]) / own_level
     baseline = controls & (to_control < reach + 0.5) & (to_infected > reach + 2)
     near = controls & own_side & (to_infected < reach + 0.5)
     k, r = contrast[near], relative[near]

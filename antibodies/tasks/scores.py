@@ -2,6 +2,7 @@
 import hashlib
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 
 from luigi_tasks import InvalidInputError
@@ -18,7 +19,7 @@ from ..settings import setting
 from .background import read_backgrounds, read_image_backgrounds, subtracts_per_cell
 from .base import AssayPlateJob, read_tables
 
-__all__ = ["ImageCellsReader", "PlateScores", "read_manual_outliers"]
+__all__ = ["ImageCellsReader", "PlateScores", "container_exchange_sums", "read_manual_outliers"]
 
 
 def read_manual_outliers(path):
@@ -30,6 +31,26 @@ def read_manual_outliers(path):
     if not {"filename", "label"} <= set(table.columns):
         raise InvalidInputError(path, f"columns {list(table.columns)} lack filename,label", "add a header filename,label")
     return table
+
+
+def container_exchange_sums(path, sera, subtracted=None):
+    """Serum -> `border_exchange_sums` of one image container.
+
+    ``subtracted`` maps each serum to the background its image subtracts; ``None``: each cell's ``local_background``.
+    """
+    with open_file(path, "r") as container:
+        labels = read_image(container, CELL_SEGMENTATION)
+        calls = read_table(container, INFECTED_CELLS_TABLE).set_index("label_id")
+        sums = {}
+        for serum in sera:
+            table = read_table(container, cell_table(serum), ["label_id", "means", "local_background"])
+            cells = calls.reindex(table["label_id"]).fillna(False)
+            background = table["local_background"].to_numpy() if subtracted is None else subtracted[serum]
+            sums[serum] = border_exchange_sums(
+                labels, read_image(container, serum), table["label_id"].to_numpy(), table["means"].to_numpy(),
+                np.broadcast_to(background, len(table)), cells["is_infected"].to_numpy(bool),
+                cells["is_control"].to_numpy(bool))
+    return sums
 
 
 class ImageCellsReader:
@@ -122,22 +143,12 @@ class PlateScores(ImageCellsReader, AssayPlateJob):
 
     def exchange_sums(self, images, sera):
         """Serum -> `border_exchange_sums` added up over the images (one container at a time)."""
-        backgrounds = read_image_backgrounds(self.tables_path)
-        per_cell = subtracts_per_cell(self.background_method)
+        backgrounds = None if subtracts_per_cell(self.background_method) else read_image_backgrounds(self.tables_path)
         sums = dict.fromkeys(sera)
         for image in images:
-            with open_file(self.container(image), "r") as container:
-                labels = read_image(container, CELL_SEGMENTATION)
-                calls = read_table(container, INFECTED_CELLS_TABLE).set_index("label_id")
-                for serum in sera:
-                    table = read_table(container, cell_table(serum), ["label_id", "means", "local_background"])
-                    cells = calls.reindex(table["label_id"]).fillna(False)
-                    subtracted = (table["local_background"] if per_cell
-                                  else pd.Series(backgrounds[image][serum].median, index=table.index))
-                    part = border_exchange_sums(labels, read_image(container, serum), table["label_id"].to_numpy(),
-                                                table["means"].to_numpy(), subtracted.to_numpy(),
-                                                cells["is_infected"].to_numpy(bool), cells["is_control"].to_numpy(bool))
-                    sums[serum] = part if sums[serum] is None else sums[serum] + part
+            subtracted = None if backgrounds is None else {s: backgrounds[image][s].median for s in sera}
+            for serum, part in container_exchange_sums(self.container(image), sera, subtracted).items():
+                sums[serum] = part if sums[serum] is None else sums[serum] + part
         return sums
 
     def records(self, images, widths):
