@@ -30,7 +30,7 @@ import pandas as pd
 from scipy import ndimage as ndi
 
 __all__ = ["EXCHANGE_COLUMNS", "EXCHANGE_REACH", "FixedSpillover", "MeasuredSpillover", "SPILLOVER_METHODS",
-           "border_exchange_sums", "cell_contacts", "compensate_spillover", "exchange_width", "neighbour_contrast"]
+           "border_exchange_sums", "cell_contacts", "compensate_spillover", "count_exchange_width", "exchange_width", "neighbour_contrast"]
 
 
 def cell_contacts(labels):
@@ -137,7 +137,9 @@ def compensate_spillover(means, contrast, width):
 EXCHANGE_REACH = 6
 """Distances (px) from an infected neighbour's border over which `border_exchange_sums` measures the exchange."""
 
-EXCHANGE_COLUMNS = ("control_pixels", "control_level", "exchange", "contrast", "contrast_squared", "support")
+EXCHANGE_COLUMNS = ("control_pixels", "control_level", "exchange", "contrast", "contrast_squared", "support",
+                    "control_counts", "control_cell_counts", "count_exchange", "cell_count_contrast",
+                    "count_contrast_squared")
 """Columns of `border_exchange_sums` (index: the distance): sums that add up over the images of a plate."""
 
 
@@ -189,7 +191,10 @@ def border_exchange_sums(labels, image, label_ids, means, backgrounds, infected,
         Indexed by the distance 0..``reach``; columns `EXCHANGE_COLUMNS`: ``control_pixels`` and
         ``control_level`` (count and sum of ``(x - background) / m_c`` next to other control cells),
         ``exchange`` (sum of that times ``k`` next to infected cells), ``contrast``, ``contrast_squared``
-        (sums of ``k`` and ``k**2``) and ``support``.
+        (sums of ``k`` and ``k**2``) and ``support``; the same in counts, for `count_exchange_width`:
+        ``control_counts`` and ``control_cell_counts`` (sums of ``x - background`` and of ``m_c`` next to other
+        control cells), ``count_exchange``, ``cell_count_contrast`` and ``count_contrast_squared`` (sums of
+        ``(x - background) * q``, ``m_c * q`` and ``q**2`` next to infected cells, ``q = m_b - m_c``).
     """
     labels = np.asarray(labels)
     size = int(max(labels.max(), np.max(label_ids, initial=0))) + 1
@@ -203,17 +208,18 @@ def border_exchange_sums(labels, image, label_ids, means, backgrounds, infected,
     next_to_control, _ = _touching(labels, controls, controls)
     to_infected, nearest = ndi.distance_transform_edt(~next_to_infected, return_indices=True)
     to_control = ndi.distance_transform_edt(~next_to_control)
-    own_level = np.where(controls, level[labels], 1.0)
-    relative = (image.astype(float) - background[labels]) / own_level
     own_side = labels[nearest[0], nearest[1]] == labels
-    contrast = (level[infected_neighbour[nearest[0], nearest[1]]] - level[labels]) / own_level
+    count_contrast = level[infected_neighbour[nearest[0], nearest[1]]] - level[labels]
     baseline = controls & (to_control < reach + 0.5) & (to_infected > reach + 2)
     near = controls & own_side & (to_infected < reach + 0.5)
-    k, r = contrast[near], relative[near]
+    signal, cell_level = image.astype(float) - background[labels], level[labels]
+    q, x, m = count_contrast[near], signal[near], cell_level[near]
+    k, r = q / m, x / m
     at_near, at_baseline = np.rint(to_infected[near]).astype(int), np.rint(to_control[baseline]).astype(int)
     sums = [np.bincount(at, weights, minlength=reach + 1)[:reach + 1] for at, weights in (
-        (at_baseline, None), (at_baseline, relative[baseline]), (at_near, r * k), (at_near, k), (at_near, k * k),
-        (at_near, (k >= min_contrast).astype(float)))]
+        (at_baseline, None), (at_baseline, signal[baseline] / cell_level[baseline]), (at_near, r * k), (at_near, k),
+        (at_near, k * k), (at_near, (k >= min_contrast).astype(float)), (at_baseline, signal[baseline]),
+        (at_baseline, cell_level[baseline]), (at_near, x * q), (at_near, m * q), (at_near, q * q))]
     rows = np.stack(sums, axis=1)
     return pd.DataFrame(rows, columns=EXCHANGE_COLUMNS, index=pd.RangeIndex(reach + 1, name="distance"), dtype=float)
 
@@ -240,6 +246,29 @@ def exchange_width(sums, min_support=500):
         return None
     baseline = sums["control_level"] / sums["control_pixels"]
     slopes = (sums["exchange"] - baseline * sums["contrast"]) / sums["contrast_squared"]
+    return float(slopes.sum())
+
+
+def count_exchange_width(sums, min_support=500):
+    """`exchange_width` fitted in counts, so that bright contrasts carry it and dim cells weigh little.
+
+    Per distance, the least-squares slope (through 0) of the control pixels' excess counts, ``x - background``
+    less the baseline share of the cell's own level, on the neighbour's contrast ``m_b - m_c`` in counts; the
+    baseline share is the ratio of summed counts to summed cell levels next to other control cells.
+
+    Examples
+    --------
+    >>> sums = pd.DataFrame({"control_counts": [100.0, 100.0], "control_cell_counts": [100.0, 100.0],
+    ...                      "count_exchange": [3000.0, 1200.0], "cell_count_contrast": [2000.0, 2000.0],
+    ...                      "count_contrast_squared": [4000.0, 4000.0], "support": [600, 600]})
+    >>> round(count_exchange_width(sums), 6)  # (3000 - 2000) / 4000 + (1200 - 2000) / 4000
+    0.05
+    """
+    sums = sums.sort_index()
+    if sums["support"].iloc[0] < min_support or (sums["control_cell_counts"] <= 0).any():
+        return None
+    share = sums["control_counts"] / sums["control_cell_counts"]
+    slopes = (sums["count_exchange"] - share * sums["cell_count_contrast"]) / sums["count_contrast_squared"]
     return float(slopes.sum())
 
 

@@ -7,7 +7,8 @@ from antibodies.analysis.background import BackgroundStats
 from antibodies.analysis.features import cell_features
 from antibodies.analysis.scores import ImageCells, score_images
 from antibodies.analysis.spillover import (
-    EXCHANGE_REACH, border_exchange_sums, cell_contacts, compensate_spillover, exchange_width, neighbour_contrast)
+    EXCHANGE_REACH, border_exchange_sums, cell_contacts, compensate_spillover, count_exchange_width, exchange_width,
+    neighbour_contrast)
 
 SIGMA = 1.25
 WIDTH = SIGMA / np.sqrt(2 * np.pi)  # what a Gaussian PSF carries across a straight border
@@ -96,17 +97,33 @@ def _stripes(sigma, infected_every=3, width=25, n=16):
     return labels, image, ids, means, infected
 
 
+ESTIMATORS = [exchange_width, count_exchange_width]
+
+
+@pytest.mark.parametrize("estimate", ESTIMATORS)
 @pytest.mark.parametrize("sigma", [1.25, 2.0])
-def test_the_exchange_width_of_a_gaussian_blur_is_its_sigma_over_root_two_pi(sigma):
+def test_the_exchange_width_of_a_gaussian_blur_is_its_sigma_over_root_two_pi(sigma, estimate):
     labels, image, ids, means, infected = _stripes(sigma)
     sums = border_exchange_sums(labels, image, ids, means, np.full(ids.size, 10.0), infected, ~infected)
     assert list(sums.index) == list(range(EXCHANGE_REACH + 1))
-    assert exchange_width(sums, min_support=10) == pytest.approx(sigma / np.sqrt(2 * np.pi), rel=0.1)
+    assert estimate(sums, min_support=10) == pytest.approx(sigma / np.sqrt(2 * np.pi), rel=0.1)
 
 
-def test_sharp_borders_exchange_nothing_and_a_plate_without_infected_cells_has_no_width():
+@pytest.mark.parametrize("estimate", ESTIMATORS)
+def test_sharp_borders_exchange_nothing_and_a_plate_without_infected_cells_has_no_width(estimate):
     labels, image, ids, means, infected = _stripes(0.0)
     sums = border_exchange_sums(labels, image, ids, means, np.full(ids.size, 10.0), infected, ~infected)
-    assert abs(exchange_width(sums, min_support=10)) < 1e-9
+    assert abs(estimate(sums, min_support=10)) < 1e-9
     none = np.zeros(ids.size, bool)
-    assert exchange_width(border_exchange_sums(labels, image, ids, means, np.full(ids.size, 10.0), none, ~none)) is None
+    assert estimate(border_exchange_sums(labels, image, ids, means, np.full(ids.size, 10.0), none, ~none)) is None
+
+
+def test_dim_control_cells_next_to_infected_ones_bias_the_relative_fit_and_not_the_count_fit():
+    labels, _, ids, _, infected = _stripes(0.0)
+    level = np.where(infected, 300.0, 100.0)
+    level[[1, 10]] = 4.0  # two control cells beside infected ones, barely over the background
+    image = ndi.gaussian_filter(level[labels - 1], SIGMA) + 10.0
+    means = np.array([image[labels == i].mean() for i in ids])
+    sums = border_exchange_sums(labels, image, ids, means, np.full(ids.size, 10.0), infected, ~infected)
+    assert count_exchange_width(sums, min_support=10) == pytest.approx(WIDTH, rel=0.1)
+    assert exchange_width(sums, min_support=10) < 0.8 * WIDTH
