@@ -1,33 +1,47 @@
-"""The measured spillover width of processed plates, and what measuring it costs.
+"""The measured spillover width of processed plates, what measuring it costs, and what it does to the scores.
 
     python bench/spillover_width.py /tmp/bench_generalization/out/default/tune_standard_scheme1 [...] [--scale 2.0]
+    python bench/spillover_width.py PLATE_FOLDERS... --truth /tmp/bench_generalization --scales 1.5,2,2.5,3
 
 For each processed plate folder (the output of ``CellAnalysis``), per serum:
-the plate's `exchange_width` (what ``[scores] spillover = measured`` scales by
-``spillover_scale``), the width the scores would use, and the CPU seconds per
-image of reading the container and `border_exchange_sums`
-(`antibodies.tasks.scores.container_exchange_sums`, as ``PlateScores`` runs it),
-with the local backgrounds of the default ``[background] method = local``.
+the plate's `exchange_width` and `count_exchange_width` (what ``[scores]
+spillover = measured`` scales by ``spillover_scale``), the width the scores
+would use, and the CPU seconds per image of reading the container and
+`border_exchange_sums` (`antibodies.tasks.scores.container_exchange_sums`, as
+``PlateScores`` runs it), with the local backgrounds of the default
+``[background] method = local``.
+
+With ``--truth ROOT`` (a ``bench/generalization.py`` root: ``ROOT/truth/<plate>``
+and ``ROOT/raw/<plate>``) it also rescores the plate offline, from its own calls
+and means (`bench/score_errors.py`), with the fixed width and with each scale
+times the count fit, and prints the median absolute relative error of the well
+scores and the mean absolute error of the positive wells. ``--csv`` keeps
+those rows.
 """
 import argparse
+import json
 import sys
 import time
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+MIN_SUPPORT = 500
 
 
-def plate_figures(folder, scale):
-    """Yield ``(serum, estimate, width, CPU-s per image, images)`` of one processed plate."""
-    from antibodies.analysis.spillover import MeasuredSpillover, exchange_width
+def plate_sums(folder):
+    """Serum -> (summed `border_exchange_sums` over the plate's containers, median CPU-s per image)."""
     from antibodies.tasks.scores import container_exchange_sums
     from luigi_tasks.io import list_tables, open_file
 
     containers = sorted(Path(folder).glob("*.h5"))
     with open_file(containers[0]) as container:
         sera = [t.split("/")[-1] for t in list_tables(container) if t.split("/")[-1].startswith("serum_")]
+    result = {}
     for serum in sera:
         total, seconds = None, []
         for path in containers:
@@ -35,20 +49,62 @@ def plate_figures(folder, scale):
             part = container_exchange_sums(path, [serum])[serum]
             seconds.append(time.process_time() - started)
             total = part if total is None else total + part
-        width = MeasuredSpillover(scale=scale).widths({serum: total}, [serum])[serum]
-        yield serum, exchange_width(total), width, float(np.median(seconds)), len(containers)
+        result[serum] = (total, float(np.median(seconds)))
+    return result
+
+
+def rescored_errors(root, folder, serum, widths):
+    """Width name -> (median |relative error| of the well scores, mean |error| of the positive wells)."""
+    from score_errors import _errors, image_cells
+
+    plate = Path(folder).name
+    wells = pd.read_csv(root / "truth" / plate / "wells.csv").set_index("well_name")
+    parts = []
+    for truth_path in sorted((root / "truth" / plate).glob("*.npz")):
+        container = Path(folder) / f"{truth_path.stem}.h5"
+        bare, unit = (image_cells(container, truth_path, [serum], w) for w in (0.0, 1.0))
+        parts.append(pd.DataFrame({"called": bare["called"], "raw": bare[f"{serum} ours"],
+                                   "unit": unit[f"{serum} ours"] - bare[f"{serum} ours"], "well": truth_path.stem[4:7]}))
+    cells = pd.concat(parts)
+    result = {}
+    for name, width in widths.items():
+        cells["value"] = cells["raw"] + width * cells["unit"]  # the compensation is linear in the width
+        errors = _errors(cells.groupby("well"), wells, serum, "value", "called")
+        positive = [abs(e) for well, e in errors.items() if wells.at[well, "is_positive"]]
+        result[name] = (float(np.median(np.abs(list(errors.values())))), float(np.mean(positive)))
+    return result
 
 
 def main():
+    from antibodies.analysis.spillover import count_exchange_width, exchange_width
+
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("plates", nargs="+", help="processed plate folders")
     parser.add_argument("--scale", type=float, default=2.0, help="as [scores] spillover_scale")
+    parser.add_argument("--fixed", type=float, default=0.5, help="as [scores] spillover_width")
+    parser.add_argument("--truth", type=Path, help="bench/generalization.py root: rescore against the truth")
+    parser.add_argument("--scales", default="1.5,2,2.5,3", help="scales of the count fit to rescore with")
+    parser.add_argument("--csv", type=Path, help="write the rescored rows here")
     args = parser.parse_args()
+    rows = []
     for folder in args.plates:
-        for serum, estimate, width, seconds, count in plate_figures(folder, args.scale):
-            shown = "none" if estimate is None else f"{estimate:.3f}"
-            print(f"{Path(folder).name:36s} {serum:10s} estimate {shown} px -> width {width:.2f} px  "
-                  f"{seconds:.3f} CPU-s per image (median of {count})")
+        for serum, (sums, seconds) in plate_sums(folder).items():
+            relative, counts = exchange_width(sums, MIN_SUPPORT), count_exchange_width(sums, MIN_SUPPORT)
+            shown = " ".join("none" if e is None else f"{e:.3f}" for e in (relative, counts))
+            width = args.fixed if counts is None else max(args.scale * counts, 0.0)
+            print(f"{Path(folder).name:40s} {serum:10s} estimate (relative, counts) {shown} px -> width {width:.2f} px "
+                  f" {seconds:.3f} CPU-s per image", flush=True)
+            if args.truth is None:
+                continue
+            widths = {"fixed": args.fixed, **{f"c{c}": args.fixed if counts is None else max(float(c) * counts, 0.0)
+                                               for c in args.scales.split(",")}}
+            errors = rescored_errors(args.truth, folder, serum, widths)
+            print("    " + "  ".join(f"{name} {100 * e:.2f} % (pos {100 * p:.2f} %)" for name, (e, p) in errors.items()))
+            rows.append({"plate": Path(folder).name, "serum": serum, "relative": relative, "counts": counts,
+                         **{name: e for name, (e, _) in errors.items()},
+                         **{f"{name}_pos": p for name, (_, p) in errors.items()}})
+    if args.csv and rows:
+        pd.DataFrame(rows).to_csv(args.csv, index=False)
 
 
 if __name__ == "__main__":
