@@ -75,6 +75,7 @@ __all__ = [
     "NuisanceRanges",
     "ImageNuisance",
     "PlateFamily",
+    "check_family_role",
     "FAMILIES",
     "WELL_FIELDS",
     "IMAGE_FIELDS",
@@ -263,9 +264,13 @@ class PlateFamily:
     description: str
 
     def __post_init__(self):
-        """Check the role."""
-        if self.role not in ("tune", "holdout"):
-            raise ValueError(f"PlateFamily {self.name!r}: role must be 'tune' or 'holdout', not {self.role!r}")
+        check_family_role(self)
+
+
+def check_family_role(family):
+    """Raise ValueError unless ``family.role`` is ``"tune"`` or ``"holdout"``."""
+    if family.role not in ("tune", "holdout"):
+        raise ValueError(f"{type(family).__name__} {family.name!r}: role must be 'tune' or 'holdout', not {family.role!r}")
 
 
 def _uniform(rng, bounds):

@@ -35,6 +35,7 @@ from pathlib import Path
 import numpy as np
 from scipy import ndimage as ndi
 
+from antibodies.synthetic.nuisance import check_family_role
 from antibodies.synthetic.plate import (
     POSITIVE_RATIO_THRESHOLD, SCHEMES, SERUM_ROLES, _write_image, _write_wells_csv, image_file_name)
 
@@ -72,9 +73,7 @@ class SecondFamily:
     margin: tuple = (40.0, 120.0)
 
     def __post_init__(self):
-        """Check the role."""
-        if self.role not in ("tune", "holdout"):
-            raise ValueError(f"SecondFamily {self.name!r}: role must be 'tune' or 'holdout', not {self.role!r}")
+        check_family_role(self)
 
 
 SECOND_FAMILIES = {family.name: family for family in (

@@ -63,3 +63,13 @@ def test_the_same_seed_renders_the_same_pixels(tmp_path):
     assert first["wells"] == second["wells"]
     name = next((tmp_path / "a").glob("*.tiff")).name
     assert np.array_equal(tifffile.imread(tmp_path / "a" / name), tifffile.imread(tmp_path / "b" / name))
+
+
+def test_a_family_of_either_renderer_must_be_tune_or_holdout():
+    import dataclasses
+
+    from antibodies.synthetic.nuisance import FAMILIES
+
+    for family in (SECOND_FAMILIES["tune_second_standard"], FAMILIES["tune_standard"]):
+        with pytest.raises(ValueError, match=f"{type(family).__name__} 'x': role must be"):
+            dataclasses.replace(family, name="x", role="both")
