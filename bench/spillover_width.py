@@ -1,7 +1,7 @@
 """The measured spillover width of processed plates, what measuring it costs, and what it does to the scores.
 
     python bench/spillover_width.py /tmp/bench_generalization/out/default/tune_standard_scheme1 [...] [--scale 2.0]
-    python bench/spillover_width.py PLATE_FOLDERS... --truth /tmp/bench_generalization --scales 1.5,2,2.5,3
+    python bench/spillover_width.py PLATE_FOLDERS... --truth /tmp/bench_generalization --scales 1.5,2,2.5,3 --fits counts
 
 For each processed plate folder (the output of ``CellAnalysis``), per serum:
 the plate's `exchange_width` and `count_exchange_width` (what ``[scores]
@@ -14,9 +14,9 @@ would use, and the CPU seconds per image of reading the container and
 With ``--truth ROOT`` (a ``bench/generalization.py`` root: ``ROOT/truth/<plate>``
 and ``ROOT/raw/<plate>``) it also rescores the plate offline, from its own calls
 and means (`bench/score_errors.py`), with the fixed width and with each scale
-times the count fit, and prints the median absolute relative error of the well
-scores and the mean absolute error of the positive wells. ``--csv`` keeps
-those rows.
+times each fit (``relative x2`` is what ``spillover = measured`` runs), and
+prints the median absolute relative error of the well scores and the mean
+absolute error of the positive wells. ``--csv`` keeps those rows.
 """
 import argparse
 import json
@@ -83,7 +83,8 @@ def main():
     parser.add_argument("--scale", type=float, default=2.0, help="as [scores] spillover_scale")
     parser.add_argument("--fixed", type=float, default=0.5, help="as [scores] spillover_width")
     parser.add_argument("--truth", type=Path, help="bench/generalization.py root: rescore against the truth")
-    parser.add_argument("--scales", default="1.5,2,2.5,3", help="scales of the count fit to rescore with")
+    parser.add_argument("--scales", default="2", help="scales of each fit to rescore with")
+    parser.add_argument("--fits", default="relative,counts", help="fits to rescore with: relative, counts")
     parser.add_argument("--csv", type=Path, help="write the rescored rows here")
     args = parser.parse_args()
     rows = []
@@ -91,13 +92,15 @@ def main():
         for serum, (sums, seconds) in plate_sums(folder).items():
             relative, counts = exchange_width(sums, MIN_SUPPORT), count_exchange_width(sums, MIN_SUPPORT)
             shown = " ".join("none" if e is None else f"{e:.3f}" for e in (relative, counts))
-            width = args.fixed if counts is None else max(args.scale * counts, 0.0)
+            width = args.fixed if relative is None else max(args.scale * relative, 0.0)  # as spillover = measured
             print(f"{Path(folder).name:40s} {serum:10s} estimate (relative, counts) {shown} px -> width {width:.2f} px "
                   f" {seconds:.3f} CPU-s per image", flush=True)
             if args.truth is None:
                 continue
-            widths = {"fixed": args.fixed, **{f"c{c}": args.fixed if counts is None else max(float(c) * counts, 0.0)
-                                               for c in args.scales.split(",")}}
+            estimates = {"relative": relative, "counts": counts}
+            widths = {"fixed": args.fixed, **{
+                f"{fit} x{c}": args.fixed if estimates[fit] is None else max(float(c) * estimates[fit], 0.0)
+                for fit in args.fits.split(",") for c in args.scales.split(",")}}
             errors = rescored_errors(args.truth, folder, serum, widths)
             print("    " + "  ".join(f"{name} {100 * e:.2f} % (pos {100 * p:.2f} %)" for name, (e, p) in errors.items()))
             rows.append({"plate": Path(folder).name, "serum": serum, "relative": relative, "counts": counts,
