@@ -286,10 +286,10 @@ class FixedSpillover:
 
 @dataclass(frozen=True)
 class MeasuredSpillover:
-    """``scale`` x the plate's own `exchange_width` per serum; ``fallback`` where it cannot be measured.
+    """``scale`` x the plate's own `count_exchange_width` per serum; ``fallback`` where it cannot be measured.
 
     The estimate sees the exchange within `EXCHANGE_REACH` px of the border, not a wide halo or what wrong
-    calls mix, so it is scaled (docs/performance.md, "A spillover width measured on each plate").
+    calls mix, so it is scaled (docs/performance.md, "The spillover width fitted in counts").
 
     Examples
     --------
@@ -306,7 +306,7 @@ class MeasuredSpillover:
         """Serum -> width from ``sums`` (serum -> summed `border_exchange_sums` or None)."""
         result = {}
         for serum in sera:
-            estimate = None if sums.get(serum) is None else exchange_width(sums[serum], self.min_support)
+            estimate = None if sums.get(serum) is None else count_exchange_width(sums[serum], self.min_support)
             result[serum] = self.fallback if estimate is None else max(self.scale * estimate, 0.0)
         return result
 

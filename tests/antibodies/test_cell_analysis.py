@@ -208,19 +208,19 @@ def test_a_plate_of_the_second_renderer_gets_right_calls_and_a_score_for_every_s
         assert figures[f"{serum}_wells_without_score"] == 0, figures
 
 
-def test_a_measured_spillover_width_rescores_the_plate_without_touching_the_images(plate_copy):
-    """``--scores-spillover measured``: each serum's width from the plate's own cells, recorded beside the scores."""
+def test_a_fixed_spillover_width_rescores_the_plate_without_touching_the_images(plate_copy):
+    """The default measures each serum's width on the plate's own cells; ``--scores-spillover fixed`` rescores with 0.5."""
     out = plate_copy["output"]
     before = {path.name: stamps(path) for path in sorted(out.glob("*.h5"))}
     with open_file(out / "plate_tables.hdf5") as f:
-        fixed_widths, fixed_wells = read_table(f, keys.SPILLOVER_WIDTHS), read_table(f, keys.WELL_TABLE)
-    assert fixed_widths.to_dict("list") == {"serum": ["serum_IgG"], "width": [0.5], "method": ["fixed"]}
-    task = cell_analysis(plate_copy["plate"], out, scores_spillover="measured")
+        measured, measured_wells = read_table(f, keys.SPILLOVER_WIDTHS), read_table(f, keys.WELL_TABLE)
+    assert measured["serum"].tolist() == ["serum_IgG"] and measured["method"].tolist() == ["measured"]
+    assert 0.05 < measured["width"].iloc[0] < 3.0 and measured["width"].iloc[0] != 0.5
+    task = cell_analysis(plate_copy["plate"], out, scores_spillover="fixed")
     assert run_local([task]).status.name == "SUCCESS"
     assert {path.name: stamps(path) for path in sorted(out.glob("*.h5"))} == before
     with open_file(out / "plate_tables.hdf5") as f:
         widths, wells = read_table(f, keys.SPILLOVER_WIDTHS), read_table(f, keys.WELL_TABLE)
-    assert widths["method"].tolist() == ["measured"]
-    assert 0.05 < widths["width"].iloc[0] < 3.0 and widths["width"].iloc[0] != 0.5
-    positive = fixed_wells["serum_IgG_score"] > 1.3
-    assert not np.allclose(wells.loc[positive, "serum_IgG_score"], fixed_wells.loc[positive, "serum_IgG_score"])
+    assert widths.to_dict("list") == {"serum": ["serum_IgG"], "width": [0.5], "method": ["fixed"]}
+    positive = measured_wells["serum_IgG_score"] > 1.3
+    assert not np.allclose(wells.loc[positive, "serum_IgG_score"], measured_wells.loc[positive, "serum_IgG_score"])
