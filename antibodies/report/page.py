@@ -44,6 +44,8 @@ class ReportInputs(NamedTuple):
     warnings : pandas.DataFrame
         ``image_name, well_name, channel, reason`` of images far from their
         well mates (:func:`antibodies.analysis.qc.well_mate_warnings`).
+    spillover_widths : Mapping[str, float]
+        Serum -> the spillover width (px) its scores were compensated with.
     """
 
     plate_name: str
@@ -58,6 +60,7 @@ class ReportInputs(NamedTuple):
     decision: pd.DataFrame
     marker_scores: pd.DataFrame
     warnings: pd.DataFrame
+    spillover_widths: dict
 
 
 def _outlier_wells(wells, serum):
@@ -85,7 +88,8 @@ def _distribution_section(inputs, sera):
     figures = [_decision_figure(inputs)]
     for serum in sera:
         figures.append(Figure(intensity_boxplot_png(inputs.intensities, serum),
-                              f"{serum_label(serum)}: infected vs control cells per well (non-outlier images)"))
+                              f"{serum_label(serum)}: infected vs control cells per well (non-outlier images; "
+                              f"spillover compensated over {inputs.spillover_widths[serum]:.2f} px)"))
         figures.append(Figure(score_histogram_png(inputs.images, inputs.wells, serum, inputs.cutoffs.get(serum)),
                               f"{serum_label(serum)}: score histogram of images and wells"))
     return Section("distributions", "Distributions", figures_html(figures))

@@ -48,6 +48,7 @@ class PlateReport(ImageCellsReader, PlateJob):
     """``report/index.html``: heatmaps, distributions, QC, run summary and thumbnails of a plate."""
 
     outputs = (REPORT_RECORD,)
+    output_format = 2  # the captions show the spillover widths
     n_outlier_thumbnails = 2
 
     scores_positive_cutoff_IgG = setting("scores", "positive_cutoff_IgG")
@@ -106,15 +107,15 @@ class PlateReport(ImageCellsReader, PlateJob):
         image_table = image_table[image_table["image_name"].isin(images)].reset_index(drop=True)
         sera = sera_in(well_table)
         outlier_images = set(image_table.loc[image_table["is_outlier"].astype(bool), "image_name"])
-        records = (cells for cells, _ in self.image_cells(list(image_table["image_name"]), sera,
-                                                          self.spillover_widths()))
+        widths = self.spillover_widths()
+        records = (cells for cells, _ in self.image_cells(list(image_table["image_name"]), sera, widths))
         intensities = cell_intensities(records,
                                        read_backgrounds(self.tables_path), sera, outlier_images)
         decision, marker_scores, warnings = self.infection_inputs(image_table, sera)
         return ReportInputs(self.plate_name, image_table, well_table, intensities,
                             self.thumbnails(image_table, well_table, sera), self.statuses(),
                             self.significant_params(), software_version(), self.cutoffs(),
-                            decision, marker_scores, warnings)
+                            decision, marker_scores, warnings, widths)
 
     def infection_inputs(self, image_table, sera):
         """The infected-cell decision, the marker score histogram and the well-mate warnings."""

@@ -8,6 +8,7 @@ import subprocess
 import numpy as np
 import pytest
 
+from antibodies import keys
 from antibodies.report import readable_column
 from antibodies.report.html import format_value
 from luigi_tasks.io import open_file, read_table
@@ -23,7 +24,9 @@ def report(processed_plate):
     path = processed_plate["output"] / "report" / "index.html"
     with open_file(processed_plate["output"] / f"{processed_plate['name']}_tables.hdf5") as f:
         wells, images = read_table(f, "wells/default"), read_table(f, "images/default")
-    return {"path": path, "text": path.read_text(encoding="utf-8"), "wells": wells, "images": images}
+        width = float(read_table(f, keys.SPILLOVER_WIDTHS)["width"].iloc[0])
+    return {"path": path, "text": path.read_text(encoding="utf-8"), "wells": wells, "images": images,
+            "spillover_width": width}
 
 
 def test_report_is_self_contained(report):
@@ -43,6 +46,8 @@ def test_report_shows_heatmaps_distributions_and_thumbnails(report):
         assert f'alt="heatmap {column}"' in text, column
     assert "IgG score (cut-off 1.3)" in text  # the default positive cut-off
     assert text.count('alt="IgG: infected vs control cells per well') == 1
+    shown = re.search(r"spillover compensated over ([0-9.]+) px", text)
+    assert shown and float(shown.group(1)) == pytest.approx(report["spillover_width"], abs=0.005)
     assert text.count('alt="IgG: score histogram') == 1
     assert 2 <= text.count('alt="thumbnail ') <= 4  # best, worst, up to two outliers
 
