@@ -160,8 +160,16 @@ def _touching(labels, cells, others):
     return hit, neighbour
 
 
+def _exchange_geometry(labels, controls, infected):
+    """Distances of control pixels to the nearest control-infected and control-control border, and who is across."""
+    next_to_infected, infected_neighbour = _touching(labels, controls, infected)
+    next_to_control, _ = _touching(labels, controls, controls)
+    to_infected, nearest = ndi.distance_transform_edt(~next_to_infected, return_indices=True)
+    return controls, to_infected, nearest, infected_neighbour, ndi.distance_transform_edt(~next_to_control)
+
+
 def border_exchange_sums(labels, image, label_ids, means, backgrounds, infected, control, reach=EXCHANGE_REACH,
-                         min_contrast=0.3):
+                         min_contrast=0.3, cache=None):
     """How much brighter control cells are next to an infected neighbour: sums per distance from its border.
 
     A control pixel at distance ``d`` from an infected neighbour ``b`` is compared, relative to its own cell's
@@ -184,6 +192,9 @@ def border_exchange_sums(labels, image, label_ids, means, backgrounds, infected,
         Largest distance (px) measured.
     min_contrast : float
         Pixels next to a neighbour at least this much brighter (relative) count as ``support``.
+    cache : dict, optional
+        Pass the same dict for the sera of one image: their distance maps are computed once where the same cells
+        are measured.
 
     Returns
     -------
@@ -203,11 +214,15 @@ def border_exchange_sums(labels, image, label_ids, means, backgrounds, infected,
     background[label_ids] = backgrounds
     is_infected, is_control = np.zeros(size, bool), np.zeros(size, bool)
     is_infected[label_ids], is_control[label_ids] = infected, control
-    controls = is_control[labels] & (level[labels] > 0)
-    next_to_infected, infected_neighbour = _touching(labels, controls, is_infected[labels])
-    next_to_control, _ = _touching(labels, controls, controls)
-    to_infected, nearest = ndi.distance_transform_edt(~next_to_infected, return_indices=True)
-    to_control = ndi.distance_transform_edt(~next_to_control)
+    measured = is_control & (level > 0)
+    key = (measured.tobytes(), is_infected.tobytes())
+    geometry = cache.get(key) if cache is not None else None
+    if geometry is None:
+        geometry = _exchange_geometry(labels, measured[labels], is_infected[labels])
+        if cache is not None:
+            cache.clear()
+            cache[key] = geometry
+    controls, to_infected, nearest, infected_neighbour, to_control = geometry
     own_side = labels[nearest[0], nearest[1]] == labels
     count_contrast = level[infected_neighbour[nearest[0], nearest[1]]] - level[labels]
     baseline = controls & (to_control < reach + 0.5) & (to_infected > reach + 2)

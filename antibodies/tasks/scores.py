@@ -41,7 +41,7 @@ def container_exchange_sums(path, sera, subtracted=None):
     with open_file(path, "r") as container:
         labels = read_image(container, CELL_SEGMENTATION)
         calls = read_table(container, INFECTED_CELLS_TABLE).set_index("label_id")
-        sums = {}
+        sums, cache = {}, {}
         for serum in sera:
             table = read_table(container, cell_table(serum), ["label_id", "means", "local_background"])
             cells = calls.reindex(table["label_id"]).fillna(False)
@@ -49,7 +49,7 @@ def container_exchange_sums(path, sera, subtracted=None):
             sums[serum] = border_exchange_sums(
                 labels, read_image(container, serum), table["label_id"].to_numpy(), table["means"].to_numpy(),
                 np.broadcast_to(background, len(table)), cells["is_infected"].to_numpy(bool),
-                cells["is_control"].to_numpy(bool))
+                cells["is_control"].to_numpy(bool), cache=cache)
     return sums
 
 

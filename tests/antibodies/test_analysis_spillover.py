@@ -127,3 +127,13 @@ def test_dim_control_cells_next_to_infected_ones_bias_the_relative_fit_and_not_t
     sums = border_exchange_sums(labels, image, ids, means, np.full(ids.size, 10.0), infected, ~infected)
     assert count_exchange_width(sums, min_support=10) == pytest.approx(WIDTH, rel=0.1)
     assert exchange_width(sums, min_support=10) < 0.8 * WIDTH
+
+
+def test_the_sera_of_one_image_share_their_distance_maps_and_get_the_same_sums():
+    labels, image, ids, means, infected = _stripes(1.25)
+    backgrounds = np.full(ids.size, 10.0)
+    cache = {}
+    for scale in (1.0, 3.0):  # two sera: the same cells, other levels
+        args = (labels, image * scale, ids, means * scale, backgrounds * scale, infected, ~infected)
+        pd.testing.assert_frame_equal(border_exchange_sums(*args, cache=cache), border_exchange_sums(*args))
+    assert len(cache) == 1
