@@ -256,12 +256,8 @@ def exchange_width(sums, min_support=500):
     >>> exchange_width(sums.assign(support=[10, 10])) is None
     True
     """
-    sums = sums.sort_index()
-    if sums["support"].iloc[0] < min_support or (sums["control_pixels"] <= 0).any():
-        return None
-    baseline = sums["control_level"] / sums["control_pixels"]
-    slopes = (sums["exchange"] - baseline * sums["contrast"]) / sums["contrast_squared"]
-    return float(slopes.sum())
+    return _summed_slopes(sums, min_support, ("control_level", "control_pixels"), "exchange", "contrast",
+                          "contrast_squared")
 
 
 def count_exchange_width(sums, min_support=500):
@@ -279,11 +275,17 @@ def count_exchange_width(sums, min_support=500):
     >>> round(count_exchange_width(sums), 6)  # (3000 - 2000) / 4000 + (1200 - 2000) / 4000
     0.05
     """
+    return _summed_slopes(sums, min_support, ("control_counts", "control_cell_counts"), "count_exchange",
+                          "cell_count_contrast", "count_contrast_squared")
+
+
+def _summed_slopes(sums, min_support, baseline, exchange, contrast, squared):
+    """Sum over the distances of ``(exchange - baseline share x contrast) / squared``; None without support."""
     sums = sums.sort_index()
-    if sums["support"].iloc[0] < min_support or (sums["control_cell_counts"] <= 0).any():
+    share_of, per = baseline
+    if sums["support"].iloc[0] < min_support or (sums[per] <= 0).any():
         return None
-    share = sums["control_counts"] / sums["control_cell_counts"]
-    slopes = (sums["count_exchange"] - share * sums["cell_count_contrast"]) / sums["count_contrast_squared"]
+    slopes = (sums[exchange] - sums[share_of] / sums[per] * sums[contrast]) / sums[squared]
     return float(slopes.sum())
 
 
