@@ -1,12 +1,12 @@
 """The measured spillover width of processed plates, what measuring it costs, and what it does to the scores.
 
     python bench/spillover_width.py /tmp/bench_generalization/out/default/tune_standard_scheme1 [...] [--scale 2.0]
-    python bench/spillover_width.py PLATE_FOLDERS... --truth /tmp/bench_generalization --scales 1.5,2,2.5,3 --fits counts
+    python bench/spillover_width.py PLATES... --truth /tmp/bench_generalization --scales 1.5,2,2.5,3 --fits counts
 
 For each processed plate folder (the output of ``CellAnalysis``), per serum:
-the plate's `exchange_width` and `count_exchange_width` (what ``[scores]
-spillover = measured`` scales by ``spillover_scale``), the width the scores
-would use, and the CPU seconds per image of reading the container and
+the plate's `exchange_width` (the first, relative fit) and
+`count_exchange_width` (what the default ``[scores] spillover = measured``
+scales by ``spillover_scale``), the width the scores use, and the CPU seconds per image of reading the container and
 `border_exchange_sums` (`antibodies.tasks.scores.container_exchange_sums`, as
 ``PlateScores`` runs it), with the local backgrounds of the default
 ``[background] method = local``.
@@ -14,12 +14,11 @@ would use, and the CPU seconds per image of reading the container and
 With ``--truth ROOT`` (a ``bench/generalization.py`` root: ``ROOT/truth/<plate>``
 and ``ROOT/raw/<plate>``) it also rescores the plate offline, from its own calls
 and means (`bench/score_errors.py`), with the fixed width and with each scale
-times each fit (``relative x2`` is what ``spillover = measured`` runs), and
+times each fit (``counts x2`` is what the default runs), and
 prints the median absolute relative error of the well scores and the mean
 absolute error of the positive wells. ``--csv`` keeps those rows.
 """
 import argparse
-import json
 import sys
 import time
 from pathlib import Path
@@ -29,9 +28,6 @@ import pandas as pd
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-
-MIN_SUPPORT = 500
-
 
 def plate_sums(folder):
     """Serum -> (summed `border_exchange_sums` over the plate's containers, median CPU-s per image)."""
@@ -63,8 +59,9 @@ def rescored_errors(root, folder, serum, widths):
     for truth_path in sorted((root / "truth" / plate).glob("*.npz")):
         container = Path(folder) / f"{truth_path.stem}.h5"
         bare, unit = (image_cells(container, truth_path, [serum], w) for w in (0.0, 1.0))
-        parts.append(pd.DataFrame({"called": bare["called"], "raw": bare[f"{serum} ours"],
-                                   "unit": unit[f"{serum} ours"] - bare[f"{serum} ours"], "well": truth_path.stem[4:7]}))
+        raw = bare[f"{serum} ours"]
+        parts.append(pd.DataFrame({"called": bare["called"], "raw": raw, "unit": unit[f"{serum} ours"] - raw,
+                                   "well": truth_path.stem[4:7]}))
     cells = pd.concat(parts)
     result = {}
     for name, width in widths.items():
@@ -76,7 +73,7 @@ def rescored_errors(root, folder, serum, widths):
 
 
 def main():
-    from antibodies.analysis.spillover import count_exchange_width, exchange_width
+    from antibodies.analysis.spillover import MeasuredSpillover, exchange_width
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("plates", nargs="+", help="processed plate folders")
@@ -90,9 +87,10 @@ def main():
     rows = []
     for folder in args.plates:
         for serum, (sums, seconds) in plate_sums(folder).items():
-            relative, counts = exchange_width(sums, MIN_SUPPORT), count_exchange_width(sums, MIN_SUPPORT)
+            measured = MeasuredSpillover(scale=args.scale, fallback=args.fixed)
+            relative, counts = exchange_width(sums, measured.min_support), measured.estimate(sums)
             shown = " ".join("none" if e is None else f"{e:.3f}" for e in (relative, counts))
-            width = args.fixed if relative is None else max(args.scale * relative, 0.0)  # as spillover = measured
+            width = measured.widths({serum: sums}, [serum])[serum]
             print(f"{Path(folder).name:40s} {serum:10s} estimate (relative, counts) {shown} px -> width {width:.2f} px "
                   f" {seconds:.3f} CPU-s per image", flush=True)
             if args.truth is None:
@@ -102,7 +100,8 @@ def main():
                 f"{fit} x{c}": args.fixed if estimates[fit] is None else max(float(c) * estimates[fit], 0.0)
                 for fit in args.fits.split(",") for c in args.scales.split(",")}}
             errors = rescored_errors(args.truth, folder, serum, widths)
-            print("    " + "  ".join(f"{name} {100 * e:.2f} % (pos {100 * p:.2f} %)" for name, (e, p) in errors.items()))
+            print("    " + "  ".join(f"{name} {100 * e:.2f} % (pos {100 * p:.2f} %)"
+                                     for name, (e, p) in errors.items()))
             rows.append({"plate": Path(folder).name, "serum": serum, "relative": relative, "counts": counts,
                          **{name: e for name, (e, _) in errors.items()},
                          **{f"{name}_pos": p for name, (_, p) in errors.items()}})

@@ -30,7 +30,8 @@ import pandas as pd
 from scipy import ndimage as ndi
 
 __all__ = ["EXCHANGE_COLUMNS", "EXCHANGE_REACH", "FixedSpillover", "MeasuredSpillover", "SPILLOVER_METHODS",
-           "border_exchange_sums", "cell_contacts", "compensate_spillover", "count_exchange_width", "exchange_width", "neighbour_contrast"]
+           "border_exchange_sums", "cell_contacts", "compensate_spillover", "count_exchange_width", "exchange_width",
+           "neighbour_contrast"]
 
 
 def cell_contacts(labels):
@@ -323,9 +324,13 @@ class MeasuredSpillover:
         """Serum -> width from ``sums`` (serum -> summed `border_exchange_sums` or None)."""
         result = {}
         for serum in sera:
-            estimate = None if sums.get(serum) is None else count_exchange_width(sums[serum], self.min_support)
+            estimate = None if sums.get(serum) is None else self.estimate(sums[serum])
             result[serum] = self.fallback if estimate is None else max(self.scale * estimate, 0.0)
         return result
+
+    def estimate(self, sums):
+        """The plate's `count_exchange_width` (px) from its summed sums, or None where it has too little support."""
+        return count_exchange_width(sums, self.min_support)
 
 
 SPILLOVER_METHODS = {"fixed": FixedSpillover, "measured": MeasuredSpillover}

@@ -270,7 +270,8 @@ class PlateFamily:
 def check_family_role(family):
     """Raise ValueError unless ``family.role`` is ``"tune"`` or ``"holdout"``."""
     if family.role not in ("tune", "holdout"):
-        raise ValueError(f"{type(family).__name__} {family.name!r}: role must be 'tune' or 'holdout', not {family.role!r}")
+        raise ValueError(
+            f"{type(family).__name__} {family.name!r}: role must be 'tune' or 'holdout', not {family.role!r}")
 
 
 def _uniform(rng, bounds):
