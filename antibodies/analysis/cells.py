@@ -3,7 +3,9 @@
 The cells are a marker watershed (``skimage.segmentation.watershed``) with
 the nucleus labels as markers, restricted to a foreground mask found from
 the serum channel(s) with the nuclei forced in.  So every nucleus gets
-exactly one cell with its own id, and no cell exists without a nucleus.
+exactly one cell with its own id.  A cell cut by the image border whose
+nucleus lies outside the field has no nucleus to grow from; with
+:class:`ModelCutCells` it gets a seed of its own from a learned cell model.
 
 Two small strategy families decide the result:
 
@@ -41,6 +43,10 @@ __all__ = [
     "ProbabilityHeightMap",
     "cell_model_input",
     "cell_probability",
+    "cell_probability_and_instances",
+    "full_resolution",
+    "cut_cell_seeds",
+    "ModelCutCells",
     "DEFAULT_FOREGROUND",
     "DEFAULT_HEIGHT_MAP",
     "mean_serum",
@@ -551,11 +557,139 @@ def cell_probability(predict, nuclei, serum, factor, normalizer):
     >>> [float(value) for value in probability[0]]  # blocks [[.5, 0], [0, .5]], pixel centres aligned; edge row
     [0.5, 0.375, 0.125, 0.0, 0.0]
     """
-    shape = np.shape(nuclei)
-    probability = _upsampled(np.asarray(predict(cell_model_input(nuclei, serum, factor, normalizer)), np.float32),
-                             factor)
+    return full_resolution(predict(cell_model_input(nuclei, serum, factor, normalizer)), factor, np.shape(nuclei))
+
+
+def full_resolution(probability, factor, shape):
+    """A cell model's (M // factor, N // factor) probability, linearly interpolated to the (M, N) ``shape``.
+
+    Examples
+    --------
+    >>> full_resolution(np.array([[0.0, 1.0]]), 2, (3, 5))[0].tolist()
+    [0.0, 0.25, 0.75, 1.0, 1.0]
+    """
+    probability = _upsampled(np.asarray(probability, np.float32), factor)
     return np.pad(probability, ((0, shape[0] - probability.shape[0]), (0, shape[1] - probability.shape[1])),
                   mode="edge")
+
+
+#: Object probability above which the cell model's instances are drawn (StarDist's default threshold).
+INSTANCE_PROB_THRESH = 0.5
+#: Overlap above which non-maximum suppression drops the weaker of two instances (StarDist's default).
+INSTANCE_NMS_THRESH = 0.4
+
+
+def cell_probability_and_instances(model, image):
+    """A StarDist cell model's object probability and instances on its (binned) input.
+
+    Parameters
+    ----------
+    model : stardist.models.StarDist2D
+        Cell model with a (1, 1) grid.
+    image : (M, N, C) float array
+        The model input (:func:`cell_model_input`).
+
+    Returns
+    -------
+    probability : (M, N) float32 array
+    instances : (M, N) int32 array
+        Its polygons above :data:`INSTANCE_PROB_THRESH`, after non-maximum suppression, up to the image edge.
+    """
+    from stardist.geometry import dist_to_coord
+    from stardist.nms import non_maximum_suppression
+
+    from antibodies.analysis.polygons import render_polygons
+
+    probability, distances = model.predict(image)
+    points, prob, dist = non_maximum_suppression(distances, probability, grid=tuple(model.config.grid), b=0,
+                                                 prob_thresh=INSTANCE_PROB_THRESH, nms_thresh=INSTANCE_NMS_THRESH)
+    return probability, render_polygons(dist_to_coord(dist, points), prob, probability.shape)
+
+
+def cut_cell_seeds(instances, nuclei, mask, factor, min_pixels=10):
+    """Seeds of the cells cut by the image border whose nucleus lies outside the field.
+
+    Every instance that touches the edge of the model input and holds no
+    nucleus pixel gives one seed: its pixels at full resolution, shrunk by
+    ``factor`` px (one input pixel; the image edge counts as outside) and kept
+    inside ``mask``, if at least ``min_pixels`` are left.
+
+    Parameters
+    ----------
+    instances : (M // factor, N // factor) int array
+        A cell model's instances on the binned image (:func:`cell_probability_and_instances`).
+    nuclei : (M, N) int array
+        Nucleus labels.
+    mask : (M, N) bool array
+        Foreground.
+    factor : int
+        The model input's binning.
+    min_pixels : int
+        Smallest seed kept.
+
+    Returns
+    -------
+    (M, N) int32 array
+        Seeds numbered from ``nuclei.max() + 1``, 0 elsewhere.
+
+    Examples
+    --------
+    >>> instances = np.zeros((6, 6), int)
+    >>> instances[:, :3], instances[2:5, 4:] = 1, 2
+    >>> nuclei = np.zeros((6, 6), int)
+    >>> nuclei[3, 5] = 7                       # instance 2 holds a nucleus, instance 1 does not
+    >>> seeds = cut_cell_seeds(instances, nuclei, np.ones((6, 6), bool), 1, min_pixels=1)
+    >>> seeds[:, :3].tolist()                  # shrunk by 1 px, the image edge counting as outside
+    [[0, 0, 0], [0, 8, 0], [0, 8, 0], [0, 8, 0], [0, 8, 0], [0, 0, 0]]
+    >>> int(seeds[:, 3:].max())
+    0
+    """
+    shape = np.shape(nuclei)
+    seeds = np.zeros(shape, np.int32)
+    edge = np.unique(np.concatenate([instances[0], instances[-1], instances[:, 0], instances[:, -1]]))
+    boxes = ndi.find_objects(instances)
+    label = int(np.max(nuclei, initial=0))
+    for instance in edge[edge > 0]:
+        rows, columns = boxes[instance - 1]
+        top, left = max(rows.start - 1, 0) * factor, max(columns.start - 1, 0) * factor
+        window = (slice(top, min((rows.stop + 1) * factor, shape[0])), slice(left, min((columns.stop + 1) * factor, shape[1])))
+        pixels = _upsampled_mask(instances[top // factor:, left // factor:] == instance, factor,
+                                 (window[0].stop - top, window[1].stop - left))
+        if (nuclei[window][pixels] > 0).any():
+            continue
+        core = ndi.binary_erosion(pixels, iterations=factor) & mask[window] & (nuclei[window] == 0)
+        if core.sum() >= min_pixels:
+            label += 1
+            seeds[window][core] = label
+    return seeds
+
+
+def _upsampled_mask(binned, factor, shape):
+    """The first ``shape`` pixels of ``binned`` repeated ``factor`` x ``factor``; rows and columns past
+    its end repeat its last ones (as the probability's edge, :func:`cell_probability`)."""
+    rows = np.minimum(np.arange(shape[0]) // factor, binned.shape[0] - 1)
+    columns = np.minimum(np.arange(shape[1]) // factor, binned.shape[1] - 1)
+    return binned[np.ix_(rows, columns)]
+
+
+@dataclass(frozen=True, eq=False)
+class ModelCutCells:
+    """Seeds for cells cut by the image border, from a cell model's instances (:func:`cut_cell_seeds`).
+
+    Parameters
+    ----------
+    instances : (M // factor, N // factor) int array
+        The cell model's instances of the image.
+    factor : int
+        The model input's binning.
+    """
+
+    instances: np.ndarray
+    factor: int
+
+    def seeds(self, nuclei, mask):
+        """(M, N) int32 seeds numbered after the nuclei."""
+        return cut_cell_seeds(self.instances, nuclei, mask, self.factor)
 
 
 def _linear_weights(size, factor):
@@ -589,7 +723,7 @@ DEFAULT_FOREGROUND = GuidedOtsuForeground()
 DEFAULT_HEIGHT_MAP = DistanceHeightMap()
 
 
-def segment_cells(nuclei, serum, foreground=DEFAULT_FOREGROUND, height_map=DEFAULT_HEIGHT_MAP):
+def segment_cells(nuclei, serum, foreground=DEFAULT_FOREGROUND, height_map=DEFAULT_HEIGHT_MAP, cut_cells=None):
     """Grow each nucleus into its cell inside the serum foreground.
 
     Parameters
@@ -602,13 +736,16 @@ def segment_cells(nuclei, serum, foreground=DEFAULT_FOREGROUND, height_map=DEFAU
         Foreground mask strategy, e.g. :class:`GuidedOtsuForeground`.
     height_map : strategy with ``compute(nuclei, serum, mask) -> (M, N)``
         Height map flooded by the watershed, e.g. :class:`DistanceHeightMap`.
+    cut_cells : strategy with ``seeds(nuclei, mask) -> (M, N)``, optional
+        Extra seeds for cells cut by the image border whose nucleus is outside
+        the field (:class:`ModelCutCells`); ``None``: such parts join a neighbour.
 
     Returns
     -------
     (M, N) int32 array
         Cell labels: cell id == nucleus id, every nucleus has a cell
         containing all its pixels, and every cell pixel is connected to its
-        nucleus inside the mask.
+        nucleus (or its cut-cell seed, ids above the nuclei's) inside the mask.
 
     Examples
     --------
@@ -629,5 +766,6 @@ def segment_cells(nuclei, serum, foreground=DEFAULT_FOREGROUND, height_map=DEFAU
     mask = foreground.find(serum, nuclei)
     mask |= nuclei > 0
     height = height_map.compute(nuclei, serum, mask)
-    cells = watershed(height, markers=nuclei, mask=mask)
+    markers = nuclei if cut_cells is None else np.where(nuclei > 0, nuclei, cut_cells.seeds(nuclei, mask))
+    cells = watershed(height, markers=markers, mask=mask)
     return cells.astype(np.int32, copy=False)

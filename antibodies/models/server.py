@@ -94,7 +94,14 @@ def _object_probability(model, image):
     return model.predict(image)[0]
 
 
-FUNCTIONS = {"segment_nuclei": _segment_nuclei, "object_probability": _object_probability}
+def _object_probability_and_instances(model, image):
+    from ..analysis.cells import cell_probability_and_instances
+
+    return cell_probability_and_instances(model, image)
+
+
+FUNCTIONS = {"segment_nuclei": _segment_nuclei, "object_probability": _object_probability,
+             "object_probability_and_instances": _object_probability_and_instances}
 """What a server (or the model in a process) runs: ``function(model, *args)``."""
 
 

@@ -6,10 +6,12 @@ from ..analysis.cells import (
     FixedThresholdForeground,
     GuidedOtsuForeground,
     IntensityHeightMap,
+    ModelCutCells,
     OtsuForeground,
     ProbabilityHeightMap,
     PropagationHeightMap,
-    cell_probability,
+    cell_model_input,
+    full_resolution,
     mean_serum,
     segment_cells,
 )
@@ -67,7 +69,9 @@ class CellSegmentation(AssayImageJob):
     """Cells grown from the nuclei inside the serum foreground; cell id == nucleus id.
 
     With ``[cells] height_map = learned`` the borders between touching cells follow the object
-    probability of a learned cell model (``[cells] model``, served like the nucleus model).
+    probability of a learned cell model (``[cells] model``, served like the nucleus model), and with
+    ``[cells] cut_cells = seeded`` a cell cut by the image border whose nucleus lies outside the field grows
+    from the model's own instance of it (ids above the nuclei's).
     """
 
     outputs = (CELL_SEGMENTATION,)
@@ -78,6 +82,7 @@ class CellSegmentation(AssayImageJob):
     cells_foreground = setting("cells", "foreground")
     cells_foreground_threshold = setting("cells", "foreground_threshold")
     cells_foreground_envelope = setting("cells", "foreground_envelope")
+    cells_cut_cells = setting("cells", "cut_cells")
 
     @staticmethod
     def uses_cell_model(height_map):
@@ -86,9 +91,10 @@ class CellSegmentation(AssayImageJob):
 
     @classmethod
     def unused_settings(cls, values):
-        """The cell model and the distance weight shape the cells only under the learned split, the envelope only
-        the guided foreground."""
-        unused = set() if cls.uses_cell_model(values.get("cells_height_map")) else {"cells_model", "cells_distance_weight"}
+        """The cell model, the distance weight and the cut cells shape the cells only under the learned split, the
+        envelope only the guided foreground."""
+        unused = set() if cls.uses_cell_model(values.get("cells_height_map")) else {
+            "cells_model", "cells_distance_weight", "cells_cut_cells"}
         return unused if values.get("cells_foreground") == "guided" else unused | {"cells_foreground_envelope"}
 
     @property
@@ -107,26 +113,31 @@ class CellSegmentation(AssayImageJob):
         """The foreground strategy chosen by the parameters."""
         return FOREGROUNDS[self.cells_foreground](self.cells_foreground_threshold, self.cells_foreground_envelope)
 
-    def height_map(self, nuclei_image, serum):
-        """The height map strategy chosen by the parameters, for this image."""
-        probability = self.cell_probability(nuclei_image, serum) if self.learned else None
-        return HEIGHT_MAPS[self.cells_height_map](probability, self.cells_distance_weight)
+    def strategies(self, nuclei_image, serum):
+        """The height map and cut-cell strategies chosen by the parameters, for this image."""
+        if not self.learned:
+            return HEIGHT_MAPS[self.cells_height_map](None, self.cells_distance_weight), None
+        run, binning = self.cell_model
+        model_input = cell_model_input(nuclei_image, serum, binning, normalize_percentile)
+        if self.cells_cut_cells == "seeded":
+            probability, instances = run("object_probability_and_instances", model_input)
+            cut_cells = ModelCutCells(instances, binning)
+        else:
+            probability, cut_cells = run("object_probability", model_input), None
+        probability = full_resolution(probability, binning, serum.shape)
+        return HEIGHT_MAPS[self.cells_height_map](probability, self.cells_distance_weight), cut_cells
 
     @functools.cached_property
     def cell_model(self):
-        """``(predict, binning)`` of the cell model: resolved, and its input read, once per task."""
+        """``(run, binning)`` of the cell model: resolved, and its input read, once per task."""
         folder = resolve_model_folder(self.cells_model)
-        return functools.partial(model_runner(folder).run, "object_probability"), cell_model_binning(folder)
-
-    def cell_probability(self, nuclei_image, serum):
-        """The cell model's object probability of one image."""
-        predict, binning = self.cell_model
-        return cell_probability(predict, nuclei_image, serum, binning, normalize_percentile)
+        return model_runner(folder).run, cell_model_binning(folder)
 
     def compute(self, input_files, output_files, **_):
         for input_file, output_file in zip(input_files, output_files):
             images = read_images(input_file, self.inputs)
             nuclei, nuclei_image = images.pop(NUCLEUS_SEGMENTATION), images.pop(NUCLEI, None)
             serum = mean_serum(list(images.values()))
-            cells = segment_cells(nuclei, serum, self.foreground(), self.height_map(nuclei_image, serum))
+            height_map, cut_cells = self.strategies(nuclei_image, serum)
+            cells = segment_cells(nuclei, serum, self.foreground(), height_map, cut_cells)
             write_label_image(output_file, CELL_SEGMENTATION, cells)

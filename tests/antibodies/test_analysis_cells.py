@@ -274,3 +274,56 @@ def test_segment_cells_errors():
 def test_strategies_are_frozen():
     with pytest.raises(AttributeError):
         PropagationHeightMap().regularization = 1.0
+
+
+def strip_cut_by_the_left_edge():
+    """9 x 30 strip: a cell at x < 10 whose nucleus lies outside the field, then a cell with nucleus 3 at x 17..19.
+
+    A dim border at x = 10 separates them; the model's instance 1 covers x < 10, instance 2 the second cell.
+    """
+    nuclei = np.zeros((9, 30), dtype=np.int32)
+    nuclei[3:6, 17:20] = 3
+    serum = np.full((9, 30), 10.0, dtype=np.float32)
+    probability = np.ones((9, 30), dtype=np.float32)
+    probability[:, 10] = 0.1
+    instances = np.zeros((9, 30), dtype=np.int32)
+    instances[:, :10], instances[:, 11:] = 1, 2
+    return nuclei, serum, probability, instances
+
+
+def test_a_cell_cut_by_the_image_edge_joins_its_neighbour_unless_seeded():
+    from antibodies.analysis.cells import ModelCutCells
+
+    nuclei, serum, probability, instances = strip_cut_by_the_left_edge()
+    foreground, height_map = FixedThresholdForeground(5, 0), ProbabilityHeightMap(probability, 0.001)
+    absorbed = segment_cells(nuclei, serum, foreground, height_map)
+    assert np.unique(absorbed).tolist() == [3]
+    seeded = segment_cells(nuclei, serum, foreground, height_map, ModelCutCells(instances, 1))
+    assert np.unique(seeded[:, :10]).tolist() == [4]            # its own cell, numbered after the nuclei
+    assert np.unique(seeded[:, 11:]).tolist() == [3]
+    assert np.array_equal(seeded[nuclei > 0], nuclei[nuclei > 0])
+
+
+def test_cut_cell_seeds_come_only_from_edge_instances_without_a_nucleus():
+    from antibodies.analysis.cells import cut_cell_seeds
+
+    nuclei, _, _, instances = strip_cut_by_the_left_edge()
+    mask = np.ones(nuclei.shape, bool)
+    inner = np.zeros_like(instances)
+    inner[2:7, 3:8] = 5                                       # no nucleus, but away from the edge
+    assert not cut_cell_seeds(inner, nuclei, mask, 1).any()
+    seeds = cut_cell_seeds(instances, nuclei, mask, 1)
+    assert np.unique(seeds).tolist() == [0, 4]                # instance 2 holds nucleus 3: no seed
+    assert not cut_cell_seeds(instances, nuclei, mask, 1, min_pixels=int((seeds > 0).sum()) + 1).any()
+    assert not cut_cell_seeds(instances, nuclei, np.zeros_like(mask), 1).any()   # seeds stay in the foreground
+
+
+def test_cut_cell_seeds_of_a_binned_model_cover_an_image_that_is_not_a_multiple_of_the_bins():
+    from antibodies.analysis.cells import cut_cell_seeds
+
+    instances = np.zeros((4, 4), dtype=np.int32)
+    instances[:, 2:] = 1                                      # touches the right and bottom edges
+    seeds = cut_cell_seeds(instances, np.zeros((10, 9), np.int32), np.ones((10, 9), bool), 2, min_pixels=1)
+    assert seeds.shape == (10, 9)
+    assert seeds[:, :6].max() == 0 and seeds[2:8, 6:7].min() == 1   # shrunk by 2 px from its border and the edges
+    assert seeds[:, 7:].max() == 0 and seeds[8:].max() == 0

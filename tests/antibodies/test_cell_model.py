@@ -68,14 +68,15 @@ def test_learned_split_follows_unequal_cells_better_than_the_distance_split():
 
 @pytest.mark.slow
 def test_cell_analysis_with_the_learned_split_on_two_workers(tmp_path):
-    """Both models served to forked workers; the readouts hold on a plate of unequal cells."""
+    """Both models served to forked workers, the cell model with its instances; the readouts hold on a plate of
+    unequal cells."""
     from antibodies.evaluation import evaluate_plate
     from antibodies.synthetic.plate import render_family_plate
     from luigi_tasks.testing import run_local
 
     render_family_plate("tune_grown_cells", "scheme1", tmp_path / "plate", tmp_path / "truth", wells=("A01", "A02"),
                         sites=1, shape=(512, 512), well_ratios={"A01": 2.2, "A02": 1.05})
-    task = cell_analysis(tmp_path / "plate", tmp_path / "out", cells_height_map="learned")
+    task = cell_analysis(tmp_path / "plate", tmp_path / "out", cells_height_map="learned", cells_cut_cells="seeded")
     assert run_local([task], workers=2).status.name == "SUCCESS"
     _, figures = evaluate_plate(tmp_path / "out", tmp_path / "truth", "plate")
     assert figures["cells_f1"] >= 0.85 and figures["infected_accuracy"] >= 0.95, figures
@@ -133,3 +134,33 @@ def test_a_binned_nucleus_model_is_refused_as_cell_model_for_its_one_channel():
     with pytest.raises(ModelNotFoundError) as error:
         cell_model_binning(BUNDLED_MODELS_DIR / "vero_nuclei_v8")
     assert "takes 1 channel(s)" in str(error.value) and "To fix" in str(error.value)
+
+
+@pytest.mark.slow
+def test_seeded_cut_cells_find_cells_whose_nucleus_is_outside_the_field():
+    """A field the second renderer cuts from a wider scene: the bundled nucleus and cell models, the true foreground."""
+    from stardist.matching import matching
+
+    from antibodies.analysis.cells import (FixedThresholdForeground, ModelCutCells, ProbabilityHeightMap,
+                                           cell_model_input, cell_probability_and_instances, full_resolution,
+                                           segment_cells)
+    from antibodies.analysis.nuclei import normalize_percentile, segment_nuclei
+    from antibodies.models import load_stardist_model
+    from antibodies.synthetic.second_renderer import SECOND_FAMILIES, draw_well, render_second_image
+
+    rng = np.random.default_rng(1)
+    family = SECOND_FAMILIES["tune_second_standard"]
+    well = draw_well(family, ("serum_IgG",), rng)
+    stack, truth = render_second_image((512, 512), {"N": "nuclei", "M": "marker", "S": "serum_IgG"}, family, well, rng)
+    model = load_stardist_model(BUNDLED_MODELS_DIR / CELL_MODEL)
+    probability, instances = cell_probability_and_instances(
+        model, cell_model_input(stack[0], stack[2], 4, normalize_percentile))
+    assert probability.shape == instances.shape == (128, 128)
+    nuclei, mask = segment_nuclei(load_stardist_model(), stack[0]), truth["cells"] > 0
+    height_map = ProbabilityHeightMap(full_resolution(probability, 4, (512, 512)), 0.001)
+    foreground = FixedThresholdForeground(0.5, smoothing_sigma=0)
+    absorbed = segment_cells(nuclei, mask.astype(np.float32), foreground, height_map)
+    seeded = segment_cells(nuclei, mask.astype(np.float32), foreground, height_map, ModelCutCells(instances, 4))
+    found, before = matching(truth["cells"], seeded, thresh=0.5), matching(truth["cells"], absorbed, thresh=0.5)
+    assert found.tp > before.tp and found.fp <= before.fp, (found, before)
+    assert np.array_equal(seeded[nuclei > 0], absorbed[nuclei > 0])

@@ -45,3 +45,18 @@ def test_the_model_in_a_task_process_answers_bit_for_bit_as_a_server(tmp_path):
     task, server = np.load(tmp_path / "task.npy"), np.load(tmp_path / "server.npy")
     assert task.shape == (64, 64) and task.std() > 0
     np.testing.assert_array_equal(task, server)
+
+
+def test_the_cell_model_answers_its_instances_with_the_same_probability():
+    import numpy as np
+
+    from antibodies.models import BUNDLED_MODELS_DIR
+    from antibodies.models.server import _InProcess
+    from antibodies.settings import SPEC_PATH
+    from luigi_tasks.config import load_config
+
+    image = np.random.default_rng(0).random((64, 64, 2)).astype(np.float32)
+    model = _InProcess(BUNDLED_MODELS_DIR / load_config(None, SPEC_PATH)["cells_model"])
+    probability, instances = model.run("object_probability_and_instances", image)
+    np.testing.assert_array_equal(probability, model.run("object_probability", image))
+    assert instances.shape == (64, 64) and instances.dtype == np.int32

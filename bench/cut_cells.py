@@ -1,0 +1,86 @@
+"""Cells cut by the image border: absorbed by a neighbour, or seeded from the cell model (offline).
+
+    python bench/cut_cells.py --plates tune_cut_field_scheme1,tune_second_standard_scheme1 --images 8
+
+It reads the plates that ``bench/generalization.py`` rendered and processed
+under ``--root`` (truth, and the nuclei, channels and cells of run ``--variant``),
+runs the cell model (``--model``, the default ``[cells] model``) once per image
+and segments the cells twice with the run's nuclei, foreground and probability:
+``absorbed`` (``[cells] cut_cells = absorbed``, which reproduces a run of it)
+and ``seeded`` (:class:`~antibodies.analysis.cells.ModelCutCells`). Printed per
+plate: cells F1@0.5, true positives and predicted cells of the run and of both,
+the share of pixels where ``absorbed`` equals the run, and the mean F1 over the
+plates. Choose only on tune plates.
+"""
+import argparse
+import os
+import sys
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+
+def default(key):
+    """The configspec default of ``[cells] key``."""
+    from antibodies.settings import setting
+
+    return setting("cells", key)._default
+
+
+def image_rows(model, factor, container_path, truth_path):
+    from antibodies.analysis.cells import (ModelCutCells, ProbabilityHeightMap, cell_model_input,
+                                           cell_probability_and_instances, full_resolution, mean_serum,
+                                           segment_cells)
+    from antibodies.analysis.nuclei import normalize_percentile
+    from antibodies.keys import CELL_SEGMENTATION, NUCLEI, NUCLEUS_SEGMENTATION, SERUM_ROLES
+    from antibodies.tasks.segmentation import FOREGROUNDS
+    from cell_segmentation import match_labels
+    from luigi_tasks.io import open_file, read_image
+
+    with open_file(container_path) as container:
+        nuclei, run = read_image(container, NUCLEUS_SEGMENTATION), read_image(container, CELL_SEGMENTATION)
+        nuclei_image = read_image(container, NUCLEI)
+        serum = mean_serum([read_image(container, role) for role in SERUM_ROLES if role in container])
+    probability, instances = cell_probability_and_instances(
+        model, cell_model_input(nuclei_image, serum, factor, normalize_percentile))
+    height_map = ProbabilityHeightMap(full_resolution(probability, factor, serum.shape), default("distance_weight"))
+    foreground = FOREGROUNDS[default("foreground")](default("foreground_threshold"), default("foreground_envelope"))
+    cells = {"run": run, "absorbed": segment_cells(nuclei, serum, foreground, height_map),
+             "seeded": segment_cells(nuclei, serum, foreground, height_map, ModelCutCells(instances, factor))}
+    truth = np.load(truth_path)["cells"]
+    rows = [{"cells": name, **match_labels(truth, labels)} for name, labels in cells.items()]
+    return [dict(row, same_as_run=float((cells["absorbed"] == run).mean())) for row in rows]
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--plates", required=True, help="comma separated plate names under ROOT/out/VARIANT")
+    parser.add_argument("--images", type=int, default=8, help="first images of each plate")
+    parser.add_argument("--root", type=Path, default=Path("/tmp/bench_generalization"))
+    parser.add_argument("--variant", default="default")
+    parser.add_argument("--model", default=None, help="cell model name or folder (default: [cells] model)")
+    args = parser.parse_args()
+    os.environ.setdefault("CUDA_VISIBLE_DEVICES", "-1")
+    from antibodies.models import cell_model_binning, load_stardist_model, resolve_model_folder
+
+    folder = resolve_model_folder(args.model or default("model"))
+    model, factor = load_stardist_model(str(folder)), cell_model_binning(folder)
+    rows = []
+    for plate in args.plates.split(","):
+        for truth_path in sorted((args.root / "truth" / plate).glob("*.npz"))[: args.images]:
+            container = args.root / "out" / args.variant / plate / f"{truth_path.stem}.h5"
+            rows += [dict(row, plate=plate) for row in image_rows(model, factor, container, truth_path)]
+    rows = pd.DataFrame(rows)
+    table = rows.groupby(["plate", "cells"], sort=False).agg(
+        f1=("f1", "mean"), tp=("tp", "sum"), predicted=("n_predicted", "sum"), true=("n_true", "sum"))
+    table = table.unstack("cells").join(rows.groupby("plate").same_as_run.min().rename(("absorbed = run", "")))
+    print(table.round(4).to_string())
+    print("mean cells F1 over the plates:", table["f1"].groupby(level="cells", sort=False).mean().round(4).to_dict())
+
+
+if __name__ == "__main__":
+    main()
