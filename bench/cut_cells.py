@@ -63,6 +63,7 @@ def main():
     parser.add_argument("--root", type=Path, default=Path("/tmp/bench_generalization"))
     parser.add_argument("--variant", default="default")
     parser.add_argument("--model", default=None, help="cell model name or folder (default: [cells] model)")
+    parser.add_argument("--csv", help="also write the per-image figures to this file")
     args = parser.parse_args()
     os.environ.setdefault("CUDA_VISIBLE_DEVICES", "-1")
     from antibodies.models import cell_model_binning, load_stardist_model, resolve_model_folder
@@ -75,11 +76,13 @@ def main():
             container = args.root / "out" / args.variant / plate / f"{truth_path.stem}.h5"
             rows += [dict(row, plate=plate) for row in image_rows(model, factor, container, truth_path)]
     rows = pd.DataFrame(rows)
+    if args.csv:
+        rows.to_csv(args.csv, index=False)
     table = rows.groupby(["plate", "cells"], sort=False).agg(
         f1=("f1", "mean"), tp=("tp", "sum"), predicted=("n_predicted", "sum"), true=("n_true", "sum"))
     table = table.unstack("cells").join(rows.groupby("plate").same_as_run.min().rename(("absorbed = run", "")))
     print(table.round(4).to_string())
-    print("mean cells F1 over the plates:", table["f1"].groupby(level="cells", sort=False).mean().round(4).to_dict())
+    print("mean cells F1 over the plates:", table["f1"].mean().round(4).to_dict())
 
 
 if __name__ == "__main__":
