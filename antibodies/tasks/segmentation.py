@@ -92,9 +92,12 @@ class CellSegmentation(AssayImageJob):
     @classmethod
     def unused_settings(cls, values):
         """The cell model, the distance weight and the cut cells shape the cells only under the learned split, the
-        envelope only the guided foreground."""
+        envelope only the guided foreground. ``cut_cells = absorbed`` gives the cells of the version before that
+        setting, so it stays out of the fingerprint: finished plates stay complete."""
         unused = set() if cls.uses_cell_model(values.get("cells_height_map")) else {
             "cells_model", "cells_distance_weight", "cells_cut_cells"}
+        if values.get("cells_cut_cells") == "absorbed":
+            unused.add("cells_cut_cells")
         return unused if values.get("cells_foreground") == "guided" else unused | {"cells_foreground_envelope"}
 
     @property

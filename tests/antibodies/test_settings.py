@@ -86,3 +86,14 @@ def test_the_foreground_envelope_reaches_the_guided_foreground_and_only_it(tmp_p
     assert task().fingerprint() != task(cells_foreground_envelope=0.0).fingerprint()
     otsu = task(cells_foreground="otsu").fingerprint()
     assert otsu == task(cells_foreground="otsu", cells_foreground_envelope=0.0).fingerprint()
+
+
+def test_seeded_cut_cells_change_the_cells_and_absorbed_ones_keep_finished_plates_complete(tmp_path):
+    def task(**changed):
+        return image_task(CellSegmentation, tmp_path, **changed)
+
+    assert "cells_cut_cells" not in task().significant_params()       # absorbed: the cells before the setting
+    assert task(cells_cut_cells="seeded").significant_params()["cells_cut_cells"] == "seeded"
+    assert task().fingerprint() != task(cells_cut_cells="seeded").fingerprint()
+    distance = task(cells_height_map="distance").fingerprint()
+    assert distance == task(cells_height_map="distance", cells_cut_cells="seeded").fingerprint()
