@@ -9,7 +9,7 @@ from luigi_tasks.io import table_key
 __all__ = [
     "NUCLEI", "MARKER", "SERUM_ROLES", "ROLES", "raw_key",
     "NUCLEUS_SEGMENTATION", "CELL_SEGMENTATION", "MARKER_TOPHAT",
-    "cell_table", "cell_table_key", "INFECTED_CELLS_TABLE", "histogram_key",
+    "cell_table", "cell_table_key", "INFECTED_CELLS_TABLE", "histogram_key", "border_exchange_table",
     "IMAGE_TABLE", "WELL_TABLE", "image_table", "well_table",
     "IMAGE_BACKGROUNDS", "WELL_BACKGROUNDS", "PLATE_BACKGROUNDS", "SUBTRACTED_BACKGROUNDS", "CELL_QC_TABLE",
     "INFECTION_DECISION", "MARKER_SCORES", "SPILLOVER_WIDTHS",
@@ -47,6 +47,11 @@ def cell_table_key(channel):
 
 INFECTED_CELLS_TABLE = f"{CELL_SEGMENTATION}/infected_cells"
 CELL_QC_TABLE = f"{CELL_SEGMENTATION}/cell_qc"
+
+
+def border_exchange_table(serum):
+    """Table name of one image's border exchange sums of ``serum`` (rows: distance from the border)."""
+    return f"border_exchange/{serum}"
 
 
 def histogram_key(channel, which):

@@ -5,8 +5,8 @@
     Preprocess -> NucleusSegmentation -> CellSegmentation --+
            \\-> MarkerTophat ----------------------------------+-> CellFeatures
     CellFeatures (all images) -> PlateBackground -> InfectionDecision
-    CellFeatures + InfectionDecision -> InfectedCells
-    InfectedCells (all images) + PlateBackground -> PlateScores -> PlateExports
+    CellFeatures + InfectionDecision -> InfectedCells -> BorderExchange
+    BorderExchange + InfectedCells (all images) + PlateBackground -> PlateScores -> PlateExports
     PlateScores + PlateBackground + InfectionDecision -> PlateReport    (report/index.html)
     PlateScores -> OmeZarrPlate   (<plate>.ome.zarr; [export] ome_zarr or OmeZarrExport)
 """
@@ -16,6 +16,7 @@ from .inputs import AssayPlanner
 from .models import cell_model_binning, nuclei_model_binning, resolve_model_folder
 from .settings import SPEC_PATH
 from .tasks import (
+    BorderExchange,
     CellFeatures,
     CellSegmentation,
     InfectedCells,
@@ -43,8 +44,9 @@ STEPS = (
     (PlateBackground, CellFeatures),
     (InfectionDecision, CellFeatures, PlateBackground),
     (InfectedCells, CellFeatures, InfectionDecision),
+    (BorderExchange, InfectedCells, PlateBackground),
     # a plate job names every plate table it reads, so a lost tables file is rebuilt
-    (PlateScores, InfectedCells, PlateBackground),
+    (PlateScores, BorderExchange, InfectedCells, PlateBackground),
     (PlateExports, PlateScores),
     # plate jobs reading image containers also wire InfectedCells, so failed images are left out
     (PlateReport, PlateScores, InfectedCells, PlateBackground, InfectionDecision),

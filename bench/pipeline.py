@@ -26,7 +26,7 @@ os.environ.setdefault("CUDA_VISIBLE_DEVICES", "-1")
 ROOT = Path(__file__).resolve().parents[1]
 SCHEMES = (("scheme1", (1024, 1024)), ("scheme4", (930, 1024)))
 STEPS = ("Preprocess", "NucleusSegmentation", "MarkerTophat", "CellSegmentation", "CellFeatures",
-         "PlateBackground", "InfectionDecision", "InfectedCells", "PlateScores", "PlateExports", "PlateReport")
+         "PlateBackground", "InfectionDecision", "InfectedCells", "BorderExchange", "PlateScores", "PlateExports", "PlateReport")
 
 
 def render(root, scheme, shape, n_images):

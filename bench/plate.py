@@ -50,7 +50,7 @@ CHANNELS = ("DAPI", "WF_GFP", "TRITC", "WF_Cy5")
 SHAPE = (930, 1024)
 ROWS = "ABCDEFGH"
 STEPS = ("Preprocess", "NucleusSegmentation", "MarkerTophat", "CellSegmentation", "CellFeatures",
-         "PlateBackground", "InfectionDecision", "InfectedCells", "PlateScores", "PlateExports", "PlateReport")
+         "PlateBackground", "InfectionDecision", "InfectedCells", "BorderExchange", "PlateScores", "PlateExports", "PlateReport")
 SERVER_MARK = "antibodies.models.server"
 
 

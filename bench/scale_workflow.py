@@ -20,6 +20,7 @@ import tifffile
 
 from antibodies.inputs import AssayPlanner, read_channel_mapping
 from antibodies.tasks import (
+    BorderExchange,
     CellFeatures,
     CellSegmentation,
     InfectedCells,
@@ -144,6 +145,19 @@ class CheapInfected(BatchJobOnContainer):
                 write_table(container, "infected", cells.assign(is_infected=cells["marker"] > background))
 
 
+class CheapExchange(BatchJobOnContainer):
+    """The infected cells' share, per image."""
+
+    inputs, outputs = ("tables/infected",), ("tables/exchange",)
+
+    def compute(self, input_files, output_files):
+        for input_file, output_file in zip(input_files, output_files):
+            with open_file(input_file, "r") as container:
+                infected = read_table(container, "infected")["is_infected"]
+            with open_file(output_file, "a") as container:
+                write_table(container, "exchange", pd.DataFrame({"share": [float(infected.mean())]}))
+
+
 class CheapScores(PlateJob):
     """One row per image."""
 
@@ -184,6 +198,7 @@ CHEAP = {
     PlateBackground: CheapBackground,
     InfectionDecision: CheapDecision,
     InfectedCells: CheapInfected,
+    BorderExchange: CheapExchange,
     PlateScores: CheapScores,
     PlateExports: CheapExports,
 }

@@ -7,7 +7,7 @@ For each processed plate folder (the output of ``CellAnalysis``), per serum:
 the plate's `exchange_width` (the first, relative fit) and
 `count_exchange_width` (what the default ``[scores] spillover = measured``
 scales by ``spillover_scale``), the width the scores use, and the CPU seconds per image of reading the container and
-`border_exchange_sums` (`antibodies.tasks.scores.container_exchange_sums`, as
+`border_exchange_sums` (`antibodies.tasks.spillover.container_exchange_sums`, as
 ``PlateScores`` runs it), with the local backgrounds of the default
 ``[background] method = local``.
 
@@ -31,7 +31,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 def plate_sums(folder):
     """Serum -> (summed `border_exchange_sums` over the plate's containers, median CPU-s per image)."""
-    from antibodies.tasks.scores import container_exchange_sums
+    from antibodies.tasks.spillover import container_exchange_sums
     from luigi_tasks.io import list_tables, open_file
 
     containers = sorted(Path(folder).glob("*.h5"))

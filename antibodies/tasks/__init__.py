@@ -8,6 +8,7 @@ from .preprocess import Preprocess
 from .report import PlateReport
 from .scores import PlateScores
 from .segmentation import CellSegmentation, NucleusSegmentation
+from .spillover import BorderExchange
 from .tophat import MarkerTophat
 
 __all__ = [
@@ -19,6 +20,7 @@ __all__ = [
     "PlateBackground",
     "InfectionDecision",
     "InfectedCells",
+    "BorderExchange",
     "PlateScores",
     "PlateExports",
     "PlateReport",

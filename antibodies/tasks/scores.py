@@ -6,20 +6,20 @@ import numpy as np
 import pandas as pd
 
 from luigi_tasks import InvalidInputError
-from luigi_tasks.io import open_file, parse_image_name, read_image, read_table, write_table
+from luigi_tasks.io import open_file, parse_image_name, read_table, write_table
 
 from ..analysis.qc import flag_images, make_qc_rule, manual_outlier_names, plate_warnings
-from ..analysis.spillover import SPILLOVER_METHODS, border_exchange_sums
+from ..analysis.spillover import SPILLOVER_METHODS
 from ..analysis.scores import (
     CELL_FRAME_COLUMNS, MEDIAN_ESTIMATORS, ImageCells, call_positive, score_plate, split_by_serum)
 from ..keys import (
-    CELL_QC_TABLE, CELL_SEGMENTATION, IMAGE_TABLE, INFECTED_CELLS_TABLE, SPILLOVER_WIDTHS, WELL_TABLE, cell_table,
-    image_table, well_table)
+    CELL_QC_TABLE, IMAGE_TABLE, INFECTED_CELLS_TABLE, SPILLOVER_WIDTHS, WELL_TABLE, cell_table, image_table, well_table)
 from ..settings import setting
 from .background import read_backgrounds, read_image_backgrounds, subtracts_per_cell
 from .base import AssayPlateJob, read_tables
+from .spillover import read_exchange_sums
 
-__all__ = ["ImageCellsReader", "PlateScores", "container_exchange_sums", "read_manual_outliers"]
+__all__ = ["ImageCellsReader", "PlateScores", "read_manual_outliers"]
 
 
 def read_manual_outliers(path):
@@ -31,26 +31,6 @@ def read_manual_outliers(path):
     if not {"filename", "label"} <= set(table.columns):
         raise InvalidInputError(path, f"columns {list(table.columns)} lack filename,label", "add a header filename,label")
     return table
-
-
-def container_exchange_sums(path, sera, subtracted=None):
-    """Serum -> `border_exchange_sums` of one image container.
-
-    ``subtracted`` maps each serum to the background its image subtracts; ``None``: each cell's ``local_background``.
-    """
-    with open_file(path, "r") as container:
-        labels = read_image(container, CELL_SEGMENTATION)
-        calls = read_table(container, INFECTED_CELLS_TABLE).set_index("label_id")
-        sums, cache = {}, {}
-        for serum in sera:
-            table = read_table(container, cell_table(serum), ["label_id", "means", "local_background"])
-            cells = calls.reindex(table["label_id"]).fillna(False)
-            background = table["local_background"].to_numpy() if subtracted is None else subtracted[serum]
-            sums[serum] = border_exchange_sums(
-                labels, read_image(container, serum), table["label_id"].to_numpy(), table["means"].to_numpy(),
-                np.broadcast_to(background, len(table)), cells["is_infected"].to_numpy(bool),
-                cells["is_control"].to_numpy(bool), cache=cache)
-    return sums
 
 
 class ImageCellsReader:
@@ -142,12 +122,11 @@ class PlateScores(ImageCellsReader, AssayPlateJob):
         return SPILLOVER_METHODS["fixed"](width=self.scores_spillover_width)
 
     def exchange_sums(self, images, sera):
-        """Serum -> `border_exchange_sums` added up over the images (one container at a time)."""
-        backgrounds = None if subtracts_per_cell(self.background_method) else read_image_backgrounds(self.tables_path)
+        """Serum -> the images' `BorderExchange` tables added up (one container at a time)."""
         sums = dict.fromkeys(sera)
         for image in images:
-            subtracted = None if backgrounds is None else {s: backgrounds[image][s].median for s in sera}
-            for serum, part in container_exchange_sums(self.container(image), sera, subtracted).items():
+            for serum in sera:
+                part = read_exchange_sums(self.container(image), serum)
                 sums[serum] = part if sums[serum] is None else sums[serum] + part
         return sums
 
