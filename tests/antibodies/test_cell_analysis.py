@@ -89,7 +89,9 @@ def test_changed_threshold_recomputes_only_infection_and_plate_tables(plate_copy
                              infection_threshold_factor="6.0")])
     after = stamps(container)
     changed = {key for key in after if after[key] != before[key]}
-    assert changed == {"tables/cell_segmentation/infected_cells", "tables/cell_segmentation/cell_qc"}
+    # the calls changed, and with them what the plate's spillover width is measured on
+    assert changed == {"tables/cell_segmentation/infected_cells", "tables/cell_segmentation/cell_qc",
+                       "tables/border_exchange/serum_IgG"}
     tables = plate_copy["output"] / "plate_tables.hdf5"
     with h5py.File(tables) as f:
         params = json.loads(f["tables/wells/default"].attrs["batchlib_params"])
