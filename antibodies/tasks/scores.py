@@ -125,8 +125,7 @@ class PlateScores(ImageCellsReader, AssayPlateJob):
         """Serum -> the images' `BorderExchange` tables added up (one container at a time)."""
         sums = dict.fromkeys(sera)
         for image in images:
-            for serum in sera:
-                part = read_exchange_sums(self.container(image), serum)
+            for serum, part in read_exchange_sums(self.container(image), sera).items():
                 sums[serum] = part if sums[serum] is None else sums[serum] + part
         return sums
 

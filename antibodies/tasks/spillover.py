@@ -60,7 +60,7 @@ class BorderExchange(AssayImageJob):
                     write_table(container, border_exchange_table(serum), table.reset_index(names="distance"))
 
 
-def read_exchange_sums(path, serum):
-    """One image's border exchange sums of ``serum``, indexed by distance (`border_exchange_sums`' frame)."""
+def read_exchange_sums(path, sera):
+    """Serum -> one image's border exchange sums, indexed by distance (`border_exchange_sums`' frame)."""
     with open_file(path, "r") as container:
-        return read_table(container, border_exchange_table(serum)).set_index("distance")
+        return {serum: read_table(container, border_exchange_table(serum)).set_index("distance") for serum in sera}
