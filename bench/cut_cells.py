@@ -26,9 +26,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 def default(key):
     """The configspec default of ``[cells] key``."""
-    from antibodies.settings import setting
+    from antibodies.settings import SPEC_PATH
+    from luigi_tasks.config import load_config
 
-    return setting("cells", key)._default
+    return load_config(None, SPEC_PATH)[f"cells_{key}"]
 
 
 def image_rows(model, factor, container_path, truth_path):

@@ -654,8 +654,8 @@ def cut_cell_seeds(instances, nuclei, mask, factor, min_pixels=10):
         top, left = max(rows.start - 1, 0) * factor, max(columns.start - 1, 0) * factor
         window = (slice(top, min((rows.stop + 1) * factor, shape[0])),
                   slice(left, min((columns.stop + 1) * factor, shape[1])))
-        pixels = _upsampled_mask(instances[top // factor:, left // factor:] == instance, factor,
-                                 (window[0].stop - top, window[1].stop - left))
+        binned = instances[top // factor:-(-window[0].stop // factor), left // factor:-(-window[1].stop // factor)]
+        pixels = _upsampled_mask(binned == instance, factor, (window[0].stop - top, window[1].stop - left))
         if (nuclei[window][pixels] > 0).any():
             continue
         core = ndi.binary_erosion(pixels, iterations=factor) & mask[window] & (nuclei[window] == 0)

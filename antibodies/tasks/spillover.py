@@ -6,7 +6,7 @@ import numpy as np
 from luigi_tasks.io import open_file, read_image, read_table, table_key, write_table
 
 from ..analysis.spillover import border_exchange_sums
-from ..keys import CELL_SEGMENTATION, INFECTED_CELLS_TABLE, border_exchange_table, cell_table
+from ..keys import CELL_SEGMENTATION, INFECTED_CELLS_TABLE, border_exchange_table, cell_table, cell_table_key
 from ..settings import setting
 from .background import read_image_backgrounds, subtracts_per_cell
 from .base import AssayImageJob
@@ -42,8 +42,12 @@ class BorderExchange(AssayImageJob):
     too, so that switching between the two rescores the plate without touching the images.
     """
 
-    inputs = (CELL_SEGMENTATION, f"tables/{INFECTED_CELLS_TABLE}")
     background_method = setting("background", "method")
+
+    @property
+    def inputs(self):
+        sera = self.sera()
+        return [CELL_SEGMENTATION, f"tables/{INFECTED_CELLS_TABLE}", *sera, *map(cell_table_key, sera)]
 
     def output_keys(self):
         return [table_key(border_exchange_table(serum)) for serum in self.sera()]
