@@ -13,6 +13,9 @@ that score.  How ``factor`` is chosen is a strategy (`INFECTION_METHODS`):
 ``"midpoint"`` (`LogMidpointFactor`, the default)
     halfway, on the log scale, between the medians of the two groups that
     ``"mixture"`` splits the plate's scores into.
+``"valley"`` (`LogValleyFactor`)
+    the least dense point, on the log scale, between the medians of those
+    two groups: it follows a population of dim infected cells down.
 ``"mixture"`` (`LogMixtureFactor`)
     where the two components of a Gaussian mixture of the log scores are
     equally likely.
@@ -53,6 +56,7 @@ __all__ = [
     "LogOtsuFactor",
     "LogMixtureFactor",
     "LogMidpointFactor",
+    "LogValleyFactor",
     "INFECTION_METHODS",
     "make_infection_method",
     "score_histogram",
@@ -248,6 +252,14 @@ def _upper_responsibility(logs, weights, means, sds):
     return densities[1] / np.maximum(densities[0] + densities[1], 1e-300)
 
 
+def _mixture_groups(logs, scores):
+    """The log scores below and above the mixture's cut (the plate's two groups)."""
+    mixture_cut = LogMixtureFactor(min_factor=0.0, max_factor=np.inf).fit(scores)
+    if mixture_cut <= 0:
+        return logs[:0], logs[:0]
+    return logs[logs <= np.log10(mixture_cut)], logs[logs > np.log10(mixture_cut)]
+
+
 @dataclass(frozen=True)
 class LogMidpointFactor:
     """Halfway, on the log scale, between the medians of the two classes of the mixture split.
@@ -270,16 +282,79 @@ class LogMidpointFactor:
     def fit(self, scores):
         """Return the cut for a plate's marker scores (any shape; NaN ignored)."""
         logs = _log_scores(scores)
-        mixture_cut = LogMixtureFactor(min_factor=0.0, max_factor=np.inf).fit(scores)
-        lower, upper = logs[logs <= np.log10(mixture_cut)], logs[logs > np.log10(mixture_cut)]
-        if mixture_cut <= 0 or lower.size < 3 or upper.size < 3:
+        lower, upper = _mixture_groups(logs, scores)
+        if lower.size < 3 or upper.size < 3:
             return float(self.min_factor)
         cut = 10 ** ((np.median(lower) + np.median(upper)) / 2)
         return float(np.clip(cut, self.min_factor, self.max_factor))
 
 
-INFECTION_METHODS = {"mixture": LogMixtureFactor, "midpoint": LogMidpointFactor, "otsu": LogOtsuFactor,
-                     "fixed": FixedFactor}
+@dataclass(frozen=True)
+class LogValleyFactor:
+    """The least dense point of the log10 marker scores between the medians of the mixture's two groups.
+
+    The density is a histogram of 0.01 decades smoothed by a Gaussian of
+    ``bandwidth`` decades.  Where infected cells range from bright to barely
+    above the non-infected ones, the valley follows them down, while the
+    `LogMidpointFactor` stays halfway between the groups' medians and misses
+    the dim ones.  The valley is trusted only if it is a real dip: its
+    density at most ``dip`` times the highest density on either side of it.
+    Without one (a single population: a plate without infected cells) the cut
+    is ``min_factor``; with one it is kept within ``[floor, max_factor]``.
+
+    Attributes
+    ----------
+    min_factor : float
+        The cut when the scores show no valley (noise units).
+    max_factor : float
+        Highest cut (noise units).
+    floor : float
+        Lowest cut a valley may give (noise units): non-infected cells' 95th
+        percentile is about 5 on the generated plates.
+    bandwidth : float
+        Smoothing of the density (decades).
+    dip : float
+        Largest ratio of the valley's density to the lower of the two peaks.
+
+    Examples
+    --------
+    >>> rng = np.random.default_rng(0)
+    >>> dim_tail = 10 ** rng.normal(1.5, 0.4, 600)          # infected cells from about 5 to 300 noise units
+    >>> scores = np.concatenate([rng.normal(3, 0.6, 1000), dim_tail])
+    >>> 5 < LogValleyFactor().fit(scores) < LogMidpointFactor().fit(scores)
+    True
+    >>> LogValleyFactor().fit(rng.normal(3, 0.6, 2000))     # one population: min_factor
+    8.0
+    """
+
+    min_factor: float = 8.0
+    max_factor: float = 200.0
+    floor: float = 5.0
+    bandwidth: float = 0.05
+    dip: float = 0.5
+
+    def fit(self, scores):
+        """Return the cut for a plate's marker scores (any shape; NaN ignored)."""
+        from scipy.ndimage import gaussian_filter1d
+
+        logs = _log_scores(scores)
+        lower, upper = _mixture_groups(logs, scores)
+        if lower.size < 3 or upper.size < 3:
+            return float(self.min_factor)
+        step = 0.01
+        edges = np.arange(logs.min() - 5 * self.bandwidth, logs.max() + 5 * self.bandwidth + step, step)
+        density = gaussian_filter1d(np.histogram(logs, edges)[0].astype(float), self.bandwidth / step)
+        centres = edges[:-1] + step / 2
+        between = np.flatnonzero((centres >= np.median(lower)) & (centres <= np.median(upper)))
+        valley = between[np.argmin(density[between])]
+        peaks = min(density[:valley + 1].max(), density[valley:].max())
+        if density[valley] > self.dip * peaks:
+            return float(self.min_factor)
+        return float(np.clip(10 ** centres[valley], self.floor, self.max_factor))
+
+
+INFECTION_METHODS = {"mixture": LogMixtureFactor, "midpoint": LogMidpointFactor, "valley": LogValleyFactor,
+                     "otsu": LogOtsuFactor, "fixed": FixedFactor}
 """How the plate's cut on the marker score is chosen, keyed by config name."""
 
 

@@ -89,8 +89,8 @@ def test_empty_table():
 # -- marker scores and the plate's cut ------------------------------------------
 
 from antibodies.analysis.infection import (  # noqa: E402
-    MIN_MAD, FixedFactor, LogMidpointFactor, LogMixtureFactor, LogOtsuFactor, make_infection_method, marker_scores,
-    score_histogram)
+    MIN_MAD, FixedFactor, LogMidpointFactor, LogMixtureFactor, LogOtsuFactor, LogValleyFactor, make_infection_method,
+    marker_scores, score_histogram)
 
 
 def two_populations(rng, n_control, n_infected, noise=(4.0, 1.0), infected_median=150.0, spread=0.6):
@@ -116,7 +116,7 @@ def test_mixture_cut_separates_infected_cells_whatever_their_share(fraction):
 
 def test_cut_of_a_plate_without_infected_cells_is_the_floor():
     noise = np.random.default_rng(2).normal(4.0, 1.0, 3000)
-    for method in (LogMixtureFactor(min_factor=9.0), LogOtsuFactor(min_factor=9.0)):
+    for method in (LogMixtureFactor(min_factor=9.0), LogOtsuFactor(min_factor=9.0), LogValleyFactor(min_factor=9.0)):
         assert method.fit(noise) == 9.0
         assert (noise > method.fit(noise)).mean() < 0.001
 
@@ -183,3 +183,32 @@ def test_clear_calls_without_a_threshold_or_for_outlier_cells():
     outliers = pd.DataFrame({"label_id": [1, 2], "is_outlier": [True, False]})
     table = classify_infected(marker([5.0, 500.0]), BackgroundStats(10.0, 2.5), cell_outliers=outliers, margin=3.0)
     assert table.is_clear_call.tolist() == [False, True]
+
+
+def dim_tail_plate(rng, n_control=3000, n_infected=1500):
+    """Non-infected cells at a few noise units; infected ones spread over two decades, from barely above them."""
+    scores, truth = two_populations(rng, n_control, n_infected, noise=(3.0, 0.6), infected_median=40.0, spread=1.0)
+    return scores, truth
+
+
+def test_valley_cut_follows_dim_infected_cells_down():
+    scores, truth = dim_tail_plate(np.random.default_rng(5))
+    valley, midpoint = LogValleyFactor().fit(scores), LogMidpointFactor().fit(scores)
+    assert 5.0 <= valley < midpoint
+    assert ((scores > valley) == truth).mean() > ((scores > midpoint) == truth).mean() + 0.01
+
+
+def test_valley_cut_of_well_separated_groups_lies_between_them():
+    rng = np.random.default_rng(6)
+    for n_infected in (1000, 30):
+        scores, truth = two_populations(rng, 3000, n_infected)
+        assert ((scores > LogValleyFactor().fit(scores)) == truth).all()
+
+
+def test_valley_cut_needs_a_dip_and_never_falls_below_its_floor():
+    rng = np.random.default_rng(7)
+    two_noise_levels = np.r_[rng.normal(2.0, 0.3, 2000), rng.normal(4.0, 0.5, 2000)]  # two hazy halves, no virus
+    assert LogValleyFactor().fit(two_noise_levels) >= 5.0
+    shoulder = np.r_[rng.normal(3.0, 0.6, 3000), rng.normal(4.5, 0.8, 1500)]  # no valley between the groups
+    assert LogValleyFactor(min_factor=8.0).fit(shoulder) == 8.0
+    assert LogValleyFactor().fit([]) == 8.0
