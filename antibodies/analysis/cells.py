@@ -26,6 +26,9 @@ import logging
 from dataclasses import dataclass
 
 import numpy as np
+from scipy import ndimage as ndi
+from skimage.filters import threshold_otsu
+from skimage.segmentation import watershed
 
 from antibodies.analysis.nuclei import binned_mean
 from antibodies.analysis.tophat import near_mask
@@ -88,8 +91,6 @@ def mean_serum(serum):
 
 def _smooth(image, sigma):
     """Gaussian smoothing (float32); ``sigma == 0`` returns a float32 copy."""
-    from scipy import ndimage as ndi
-
     image = np.asarray(image, dtype=np.float32)
     if sigma <= 0:
         return image.copy()
@@ -98,8 +99,6 @@ def _smooth(image, sigma):
 
 def _otsu_threshold(values):
     """Otsu threshold, or +inf for a constant image (nothing is foreground)."""
-    from skimage.filters import threshold_otsu
-
     if values.size == 0 or values.min() == values.max():
         return np.inf
     return threshold_otsu(values)
@@ -204,8 +203,6 @@ def rolling_ball_level(smoothed, where, half_width):
     >>> float(np.median(field[where])), rolling_ball_level(field, where, 12)
     (300.0, 100.0)
     """
-    from scipy import ndimage as ndi
-
     size = 2 * int(np.ceil(half_width)) + 1
     return float(np.median(ndi.grey_opening(smoothed, size=(size, size))[where]))
 
@@ -301,8 +298,6 @@ class GuidedOtsuForeground:
 
     def _bounds(self, smoothed, nuclei):
         """Threshold bounds from the background and cytoplasm reference levels."""
-        from scipy import ndimage as ndi
-
         nucleus = nuclei > 0
         radius = _mean_nucleus_radius(nuclei)
         far = ~near_mask(nucleus, int(np.ceil(self.far_radii * radius)) + 1)
@@ -339,8 +334,6 @@ def _distance_to_nuclei(nuclei):
     >>> _distance_to_nuclei(nuclei).tolist()
     [[0.0, 1.0, 2.0, 3.0, 4.0]]
     """
-    from scipy import ndimage as ndi
-
     if not np.any(nuclei):
         return np.zeros(nuclei.shape, dtype=np.float32)
     nearest = ndi.distance_transform_edt(nuclei == 0, return_distances=False, return_indices=True)
@@ -460,8 +453,6 @@ class PropagationHeightMap:
         -------
         (M, N) float32 array
         """
-        from scipy import ndimage as ndi
-
         scaled = _normalised(np.asarray(serum, dtype=np.float32), mask)
         gradient = ndi.gaussian_gradient_magnitude(scaled, self.smoothing_sigma)
         distance = _distance_to_nuclei(nuclei)
@@ -653,8 +644,6 @@ def cut_cell_seeds(instances, nuclei, mask, factor, min_pixels=10):
     >>> int(seeds[:, 3:].max())
     0
     """
-    from scipy import ndimage as ndi
-
     shape = np.shape(nuclei)
     seeds = np.zeros(shape, np.int32)
     edge = np.unique(np.concatenate([instances[0], instances[-1], instances[:, 0], instances[:, -1]]))
@@ -767,8 +756,6 @@ def segment_cells(nuclei, serum, foreground=DEFAULT_FOREGROUND, height_map=DEFAU
     >>> segment_cells(nuclei, serum, FixedThresholdForeground(5, 0)).tolist()
     [[1, 1, 1, 2, 2, 2, 0]]
     """
-    from skimage.segmentation import watershed
-
     nuclei = np.asarray(nuclei)
     if not np.issubdtype(nuclei.dtype, np.integer):
         raise ValueError(f"nuclei must be integer labels, got {nuclei.dtype}")

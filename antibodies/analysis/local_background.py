@@ -15,6 +15,8 @@ The flow, per image and serum channel::
 """
 
 import numpy as np
+from scipy import ndimage as ndi
+from skimage.measure import block_reduce
 
 __all__ = ["SURFACE_EXCLUSION", "background_surface", "cell_local_backgrounds"]
 
@@ -26,8 +28,6 @@ signal there).  On the tune families 3 px halved the error of the per-image back
 
 def _normalised_convolution(sums, weights, sigma, min_weight):
     """Weighted Gaussian mean per tile; NaN where less than ``min_weight`` of weight is near."""
-    from scipy import ndimage as ndi
-
     smooth_sums = ndi.gaussian_filter(sums, sigma, mode="nearest")
     smooth_weights = ndi.gaussian_filter(weights, sigma, mode="nearest")
     with np.errstate(invalid="ignore", divide="ignore"):
@@ -55,8 +55,6 @@ def _tile_sums(image, mask, block):
     Sums of 8/16-bit counts over a tile are integers below 2**53, so adding
     them as integers gives ``block_reduce``'s float64 sums exactly (and faster).
     """
-    from skimage.measure import block_reduce
-
     if _is_small_uint(image):
         return (_block_sums(np.where(mask, image, 0), block).astype(np.float64),
                 _block_sums(mask.view(np.uint8), block).astype(np.float64))
@@ -153,7 +151,6 @@ def _bilinear_upsample(tiles, block, shape):
 
     Examples
     --------
-    >>> from scipy import ndimage as ndi
     >>> tiles = np.array([[0.0, 4.0], [8.0, 12.0]])
     >>> bool(np.array_equal(_bilinear_upsample(tiles, 2, (3, 4)),
     ...                     ndi.zoom(tiles, 2, order=1, mode="nearest", grid_mode=True)[:3]))

@@ -52,6 +52,7 @@ from typing import NamedTuple
 
 import numpy as np
 import pandas as pd
+from scipy.special import betainc
 
 from antibodies.analysis.qc import (
     DEFAULT_SERUM_RULES, DEFAULT_WELL_RULES, PASSED, combine_outlier_types, outlier_types,
@@ -208,8 +209,6 @@ class HarrellDavisMedian:
         n = ordered.size
         if n == 0:
             return np.float64(np.nan)
-        from scipy.special import betainc  # here, so scheduling never imports scipy.special
-
         shape = (n + 1) / 2
         weights = np.diff(betainc(shape, shape, np.arange(n + 1) / n))
         return np.float64(weights @ ordered)

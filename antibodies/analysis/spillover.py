@@ -27,6 +27,7 @@ from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
+from scipy import ndimage as ndi
 
 __all__ = ["EXCHANGE_COLUMNS", "EXCHANGE_REACH", "FixedSpillover", "MeasuredSpillover", "SPILLOVER_METHODS",
            "border_exchange_sums", "cell_contacts", "compensate_spillover", "count_exchange_width", "exchange_width",
@@ -162,8 +163,6 @@ def _touching(labels, cells, others):
 
 def _exchange_geometry(labels, controls, infected):
     """Distances of control pixels to the nearest control-infected and control-control border, and who is across."""
-    from scipy import ndimage as ndi
-
     next_to_infected, infected_neighbour = _touching(labels, controls, infected)
     next_to_control, _ = _touching(labels, controls, controls)
     to_infected, nearest = ndi.distance_transform_edt(~next_to_infected, return_indices=True)

@@ -17,6 +17,7 @@ import logging
 import math
 
 import numpy as np
+from skimage.morphology import disk
 
 __all__ = ["white_tophat", "erode_disk", "dilate_disk", "open_disk", "near_mask"]
 
@@ -41,8 +42,6 @@ def _disk_half_widths(radius):
     >>> _disk_half_widths(3)
     [3, 2, 2, 0]
     """
-    from skimage.morphology import disk  # here, so scheduling never imports skimage
-
     rows = disk(radius)[radius:]
     return [int(row.sum()) // 2 for row in rows]
 

@@ -8,6 +8,7 @@ are outlined in grey.
 from typing import NamedTuple
 
 import numpy as np
+from skimage.segmentation import find_boundaries
 
 __all__ = ["COLORS", "Channel", "rescale", "composite", "outline", "paint", "cell_thumbnail"]
 
@@ -68,8 +69,6 @@ def outline(labels, ids=None):
     >>> outline(labels).sum(), outline(labels, ids=[3]).sum()
     (np.int64(8), np.int64(0))
     """
-    from skimage.segmentation import find_boundaries
-
     selected = labels if ids is None else np.where(np.isin(labels, list(ids)), labels, 0)
     return find_boundaries(selected, mode="inner") & (selected > 0)
 
