@@ -301,6 +301,10 @@ class LogValleyFactor:
     density at most ``dip`` times the highest density on either side of it.
     Without one (a single population: a plate without infected cells) the cut
     is ``min_factor``; with one it is kept within ``[floor, max_factor]``.
+    Where the valley is nearly empty (density below ``overlap`` times the
+    lower peak: the groups lie far apart), its least dense point is poorly
+    defined and may fall into the tail of non-infected cells that take in a
+    little of an infected neighbour; the cut is then `LogMidpointFactor`'s.
 
     Attributes
     ----------
@@ -315,6 +319,9 @@ class LogValleyFactor:
         Smoothing of the density (decades).
     dip : float
         Largest ratio of the valley's density to the lower of the two peaks.
+    overlap : float
+        Below this ratio the groups count as apart and the midpoint is used
+        (0: always the valley).
 
     Examples
     --------
@@ -332,6 +339,7 @@ class LogValleyFactor:
     floor: float = 5.0
     bandwidth: float = 0.05
     dip: float = 0.5
+    overlap: float = 0.03
 
     def fit(self, scores):
         """Return the cut for a plate's marker scores (any shape; NaN ignored)."""
@@ -350,6 +358,8 @@ class LogValleyFactor:
         peaks = min(density[:valley + 1].max(), density[valley:].max())
         if density[valley] > self.dip * peaks:
             return float(self.min_factor)
+        if density[valley] < self.overlap * peaks:
+            return LogMidpointFactor(self.min_factor, self.max_factor).fit(scores)
         return float(np.clip(10 ** centres[valley], self.floor, self.max_factor))
 
 

@@ -198,11 +198,15 @@ def test_valley_cut_follows_dim_infected_cells_down():
     assert ((scores > valley) == truth).mean() > ((scores > midpoint) == truth).mean() + 0.01
 
 
-def test_valley_cut_of_well_separated_groups_lies_between_them():
+def test_groups_far_apart_get_the_midpoint_and_overlapping_ones_the_valley():
     rng = np.random.default_rng(6)
     for n_infected in (1000, 30):
         scores, truth = two_populations(rng, 3000, n_infected)
-        assert ((scores > LogValleyFactor().fit(scores)) == truth).all()
+        cut = LogValleyFactor().fit(scores)
+        assert cut == LogMidpointFactor().fit(scores) and ((scores > cut) == truth).mean() > 0.999
+        assert ((scores > LogValleyFactor(overlap=0.0).fit(scores)) == truth).all()   # the valley alone
+    scores, _ = dim_tail_plate(rng)
+    assert LogValleyFactor().fit(scores) == LogValleyFactor(overlap=0.0).fit(scores) < LogMidpointFactor().fit(scores)
 
 
 def test_valley_cut_needs_a_dip_and_never_falls_below_its_floor():
