@@ -10,12 +10,13 @@ In other words each cell has a *marker score* ``(x - median) / mad`` in
 units of its image's background noise, and ``factor`` is a plate-wide cut on
 that score.  How ``factor`` is chosen is a strategy (`INFECTION_METHODS`):
 
-``"midpoint"`` (`LogMidpointFactor`, the default)
-    halfway, on the log scale, between the medians of the two groups that
-    ``"mixture"`` splits the plate's scores into.
-``"valley"`` (`LogValleyFactor`)
-    the least dense point, on the log scale, between the medians of those
-    two groups: it follows a population of dim infected cells down.
+``"valley"`` (`LogValleyFactor`, the default)
+    the least dense point, on the log scale, between the medians of the two
+    groups that ``"mixture"`` splits the plate's scores into: it follows a
+    population of dim infected cells down.  Where the groups lie far apart
+    (a nearly empty valley), the midpoint.
+``"midpoint"`` (`LogMidpointFactor`)
+    halfway, on the log scale, between the medians of those two groups.
 ``"mixture"`` (`LogMixtureFactor`)
     where the two components of a Gaussian mixture of the log scores are
     equally likely.

@@ -172,7 +172,7 @@ def test_randomised_plate_with_a_mock_well_and_per_image_nuisances(tmp_path):
     assert len(scored) == 3  # the mock-infected well has no infected cells to score
     assert (scored["serum_IgG_score_ci_low"] < scored["serum_IgG_score"]).all()
     assert (scored["serum_IgG_score"] < scored["serum_IgG_score_ci_high"]).all()
-    assert decision["method"].iloc[0] == "midpoint" and decision["factor"].iloc[0] >= 8.0
+    assert decision["method"].iloc[0] == "valley" and decision["factor"].iloc[0] >= 8.0
     assert subtracted["serum_IgG_median"].nunique() == len(subtracted)  # each image its own background
 
 
