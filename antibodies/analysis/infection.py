@@ -261,6 +261,19 @@ def _mixture_groups(logs, scores):
     return logs[logs <= np.log10(mixture_cut)], logs[logs > np.log10(mixture_cut)]
 
 
+def _midpoint(lower, upper):
+    """Halfway, on the log scale, between the medians of two groups of log scores."""
+    return 10 ** ((np.median(lower) + np.median(upper)) / 2)
+
+
+def _log_density(logs, bandwidth, step=0.01):
+    """Bin centres and counts of a histogram of ``logs`` (bins of ``step``), smoothed by a Gaussian of ``bandwidth``."""
+    from scipy.ndimage import gaussian_filter1d
+
+    edges = np.arange(logs.min() - 5 * bandwidth, logs.max() + 5 * bandwidth + step, step)
+    return edges[:-1] + step / 2, gaussian_filter1d(np.histogram(logs, edges)[0].astype(float), bandwidth / step)
+
+
 @dataclass(frozen=True)
 class LogMidpointFactor:
     """Halfway, on the log scale, between the medians of the two classes of the mixture split.
@@ -286,8 +299,7 @@ class LogMidpointFactor:
         lower, upper = _mixture_groups(logs, scores)
         if lower.size < 3 or upper.size < 3:
             return float(self.min_factor)
-        cut = 10 ** ((np.median(lower) + np.median(upper)) / 2)
-        return float(np.clip(cut, self.min_factor, self.max_factor))
+        return float(np.clip(_midpoint(lower, upper), self.min_factor, self.max_factor))
 
 
 @dataclass(frozen=True)
@@ -344,23 +356,18 @@ class LogValleyFactor:
 
     def fit(self, scores):
         """Return the cut for a plate's marker scores (any shape; NaN ignored)."""
-        from scipy.ndimage import gaussian_filter1d
-
         logs = _log_scores(scores)
         lower, upper = _mixture_groups(logs, scores)
         if lower.size < 3 or upper.size < 3:
             return float(self.min_factor)
-        step = 0.01
-        edges = np.arange(logs.min() - 5 * self.bandwidth, logs.max() + 5 * self.bandwidth + step, step)
-        density = gaussian_filter1d(np.histogram(logs, edges)[0].astype(float), self.bandwidth / step)
-        centres = edges[:-1] + step / 2
+        centres, density = _log_density(logs, self.bandwidth)
         between = np.flatnonzero((centres >= np.median(lower)) & (centres <= np.median(upper)))
         valley = between[np.argmin(density[between])]
         peaks = min(density[:valley + 1].max(), density[valley:].max())
         if density[valley] > self.dip * peaks:
             return float(self.min_factor)
         if density[valley] < self.overlap * peaks:
-            return LogMidpointFactor(self.min_factor, self.max_factor).fit(scores)
+            return float(np.clip(_midpoint(lower, upper), self.min_factor, self.max_factor))
         return float(np.clip(10 ** centres[valley], self.floor, self.max_factor))
 
 
