@@ -362,6 +362,8 @@ class LogValleyFactor:
             return float(self.min_factor)
         centres, density = _log_density(logs, self.bandwidth)
         between = np.flatnonzero((centres >= np.median(lower)) & (centres <= np.median(upper)))
+        if between.size == 0:  # both groups' medians within one bin: one population
+            return float(self.min_factor)
         valley = between[np.argmin(density[between])]
         peaks = min(density[:valley + 1].max(), density[valley:].max())
         if density[valley] > self.dip * peaks:

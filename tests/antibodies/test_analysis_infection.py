@@ -187,8 +187,7 @@ def test_clear_calls_without_a_threshold_or_for_outlier_cells():
 
 def dim_tail_plate(rng, n_control=3000, n_infected=1500):
     """Non-infected cells at a few noise units; infected ones spread over two decades, from barely above them."""
-    scores, truth = two_populations(rng, n_control, n_infected, noise=(3.0, 0.6), infected_median=40.0, spread=1.0)
-    return scores, truth
+    return two_populations(rng, n_control, n_infected, noise=(3.0, 0.6), infected_median=40.0, spread=1.0)
 
 
 def test_valley_cut_follows_dim_infected_cells_down():
@@ -216,3 +215,4 @@ def test_valley_cut_needs_a_dip_and_never_falls_below_its_floor():
     shoulder = np.r_[rng.normal(3.0, 0.6, 3000), rng.normal(4.5, 0.8, 1500)]  # no valley between the groups
     assert LogValleyFactor(min_factor=8.0).fit(shoulder) == 8.0
     assert LogValleyFactor().fit([]) == 8.0
+    assert LogValleyFactor().fit(np.r_[np.full(50, 3.0), np.full(50, 3.01)]) == 8.0  # groups within one bin
