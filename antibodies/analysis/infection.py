@@ -253,12 +253,14 @@ def _upper_responsibility(logs, weights, means, sds):
     return densities[1] / np.maximum(densities[0] + densities[1], 1e-300)
 
 
-def _mixture_groups(logs, scores):
-    """The log scores below and above the mixture's cut (the plate's two groups)."""
+def _mixture_groups(scores):
+    """The plate's log scores and the two groups the mixture's cut splits them into; None if a group has < 3."""
+    logs = _log_scores(scores)
     mixture_cut = LogMixtureFactor(min_factor=0.0, max_factor=np.inf).fit(scores)
     if mixture_cut <= 0:
-        return logs[:0], logs[:0]
-    return logs[logs <= np.log10(mixture_cut)], logs[logs > np.log10(mixture_cut)]
+        return None
+    lower, upper = logs[logs <= np.log10(mixture_cut)], logs[logs > np.log10(mixture_cut)]
+    return (logs, lower, upper) if lower.size >= 3 and upper.size >= 3 else None
 
 
 def _midpoint(lower, upper):
@@ -295,10 +297,10 @@ class LogMidpointFactor:
 
     def fit(self, scores):
         """Return the cut for a plate's marker scores (any shape; NaN ignored)."""
-        logs = _log_scores(scores)
-        lower, upper = _mixture_groups(logs, scores)
-        if lower.size < 3 or upper.size < 3:
+        groups = _mixture_groups(scores)
+        if groups is None:
             return float(self.min_factor)
+        _, lower, upper = groups
         return float(np.clip(_midpoint(lower, upper), self.min_factor, self.max_factor))
 
 
@@ -356,10 +358,10 @@ class LogValleyFactor:
 
     def fit(self, scores):
         """Return the cut for a plate's marker scores (any shape; NaN ignored)."""
-        logs = _log_scores(scores)
-        lower, upper = _mixture_groups(logs, scores)
-        if lower.size < 3 or upper.size < 3:
+        groups = _mixture_groups(scores)
+        if groups is None:
             return float(self.min_factor)
+        logs, lower, upper = groups
         centres, density = _log_density(logs, self.bandwidth)
         between = np.flatnonzero((centres >= np.median(lower)) & (centres <= np.median(upper)))
         if between.size == 0:  # both groups' medians within one bin: one population
