@@ -14,8 +14,8 @@ model and answers calls of :data:`FUNCTIONS` over a Unix socket until
 * no task has asked anything for :data:`IDLE_SECONDS`.
 
 A task run in the ``luigi`` process itself (``--workers 1``) keeps the model in
-that process, as before. If a server cannot be started or dies, the task loads
-the model itself (logged), so segmentation never depends on the server. Either
+that process, as before. If a server cannot be started, dies, or does not answer
+a call within :data:`REPLY_TIMEOUT`, the task loads the model itself (logged), so segmentation never depends on the server. Either
 way the model runs with the server's thread settings: TensorFlow's results
 differ in the last bits with the number of threads, and the labels must not
 depend on where the model ran.
@@ -47,6 +47,12 @@ IDLE_SECONDS = 300.0
 SERVER_SLOTS = 16
 """At most this many servers per run (one per task running at once, i.e. per worker)."""
 START_TIMEOUT = 180.0
+MAX_SOCKET_PATH = 107
+"""Longest Unix socket path (bytes) Linux accepts; the run folder lies under TMPDIR."""
+REPLY_TIMEOUT = 600.0
+"""A server that has not answered one call after this many seconds is taken for hung (stopped, deadlocked):
+the task loads the model itself. A 1024x1024 image takes ~1 s, a full machine a few times that; a new
+server's first call also waits for TensorFlow's import and the model load (~5-10 s)."""
 SERVER_THREADS = ("TF_NUM_INTRAOP_THREADS", "TF_NUM_INTEROP_THREADS", "OMP_NUM_THREADS")
 """Thread settings a model gets (1) unless the environment sets them: with TensorFlow's default (all
 cores) a server took 2.1 CPU-s and 2.1 s per 930x1024 image, with one thread 0.5 CPU-s and 0.75 s."""
@@ -128,9 +134,13 @@ class _Remote:
         if self.fallback is None:
             try:
                 self.connection.send((function, args))
+                if not self.connection.poll(REPLY_TIMEOUT):
+                    raise TimeoutError(f"no answer in {REPLY_TIMEOUT:.0f} s")
                 status, value = self.connection.recv()
-            except (OSError, EOFError) as error:  # the server died (killed): go on without it
-                logger.warning("StarDist server lost (%s); loading the model in this process", error)
+            except (OSError, EOFError) as error:  # the server died (killed) or hangs: go on without it
+                logger.warning("StarDist server lost (%s: %s); loading the model in this process",
+                               type(error).__name__, error)
+                self.connection.close()
                 self.fallback = _InProcess(self.folder)
             else:
                 if status != "ok":
@@ -187,10 +197,15 @@ def _remote(folder):
     slot, lock = _take_slot(run_dir)  # held until this process ends
     digest = hashlib.sha1(folder.encode()).hexdigest()[:10]
     address = str(run_dir / f"slot{slot}-{digest}.sock")
-    try:
-        connection = _connect(address, timeout=0)
-    except (FileNotFoundError, ConnectionRefusedError):
-        connection = _start_and_connect(address, folder, run_dir, slot)
+    if len(os.fsencode(address)) > MAX_SOCKET_PATH:
+        logger.warning("StarDist server socket %s is longer than the %d bytes a Unix socket allows; loading the "
+                       "model in this process (set TMPDIR to a shorter folder to share it)", address, MAX_SOCKET_PATH)
+        connection = None
+    else:
+        try:
+            connection = _connect(address, timeout=0)
+        except (FileNotFoundError, ConnectionRefusedError):
+            connection = _start_and_connect(address, folder, run_dir, slot)
     if connection is None:
         lock.close()
         return _InProcess(folder)

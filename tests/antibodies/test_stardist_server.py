@@ -2,6 +2,10 @@
 import os
 import subprocess
 import sys
+import tempfile
+from pathlib import Path
+
+import pytest
 
 from antibodies.models.server import SERVER_THREADS, remove_ended_runs
 
@@ -19,6 +23,8 @@ def test_folders_of_ended_runs_are_removed_and_live_ones_kept(tmp_path):
 
 PROBABILITY = """
 import sys
+
+import pytest
 import numpy as np
 from antibodies.models import BUNDLED_MODELS_DIR
 from antibodies.models.server import _InProcess
@@ -60,3 +66,72 @@ def test_the_cell_model_answers_its_instances_with_the_same_probability():
     probability, instances = model.run("object_probability_and_instances", image)
     np.testing.assert_array_equal(probability, model.run("object_probability", image))
     assert instances.shape == (64, 64) and instances.dtype == np.int32
+
+
+LOST_SERVER = """
+import multiprocessing, os, signal, socket, struct, sys, time
+import numpy as np
+from antibodies.models import BUNDLED_MODELS_DIR
+from antibodies.models import server
+from antibodies.settings import SPEC_PATH
+from luigi_tasks.config import load_config
+
+TIMEOUTS = {"killed": 100.0, "hung": 3.0}
+
+
+def server_pid(remote):
+    peer = socket.socket(fileno=os.dup(remote.connection.fileno()))
+    pid, _, _ = struct.unpack("3i", peer.getsockopt(socket.SOL_SOCKET, socket.SO_PEERCRED, struct.calcsize("3i")))
+    peer.close()
+    return pid
+
+def task(how, out):
+    runner = server.model_runner(BUNDLED_MODELS_DIR / load_config(None, SPEC_PATH)["cells_model"])
+    image = np.random.default_rng(0).random((64, 64, 2)).astype(np.float32)
+    served = runner.run("object_probability", image)
+    if how == "long_tmpdir":  # no server: the model is in this process from the start
+        np.savez(out, served=served, fallback=served, waited=0.0, in_process=isinstance(runner, server._InProcess))
+        return
+    pid = server_pid(runner)
+    server.REPLY_TIMEOUT = TIMEOUTS[how]  # after the first call, which waits for the server to load the model
+    os.kill(pid, signal.SIGSTOP)  # the next call waits: it is in the socket, unread
+    if how == "killed":
+        signal.setitimer(signal.ITIMER_REAL, 0.5)
+        signal.signal(signal.SIGALRM, lambda *_: os.kill(pid, signal.SIGKILL))
+    started = time.monotonic()
+    fallback = runner.run("object_probability", image)
+    waited = time.monotonic() - started
+    os.kill(pid, signal.SIGKILL)
+    np.savez(out, served=served, fallback=fallback, waited=waited, in_process=runner.fallback is not None)
+
+if __name__ == "__main__":
+    multiprocessing.set_start_method("fork")
+    child = multiprocessing.Process(target=task, args=sys.argv[1:])  # a task process, as Luigi forks one
+    child.start()
+    child.join(240)
+    sys.exit(child.exitcode if child.exitcode is not None else 99)
+"""
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("how", ["killed", "hung", "long_tmpdir"])
+def test_a_task_whose_server_is_lost_mid_call_answers_with_the_model_itself(tmp_path, how):
+    """A server killed while it holds a call (EOF), or stopped so that it never answers (the reply timeout):
+    the task loads the model and gives the same answer, instead of waiting forever. A TMPDIR too long for a
+    Unix socket: no server, the model in the task (it failed the task before)."""
+    import numpy as np
+
+    script = tmp_path / "lost_server.py"
+    script.write_text(LOST_SERVER)
+    with tempfile.TemporaryDirectory(prefix="bl", dir="/tmp") as short:
+        tmpdir = tmp_path / ("x" * 80) if how == "long_tmpdir" else Path(short)
+        tmpdir.mkdir(exist_ok=True)
+        env = {**os.environ, "CUDA_VISIBLE_DEVICES": "-1", "TMPDIR": str(tmpdir)}
+        done = subprocess.run([sys.executable, str(script), how, str(tmp_path / "out.npz")], env=env,
+                              capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-3000:]
+    result = np.load(tmp_path / "out.npz")
+    assert result["in_process"]
+    np.testing.assert_array_equal(result["fallback"], result["served"])
+    if how == "killed":
+        assert result["waited"] < 100.0  # EOF, not the timeout
