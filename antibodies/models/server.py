@@ -14,8 +14,10 @@ model and answers calls of :data:`FUNCTIONS` over a Unix socket until
 * no task has asked anything for :data:`IDLE_SECONDS`.
 
 A task run in the ``luigi`` process itself (``--workers 1``) keeps the model in
-that process, as before. If a server cannot be started, dies, or does not answer
-a call within :data:`REPLY_TIMEOUT`, the task loads the model itself (logged), so segmentation never depends on the server. Either
+that process, as before. If a server cannot be started or dies, the task loads
+the model itself (logged), so segmentation never depends on the server; a server
+that leaves a call unanswered for :data:`REPLY_TIMEOUT` is killed first, so the
+slot's next task starts a new one. Either
 way the model runs with the server's thread settings: TensorFlow's results
 differ in the last bits with the number of threads, and the labels must not
 depend on where the model ran.
@@ -28,6 +30,9 @@ import logging
 import multiprocessing
 import os
 import shutil
+import signal
+import socket
+import struct
 import subprocess
 import sys
 import tempfile
@@ -140,6 +145,8 @@ class _Remote:
             except (OSError, EOFError) as error:  # the server died (killed) or hangs: go on without it
                 logger.warning("StarDist server lost (%s: %s); loading the model in this process",
                                type(error).__name__, error)
+                if isinstance(error, TimeoutError):  # the slot's next task would wait as long: end it
+                    _kill_peer(self.connection)
                 self.connection.close()
                 self.fallback = _InProcess(self.folder)
             else:
@@ -147,6 +154,16 @@ class _Remote:
                     raise RuntimeError(value)
                 return value
         return self.fallback.run(function, *args)
+
+
+def _kill_peer(connection):
+    """Kill the process at the other end of a Unix socket ``connection`` (its pid from ``SO_PEERCRED``)."""
+    with socket.socket(fileno=os.dup(connection.fileno())) as peer:
+        credentials = peer.getsockopt(socket.SOL_SOCKET, socket.SO_PEERCRED, struct.calcsize("3i"))
+    pid = struct.unpack("3i", credentials)[0]
+    with contextlib.suppress(ProcessLookupError):
+        os.kill(pid, signal.SIGKILL)
+    logger.warning("killed the StarDist server pid %d that did not answer", pid)
 
 
 def _take_slot(folder):
