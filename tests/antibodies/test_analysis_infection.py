@@ -104,12 +104,13 @@ def test_marker_scores_use_the_image_background_and_a_minimum_noise_unit():
     assert marker_scores([12.0], BackgroundStats(10.0, 0.0)).tolist() == [2.0 / MIN_MAD]
 
 
-@pytest.mark.parametrize("fraction", [0.5, 0.2, 0.05])
-def test_mixture_cut_separates_infected_cells_whatever_their_share(fraction):
+@pytest.mark.parametrize("method", [LogMixtureFactor, LogMidpointFactor, LogValleyFactor])
+@pytest.mark.parametrize("fraction", [0.9, 0.5, 0.2, 0.05, 0.01])
+def test_mixture_cut_separates_infected_cells_whatever_their_share(method, fraction):
     rng = np.random.default_rng(1)
     n_infected = int(2000 * fraction)
     scores, truth = two_populations(rng, 2000 - n_infected, n_infected)
-    cut = LogMixtureFactor().fit(scores)
+    cut = method().fit(scores)
     assert 8.0 <= cut < 60.0
     assert ((scores > cut) == truth).mean() >= 0.99
 
