@@ -156,11 +156,16 @@ class _Remote:
         return self.fallback.run(function, *args)
 
 
-def _kill_peer(connection):
-    """Kill the process at the other end of a Unix socket ``connection`` (its pid from ``SO_PEERCRED``)."""
+def _peer_pid(connection):
+    """The pid of the process at the other end of a Unix socket ``connection`` (``SO_PEERCRED``)."""
     with socket.socket(fileno=os.dup(connection.fileno())) as peer:
         credentials = peer.getsockopt(socket.SOL_SOCKET, socket.SO_PEERCRED, struct.calcsize("3i"))
-    pid = struct.unpack("3i", credentials)[0]
+    return struct.unpack("3i", credentials)[0]
+
+
+def _kill_peer(connection):
+    """Kill the process at the other end of a Unix socket ``connection``."""
+    pid = _peer_pid(connection)
     with contextlib.suppress(ProcessLookupError):
         os.kill(pid, signal.SIGKILL)
     logger.warning("killed the StarDist server pid %d that did not answer", pid)

@@ -69,7 +69,7 @@ def test_the_cell_model_answers_its_instances_with_the_same_probability():
 
 
 LOST_SERVER = """
-import contextlib, multiprocessing, os, signal, socket, struct, sys, time
+import contextlib, multiprocessing, os, signal, sys, time
 import numpy as np
 from antibodies.models import BUNDLED_MODELS_DIR
 from antibodies.models import server
@@ -77,13 +77,6 @@ from antibodies.settings import SPEC_PATH
 from luigi_tasks.config import load_config
 
 TIMEOUTS = {"killed": 100.0, "hung": 3.0}
-
-
-def server_pid(remote):
-    peer = socket.socket(fileno=os.dup(remote.connection.fileno()))
-    pid, _, _ = struct.unpack("3i", peer.getsockopt(socket.SOL_SOCKET, socket.SO_PEERCRED, struct.calcsize("3i")))
-    peer.close()
-    return pid
 
 def running(pid):
     try:
@@ -100,7 +93,7 @@ def task(how, out):
         np.savez(out, served=served, fallback=served, waited=0.0, in_process=isinstance(runner, server._InProcess),
                  server_gone=True)
         return
-    pid = server_pid(runner)
+    pid = server._peer_pid(runner.connection)
     server.REPLY_TIMEOUT = TIMEOUTS[how]  # after the first call, which waits for the server to load the model
     os.kill(pid, signal.SIGSTOP)  # the next call waits: it is in the socket, unread
     if how == "killed":
