@@ -56,8 +56,9 @@ MAX_SOCKET_PATH = 107
 """Longest Unix socket path (bytes) Linux accepts; the run folder lies under TMPDIR."""
 REPLY_TIMEOUT = 600.0
 """A server that has not answered one call after this many seconds is taken for hung (stopped, deadlocked):
-the task kills it (only this task uses its slot's server) and loads the model itself. A 1024x1024 image takes ~1 s, a full machine a few times that; a new
-server's first call also waits for TensorFlow's import and the model load (~5-10 s)."""
+the task kills it (only this task uses its slot's server) and loads the model itself. A 1024x1024 image
+takes ~1 s, a full machine a few times that; a new server's first call also waits for TensorFlow's import
+and the model load (~5-10 s)."""
 SERVER_THREADS = ("TF_NUM_INTRAOP_THREADS", "TF_NUM_INTEROP_THREADS", "OMP_NUM_THREADS")
 """Thread settings a model gets (1) unless the environment sets them: with TensorFlow's default (all
 cores) a server took 2.1 CPU-s and 2.1 s per 930x1024 image, with one thread 0.5 CPU-s and 0.75 s."""
