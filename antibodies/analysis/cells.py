@@ -44,6 +44,8 @@ __all__ = [
     "cell_model_input",
     "cell_probability",
     "cell_probability_and_instances",
+    "CELL_MODEL_FLIPS",
+    "flip_averaged",
     "full_resolution",
     "cut_cell_seeds",
     "ModelCutCells",
@@ -536,6 +538,52 @@ def cell_model_input(nuclei, serum, factor, normalizer):
     return np.stack([normalizer(binned_mean(nuclei, factor)), normalizer(binned_mean(serum, factor))], axis=-1)
 
 
+def _left_right(image):
+    return image[:, ::-1]
+
+
+def _up_down(image):
+    return image[::-1]
+
+
+def _rotated_half_turn(image):
+    return image[::-1, ::-1]
+
+
+CELL_MODEL_FLIPS = {"none": (), "flip2": (_left_right,), "flip4": (_left_right, _up_down, _rotated_half_turn)}
+"""``[cells] model_flips`` -> the mirror images of the cell model's input whose probability is averaged
+with the input's own (each is its own inverse)."""
+
+
+def flip_averaged(predict, image, flips, first=None):
+    """Mean of ``predict`` over ``image`` and its flipped copies, each result flipped back.
+
+    Parameters
+    ----------
+    predict : callable
+        Maps an (M, N, C) image to an (M, N) map (e.g. a cell model's object probability).
+    image : (M, N, C) array
+    flips : sequence of callable
+        Involutions of the first two axes (:data:`CELL_MODEL_FLIPS`).
+    first : (M, N) array, optional
+        ``predict(image)`` when it is known already.
+
+    Returns
+    -------
+    (M, N) float32 array
+
+    Examples
+    --------
+    >>> image = np.arange(6.0).reshape(1, 6, 1)
+    >>> flip_averaged(lambda x: x[..., 0] * (np.arange(6) < 3), image, CELL_MODEL_FLIPS["flip2"]).tolist()
+    [[0.0, 0.5, 1.0, 1.5, 2.0, 2.5]]
+    """
+    total = np.asarray(predict(image) if first is None else first, dtype=np.float32).copy()
+    for flip in flips:
+        total += flip(np.asarray(predict(np.ascontiguousarray(flip(image))), dtype=np.float32))
+    return total / np.float32(len(flips) + 1)
+
+
 def cell_probability(predict, nuclei, serum, factor, normalizer):
     """Object probability of a learned cell model, resized to the (M, N) image.
 
@@ -579,7 +627,7 @@ INSTANCE_PROB_THRESH = 0.5
 INSTANCE_NMS_THRESH = 0.4
 
 
-def cell_probability_and_instances(model, image):
+def cell_probability_and_instances(model, image, flips=()):
     """A StarDist cell model's object probability and instances on its (binned) input.
 
     Parameters
@@ -588,6 +636,9 @@ def cell_probability_and_instances(model, image):
         Cell model with a (1, 1) grid.
     image : (M, N, C) float array
         The model input (:func:`cell_model_input`).
+    flips : sequence of callable
+        The probability is averaged over these mirror images too (:func:`flip_averaged`); the instances come
+        from the input alone.
 
     Returns
     -------
@@ -603,7 +654,8 @@ def cell_probability_and_instances(model, image):
     probability, distances = model.predict(image)
     points, prob, dist = non_maximum_suppression(distances, probability, grid=tuple(model.config.grid), b=0,
                                                  prob_thresh=INSTANCE_PROB_THRESH, nms_thresh=INSTANCE_NMS_THRESH)
-    return probability, render_polygons(dist_to_coord(dist, points), prob, probability.shape)
+    instances = render_polygons(dist_to_coord(dist, points), prob, probability.shape)
+    return flip_averaged(lambda x: model.predict(x)[0], image, flips, first=probability), instances
 
 
 def cut_cell_seeds(instances, nuclei, mask, factor, min_pixels=10):

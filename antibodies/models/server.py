@@ -102,14 +102,16 @@ def _segment_nuclei(model, image, prob_thresh, nms_thresh):
     return segment_nuclei(model, image, prob_thresh, nms_thresh)
 
 
-def _object_probability(model, image):
-    return model.predict(image)[0]
+def _object_probability(model, image, flips="none"):
+    from ..analysis.cells import CELL_MODEL_FLIPS, flip_averaged
+
+    return flip_averaged(lambda x: model.predict(x)[0], image, CELL_MODEL_FLIPS[flips])
 
 
-def _object_probability_and_instances(model, image):
-    from ..analysis.cells import cell_probability_and_instances
+def _object_probability_and_instances(model, image, flips="none"):
+    from ..analysis.cells import CELL_MODEL_FLIPS, cell_probability_and_instances
 
-    return cell_probability_and_instances(model, image)
+    return cell_probability_and_instances(model, image, CELL_MODEL_FLIPS[flips])
 
 
 FUNCTIONS = {"segment_nuclei": _segment_nuclei, "object_probability": _object_probability,

@@ -83,6 +83,7 @@ class CellSegmentation(AssayImageJob):
     cells_foreground_threshold = setting("cells", "foreground_threshold")
     cells_foreground_envelope = setting("cells", "foreground_envelope")
     cells_cut_cells = setting("cells", "cut_cells")
+    cells_model_flips = setting("cells", "model_flips")
 
     @staticmethod
     def uses_cell_model(height_map):
@@ -92,12 +93,14 @@ class CellSegmentation(AssayImageJob):
     @classmethod
     def unused_settings(cls, values):
         """The cell model, the distance weight and the cut cells shape the cells only under the learned split, the
-        envelope only the guided foreground. ``cut_cells = absorbed`` gives the cells of the version before that
-        setting, so it stays out of the fingerprint: finished plates stay complete."""
+        envelope only the guided foreground. ``cut_cells = absorbed`` and ``model_flips = none`` give the cells of
+        the version before those settings, so they stay out of the fingerprint: finished plates stay complete."""
         unused = set() if cls.uses_cell_model(values.get("cells_height_map")) else {
-            "cells_model", "cells_distance_weight", "cells_cut_cells"}
+            "cells_model", "cells_distance_weight", "cells_cut_cells", "cells_model_flips"}
         if values.get("cells_cut_cells") == "absorbed":
             unused.add("cells_cut_cells")
+        if values.get("cells_model_flips") == "none":
+            unused.add("cells_model_flips")
         return unused if values.get("cells_foreground") == "guided" else unused | {"cells_foreground_envelope"}
 
     @property
@@ -123,10 +126,10 @@ class CellSegmentation(AssayImageJob):
         run, binning = self.cell_model
         model_input = cell_model_input(nuclei_image, serum, binning, normalize_percentile)
         if self.cells_cut_cells == "seeded":
-            probability, instances = run("object_probability_and_instances", model_input)
+            probability, instances = run("object_probability_and_instances", model_input, self.cells_model_flips)
             cut_cells = ModelCutCells(instances, binning)
         else:
-            probability, cut_cells = run("object_probability", model_input), None
+            probability, cut_cells = run("object_probability", model_input, self.cells_model_flips), None
         probability = full_resolution(probability, binning, serum.shape)
         return HEIGHT_MAPS[self.cells_height_map](probability, self.cells_distance_weight), cut_cells
 

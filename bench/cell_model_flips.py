@@ -1,0 +1,84 @@
+"""The cell model's probability averaged over mirror images of its input (offline).
+
+    python bench/cell_model_flips.py --plates tune_standard_scheme1,tune_elongated_cells_scheme1 --images 8
+
+It reads the plates that ``bench/generalization.py`` rendered and processed
+under ``--root`` (truth, and the nuclei and channels of run ``--variant``),
+predicts the cell model's object probability once per flip of each image and
+segments the cells with each ``[cells] model_flips`` choice (``none``
+reproduces the run's cells), the run's nuclei and foreground. Printed per
+plate: cells F1@0.5, true positives, the share of pixels where ``none``
+equals the run, the seconds per image of the probability, and the mean F1
+over the plates. Choose only on tune plates.
+"""
+import argparse
+import os
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+
+def image_rows(model, factor, container_path, truth_path):
+    from antibodies.analysis.cells import (CELL_MODEL_FLIPS, ProbabilityHeightMap, cell_model_input, flip_averaged,
+                                           full_resolution, mean_serum, segment_cells)
+    from antibodies.analysis.nuclei import normalize_percentile
+    from antibodies.keys import CELL_SEGMENTATION, NUCLEI, NUCLEUS_SEGMENTATION, SERUM_ROLES
+    from antibodies.tasks.segmentation import FOREGROUNDS
+    from cell_segmentation import match_labels
+    from cut_cells import default
+    from luigi_tasks.io import open_file, read_image
+
+    with open_file(container_path) as container:
+        nuclei, run = read_image(container, NUCLEUS_SEGMENTATION), read_image(container, CELL_SEGMENTATION)
+        nuclei_image = read_image(container, NUCLEI)
+        serum = mean_serum([read_image(container, role) for role in SERUM_ROLES if role in container])
+    model_input = cell_model_input(nuclei_image, serum, factor, normalize_percentile)
+    foreground = FOREGROUNDS[default("foreground")](default("foreground_threshold"), default("foreground_envelope"))
+    truth = np.load(truth_path)["cells"]
+    rows = []
+    for name, flips in CELL_MODEL_FLIPS.items():
+        start = time.perf_counter()
+        probability = flip_averaged(lambda x: model.predict(x)[0], model_input, flips)
+        seconds = time.perf_counter() - start
+        height_map = ProbabilityHeightMap(full_resolution(probability, factor, serum.shape), default("distance_weight"))
+        cells = segment_cells(nuclei, serum, foreground, height_map)
+        rows.append({"flips": name, "seconds": seconds, "same_as_run": float((cells == run).mean()),
+                     **match_labels(truth, cells)})
+    return rows
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--plates", required=True, help="comma separated plate names under ROOT/out/VARIANT")
+    parser.add_argument("--images", type=int, default=8, help="first images of each plate")
+    parser.add_argument("--root", type=Path, default=Path("/tmp/bench_generalization"))
+    parser.add_argument("--variant", default="default")
+    parser.add_argument("--model", default=None, help="cell model name or folder (default: [cells] model)")
+    args = parser.parse_args()
+    os.environ.setdefault("CUDA_VISIBLE_DEVICES", "-1")
+    from antibodies.models import cell_model_binning, load_stardist_model, resolve_model_folder
+    from cut_cells import default
+
+    folder = resolve_model_folder(args.model or default("model"))
+    model, factor = load_stardist_model(str(folder)), cell_model_binning(folder)
+    rows = []
+    for plate in args.plates.split(","):
+        for truth_path in sorted((args.root / "truth" / plate).glob("*.npz"))[: args.images]:
+            container = args.root / "out" / args.variant / plate / f"{truth_path.stem}.h5"
+            rows += [dict(row, plate=plate) for row in image_rows(model, factor, container, truth_path)]
+    rows = pd.DataFrame(rows)
+    table = rows.groupby(["plate", "flips"], sort=False).agg(
+        f1=("f1", "mean"), tp=("tp", "sum"), seconds=("seconds", "mean")).unstack("flips")
+    table = table.join(rows[rows.flips == "none"].groupby("plate").same_as_run.min().rename(("none = run", "")))
+    print(table.round(4).to_string())
+    print("mean cells F1 over the plates:", table["f1"].mean().round(4).to_dict())
+
+
+if __name__ == "__main__":
+    main()
