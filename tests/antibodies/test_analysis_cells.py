@@ -2,6 +2,7 @@ import numpy as np
 import pytest
 
 from antibodies.analysis.cells import (
+    CELL_MODEL_FLIPS,
     DistanceHeightMap,
     FixedThresholdForeground,
     GuidedOtsuForeground,
@@ -11,6 +12,7 @@ from antibodies.analysis.cells import (
     PropagationHeightMap,
     cell_model_input,
     cell_probability,
+    flip_averaged,
     mean_serum,
     rolling_ball_level,
     segment_cells,
@@ -119,6 +121,35 @@ def test_cell_probability_is_resized_to_the_whole_image_with_aligned_pixel_centr
     # block centres at x = 1.5 and 5.5: 0 left of the first, 1 right of the second, linear between
     np.testing.assert_allclose(probability[0], [0, 0, 0.125, 0.375, 0.625, 0.875, 1, 1, 1])
     np.testing.assert_array_equal(probability, np.broadcast_to(probability[:1], (9, 9)))  # leftover row: edge
+
+
+@pytest.mark.parametrize("name", sorted(CELL_MODEL_FLIPS))
+def test_flips_of_a_non_square_input_are_mirrored_back_and_averaged(name):
+    """Each mirror image is predicted once and flipped back: an equivariant model gives its own output, a
+    position-bound one the mean of its mirrored outputs."""
+    image = np.arange(3 * 5 * 2, dtype=np.float32).reshape(3, 5, 2)
+    seen = []
+
+    def equivariant(model_input):
+        seen.append(model_input.shape)
+        return model_input[..., 0] ** 2
+    np.testing.assert_allclose(flip_averaged(equivariant, image, CELL_MODEL_FLIPS[name]), image[..., 0] ** 2)
+    assert seen == [(3, 5, 2)] * (len(CELL_MODEL_FLIPS[name]) + 1)
+
+    corner = np.zeros((3, 5), np.float32)
+    corner[0, 0] = 1.0
+    mirrored = flip_averaged(lambda model_input: corner, image, CELL_MODEL_FLIPS[name])
+    assert mirrored.sum() == pytest.approx(1.0) and mirrored[0, 0] == pytest.approx(1 / (len(CELL_MODEL_FLIPS[name]) + 1))
+
+
+def test_a_known_first_prediction_is_not_predicted_again():
+    calls = []
+
+    def predict(model_input):
+        calls.append(1)
+        return np.ones(model_input.shape[:2])
+    averaged = flip_averaged(predict, np.zeros((2, 3, 1)), CELL_MODEL_FLIPS["flip2"], first=np.zeros((2, 3)))
+    assert len(calls) == 1 and averaged.tolist() == [[0.5] * 3] * 2
 
 
 @pytest.mark.parametrize("shape, factor", [((7, 5), 4), ((3, 8), 2), ((4, 4), 3)])

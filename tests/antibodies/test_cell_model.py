@@ -68,15 +68,16 @@ def test_learned_split_follows_unequal_cells_better_than_the_distance_split():
 
 @pytest.mark.slow
 def test_cell_analysis_with_the_learned_split_on_two_workers(tmp_path):
-    """Both models served to forked workers, the cell model with its instances; the readouts hold on a plate of
-    unequal cells."""
+    """Both models served to forked workers, the cell model with its instances and its probability averaged over
+    four mirror images; the readouts hold on a plate of unequal cells."""
     from antibodies.evaluation import evaluate_plate
     from antibodies.synthetic.plate import render_family_plate
     from luigi_tasks.testing import run_local
 
     render_family_plate("tune_grown_cells", "scheme1", tmp_path / "plate", tmp_path / "truth", wells=("A01", "A02"),
                         sites=1, shape=(512, 512), well_ratios={"A01": 2.2, "A02": 1.05})
-    task = cell_analysis(tmp_path / "plate", tmp_path / "out", cells_height_map="learned", cells_cut_cells="seeded")
+    task = cell_analysis(tmp_path / "plate", tmp_path / "out", cells_height_map="learned", cells_cut_cells="seeded",
+                         cells_model_flips="flip4")
     assert run_local([task], workers=2).status.name == "SUCCESS"
     _, figures = evaluate_plate(tmp_path / "out", tmp_path / "truth", "plate")
     assert figures["cells_f1"] >= 0.85 and figures["infected_accuracy"] >= 0.95, figures

@@ -88,6 +88,18 @@ def test_the_foreground_envelope_reaches_the_guided_foreground_and_only_it(tmp_p
     assert otsu == task(cells_foreground="otsu", cells_foreground_envelope=0.0).fingerprint()
 
 
+def test_model_flips_change_the_cells_and_none_keeps_finished_plates_complete(tmp_path):
+    def task(**changed):
+        return image_task(CellSegmentation, tmp_path, **changed)
+
+    assert "cells_model_flips" not in task().significant_params()      # none: the cells before the setting
+    assert task(cells_model_flips="flip2").significant_params()["cells_model_flips"] == "flip2"
+    assert len({task().fingerprint(), task(cells_model_flips="flip2").fingerprint(),
+                task(cells_model_flips="flip4").fingerprint()}) == 3
+    distance = task(cells_height_map="distance").fingerprint()
+    assert distance == task(cells_height_map="distance", cells_model_flips="flip4").fingerprint()
+
+
 def test_seeded_cut_cells_change_the_cells_and_absorbed_ones_keep_finished_plates_complete(tmp_path):
     def task(**changed):
         return image_task(CellSegmentation, tmp_path, **changed)
