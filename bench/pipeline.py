@@ -1,6 +1,6 @@
 """Speed, memory and accuracy of CellAnalysis on generated 1024x1024 plates (one core).
 
-    python bench/pipeline.py [--images 8] [--out /tmp/bench_pipeline]
+    python bench/pipeline.py [--images 8] [--out /tmp/bench_pipeline] [-- --cells-model-flips flip4 ...]
 
 Prints, for a scheme-1 1024x1024 plate and a scheme-4 930x1024 plate:
 accuracy against the truth (nuclei/cell F1@0.5, infected-cell accuracy, well
@@ -42,9 +42,9 @@ def render(root, scheme, shape, n_images):
     return plate, root / f"{scheme}_truth"
 
 
-def run_plate(plate, output):
+def run_plate(plate, output, extra=()):
     command = [sys.executable, "-m", "luigi", "--module", "antibodies", "CellAnalysis", "--local-scheduler",
-               "--plate", str(plate), "--output", str(output), "--workers", "1"]
+               "--plate", str(plate), "--output", str(output), "--workers", "1", *extra]
     started = time.perf_counter()
     done = subprocess.run(command, cwd=ROOT, capture_output=True, text=True)
     if done.returncode != 0:
@@ -108,6 +108,7 @@ def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--images", type=int, default=8)
     parser.add_argument("--out", default="/tmp/bench_pipeline")
+    parser.add_argument("extra", nargs="*", help="after --: extra CellAnalysis arguments")
     args = parser.parse_args()
     os.sched_setaffinity(0, {sorted(os.sched_getaffinity(0))[0]})
     root = Path(args.out)
@@ -118,7 +119,7 @@ def main():
         plate, truth = plates[scheme]
         output = root / "out" / plate.name
         shutil.rmtree(output, ignore_errors=True)  # time a full run, not an incremental no-op
-        wall, rss = run_plate(plate, output)
+        wall, rss = run_plate(plate, output, args.extra)
         n = len(list(plate.glob("*.tiff")))
         _, figures = evaluate_plate(output, truth, plate.name)
         steps = step_seconds(output)
