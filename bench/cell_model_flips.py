@@ -11,14 +11,11 @@ plate: cells F1@0.5, true positives, the share of pixels where ``none``
 equals the run, the seconds per image of the probability, and the mean F1
 over the plates. Choose only on tune plates.
 """
-import argparse
-import os
 import sys
 import time
 from pathlib import Path
 
 import numpy as np
-import pandas as pd
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
@@ -54,25 +51,9 @@ def image_rows(model, factor, container_path, truth_path):
 
 
 def main():
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--plates", required=True, help="comma separated plate names under ROOT/out/VARIANT")
-    parser.add_argument("--images", type=int, default=8, help="first images of each plate")
-    parser.add_argument("--root", type=Path, default=Path("/tmp/bench_generalization"))
-    parser.add_argument("--variant", default="default")
-    parser.add_argument("--model", default=None, help="cell model name or folder (default: [cells] model)")
-    args = parser.parse_args()
-    os.environ.setdefault("CUDA_VISIBLE_DEVICES", "-1")
-    from antibodies.models import cell_model_binning, load_stardist_model, resolve_model_folder
-    from cut_cells import default
+    from cut_cells import plate_arguments, plate_rows
 
-    folder = resolve_model_folder(args.model or default("model"))
-    model, factor = load_stardist_model(str(folder)), cell_model_binning(folder)
-    rows = []
-    for plate in args.plates.split(","):
-        for truth_path in sorted((args.root / "truth" / plate).glob("*.npz"))[: args.images]:
-            container = args.root / "out" / args.variant / plate / f"{truth_path.stem}.h5"
-            rows += [dict(row, plate=plate) for row in image_rows(model, factor, container, truth_path)]
-    rows = pd.DataFrame(rows)
+    rows = plate_rows(plate_arguments(__doc__.splitlines()[0]).parse_args(), image_rows)
     table = rows.groupby(["plate", "flips"], sort=False).agg(
         f1=("f1", "mean"), tp=("tp", "sum"), seconds=("seconds", "mean")).unstack("flips")
     table = table.join(rows[rows.flips == "none"].groupby("plate").same_as_run.min().rename(("none = run", "")))

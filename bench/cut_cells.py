@@ -33,7 +33,7 @@ def default(key):
 
 
 def image_rows(model, factor, container_path, truth_path):
-    from antibodies.analysis.cells import (ModelCutCells, ProbabilityHeightMap, cell_model_input,
+    from antibodies.analysis.cells import (CELL_MODEL_FLIPS, ModelCutCells, ProbabilityHeightMap, cell_model_input,
                                            cell_probability_and_instances, full_resolution, mean_serum,
                                            segment_cells)
     from antibodies.analysis.nuclei import normalize_percentile
@@ -47,7 +47,7 @@ def image_rows(model, factor, container_path, truth_path):
         nuclei_image = read_image(container, NUCLEI)
         serum = mean_serum([read_image(container, role) for role in SERUM_ROLES if role in container])
     probability, instances = cell_probability_and_instances(
-        model, cell_model_input(nuclei_image, serum, factor, normalize_percentile))
+        model, cell_model_input(nuclei_image, serum, factor, normalize_percentile), CELL_MODEL_FLIPS[default("model_flips")])
     height_map = ProbabilityHeightMap(full_resolution(probability, factor, serum.shape), default("distance_weight"))
     foreground = FOREGROUNDS[default("foreground")](default("foreground_threshold"), default("foreground_envelope"))
     cells = {"run": run, "absorbed": segment_cells(nuclei, serum, foreground, height_map),
@@ -57,15 +57,19 @@ def image_rows(model, factor, container_path, truth_path):
     return [dict(row, same_as_run=float((cells["absorbed"] == run).mean())) for row in rows]
 
 
-def main():
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+def plate_arguments(description):
+    """The arguments of an offline cell-model bench: plates, images, root, variant, model."""
+    parser = argparse.ArgumentParser(description=description)
     parser.add_argument("--plates", required=True, help="comma separated plate names under ROOT/out/VARIANT")
     parser.add_argument("--images", type=int, default=8, help="first images of each plate")
     parser.add_argument("--root", type=Path, default=Path("/tmp/bench_generalization"))
     parser.add_argument("--variant", default="default")
     parser.add_argument("--model", default=None, help="cell model name or folder (default: [cells] model)")
-    parser.add_argument("--csv", help="also write the per-image figures to this file")
-    args = parser.parse_args()
+    return parser
+
+
+def plate_rows(args, image_rows):
+    """``image_rows(model, factor, container, truth)`` of the first ``args.images`` images of every plate."""
     os.environ.setdefault("CUDA_VISIBLE_DEVICES", "-1")
     from antibodies.models import cell_model_binning, load_stardist_model, resolve_model_folder
 
@@ -76,7 +80,14 @@ def main():
         for truth_path in sorted((args.root / "truth" / plate).glob("*.npz"))[: args.images]:
             container = args.root / "out" / args.variant / plate / f"{truth_path.stem}.h5"
             rows += [dict(row, plate=plate) for row in image_rows(model, factor, container, truth_path)]
-    rows = pd.DataFrame(rows)
+    return pd.DataFrame(rows)
+
+
+def main():
+    parser = plate_arguments(__doc__.splitlines()[0])
+    parser.add_argument("--csv", help="also write the per-image figures to this file")
+    args = parser.parse_args()
+    rows = plate_rows(args, image_rows)
     if args.csv:
         rows.to_csv(args.csv, index=False)
     table = rows.groupby(["plate", "cells"], sort=False).agg(
