@@ -46,8 +46,9 @@ def image_rows(model, factor, container_path, truth_path):
         nuclei, run = read_image(container, NUCLEUS_SEGMENTATION), read_image(container, CELL_SEGMENTATION)
         nuclei_image = read_image(container, NUCLEI)
         serum = mean_serum([read_image(container, role) for role in SERUM_ROLES if role in container])
-    probability, instances = cell_probability_and_instances(
-        model, cell_model_input(nuclei_image, serum, factor, normalize_percentile), CELL_MODEL_FLIPS[default("model_flips")])
+    model_input = cell_model_input(nuclei_image, serum, factor, normalize_percentile)
+    flips = CELL_MODEL_FLIPS[default("model_flips")]
+    probability, instances = cell_probability_and_instances(model, model_input, flips)
     height_map = ProbabilityHeightMap(full_resolution(probability, factor, serum.shape), default("distance_weight"))
     foreground = FOREGROUNDS[default("foreground")](default("foreground_threshold"), default("foreground_envelope"))
     cells = {"run": run, "absorbed": segment_cells(nuclei, serum, foreground, height_map),

@@ -139,7 +139,8 @@ def test_flips_of_a_non_square_input_are_mirrored_back_and_averaged(name):
     corner = np.zeros((3, 5), np.float32)
     corner[0, 0] = 1.0
     mirrored = flip_averaged(lambda model_input: corner, image, CELL_MODEL_FLIPS[name])
-    assert mirrored.sum() == pytest.approx(1.0) and mirrored[0, 0] == pytest.approx(1 / (len(CELL_MODEL_FLIPS[name]) + 1))
+    share = 1 / (len(CELL_MODEL_FLIPS[name]) + 1)
+    assert mirrored.sum() == pytest.approx(1.0) and mirrored[0, 0] == pytest.approx(share)
 
 
 def test_a_known_first_prediction_is_not_predicted_again():
