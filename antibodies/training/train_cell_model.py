@@ -63,21 +63,39 @@ RENDER_SHAPE = (512, 512)
 def _render_one(task):
     from antibodies.analysis.cells import cell_model_input
     from antibodies.analysis.nuclei import normalize_percentile
-    from antibodies.synthetic.nuisance import FAMILIES, draw_image_nuisance, draw_well_params
-    from antibodies.synthetic.plate import render_image
-    from antibodies.training.train_nuclei_model import STRETCHED_TILING
 
-    seed, names, factor, stretched = task
-    rng = np.random.default_rng(seed)
-    ranges = FAMILIES[names[int(rng.integers(len(names)))]].ranges
-    if stretched and np.random.default_rng((*seed, 1)).random() < stretched:
-        ranges = ranges.replace(cell_elongation=STRETCHED_TILING)
-    params = draw_well_params(rng, ranges, ("serum_IgG",))
-    stack, truth = render_image(RENDER_SHAPE, ROLES, params, rng, draw_image_nuisance(rng, ranges, 3))
+    seed, names, factor, stretched, second = task
+    if second and np.random.default_rng((*seed, 2)).random() < second:
+        stack, truth = _render_second(np.random.default_rng(seed))
+    else:
+        stack, truth = _render_first(np.random.default_rng(seed), names, stretched and
+                                     np.random.default_rng((*seed, 1)).random() < stretched)
     if truth["cells"].max() < 3:
         return None
     labels = np.ascontiguousarray(truth["cells"][::factor, ::factor], np.int32)
     return cell_model_input(stack[0], stack[2], factor, normalize_percentile), labels
+
+
+def _render_first(rng, names, stretch):
+    from antibodies.synthetic.nuisance import FAMILIES, draw_image_nuisance, draw_well_params
+    from antibodies.synthetic.plate import render_image
+    from antibodies.training.train_nuclei_model import STRETCHED_TILING
+
+    ranges = FAMILIES[names[int(rng.integers(len(names)))]].ranges
+    if stretch:
+        ranges = ranges.replace(cell_elongation=STRETCHED_TILING)
+    params = draw_well_params(rng, ranges, ("serum_IgG",))
+    return render_image(RENDER_SHAPE, ROLES, params, rng, draw_image_nuisance(rng, ranges, 3))
+
+
+def _render_second(rng):
+    """A render of the second renderer, from one of its tune families (its held-out ones never)."""
+    from antibodies.synthetic.second_renderer import SECOND_FAMILIES, draw_well, render_second_image
+
+    tune = sorted(name for name, family in SECOND_FAMILIES.items() if family.role == "tune")
+    family = SECOND_FAMILIES[tune[int(rng.integers(len(tune)))]]
+    well = draw_well(family, ["serum_IgG"], rng)
+    return render_second_image(RENDER_SHAPE, dict(enumerate(ROLES.values())), family, well, rng)
 
 
 def tune_family_draws(exclude=(), weights=None):
@@ -95,7 +113,7 @@ def tune_family_draws(exclude=(), weights=None):
     return [name for name in tune if name not in exclude for _ in range(weights.get(name, 1))]
 
 
-def draw_training_images(count, seed, factor, exclude=(), weights=None, stretched=0.0):
+def draw_training_images(count, seed, factor, exclude=(), weights=None, stretched=0.0, second=0.0):
     """Return model inputs and cell labels of up to ``count`` renders, each of a random tune family.
 
     Parameters
@@ -113,9 +131,12 @@ def draw_training_images(count, seed, factor, exclude=(), weights=None, stretche
     stretched : float
         Fraction of the renders whose tiling is stretched (:data:`STRETCHED_TILING`); with 0 the
         renders are exactly those of the recipes written before this option.
+    second : float
+        Fraction of the renders drawn instead from the second renderer's tune families
+        (:mod:`antibodies.synthetic.second_renderer`); with 0 the renders are those before this option.
     """
     names = tune_family_draws(exclude, weights)
-    tasks = [((seed, i), names, factor, stretched) for i in range(count)]
+    tasks = [((seed, i), names, factor, stretched, second) for i in range(count)]
     with Pool(min(2, os.cpu_count())) as pool:
         pairs = [pair for pair in pool.map(_render_one, tasks) if pair]
     return [image for image, _ in pairs], [labels for _, labels in pairs]
@@ -136,11 +157,13 @@ def _augmenter(seed):
 
 
 def train_cell_model(out_dir, name, images=800, steps=4000, factor=4, batch_size=8, exclude=(),
-                     architecture="narrow_deep", seed=1, init=None, decay=False, weights=None, stretched=0.0):
+                     architecture="narrow_deep", seed=1, init=None, decay=False, weights=None, stretched=0.0,
+                     second=0.0):
     """Train a cell model and write its folder ``out_dir/name``; return the folder.
 
     ``seed`` draws the training renders, ``weights`` their families and ``stretched`` the fraction
-    of them with a stretched tiling (validation renders draw every family alike, unstretched);
+    of them with a stretched tiling and ``second`` the fraction from the second renderer
+    (validation renders draw every first-renderer family alike, unstretched);
     ``init`` is a model folder whose weights training starts from (same network); ``decay``
     lowers the learning rate by a cosine after the first 30 % of the steps.
     """
@@ -151,7 +174,7 @@ def train_cell_model(out_dir, name, images=800, steps=4000, factor=4, batch_size
     from antibodies.training.train_nuclei_model import ARCHITECTURES, _cosine_schedule, _tidy_model_folder
 
     started = time.time()
-    x_train, y_train = draw_training_images(images, seed, factor, exclude, weights, stretched)
+    x_train, y_train = draw_training_images(images, seed, factor, exclude, weights, stretched, second)
     x_val, y_val = draw_training_images(24, 2, factor, exclude)
     logger.info("drew %d training and %d validation renders in %.0f s", len(x_train), len(x_val),
                 time.time() - started)
@@ -198,14 +221,19 @@ def main(argv=None):
     low, high = STRETCHED_TILING
     parser.add_argument("--stretched", type=float, default=0.0, metavar="F",
                         help=f"stretch the tiling of this fraction of the training renders {low}-{high}x")
+    parser.add_argument("--second", type=float, default=0.0, metavar="F",
+                        help="draw this fraction of the training renders from the second renderer's tune families")
     args = parser.parse_args(argv)
-    if not 0 <= args.stretched <= 1:
-        raise SystemExit(f"--stretched takes a fraction of the renders between 0 and 1, got {args.stretched}")
+    for option in ("stretched", "second"):
+        if not 0 <= getattr(args, option) <= 1:
+            raise SystemExit(f"--{option} takes a fraction of the renders between 0 and 1, "
+                             f"got {getattr(args, option)}")
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
     os.environ.setdefault("CUDA_VISIBLE_DEVICES", "-1")
     train_cell_model(args.out, args.name, args.images, args.steps, args.bin, args.batch,
                      [name for name in args.exclude.split(",") if name], seed=args.seed, init=args.init,
-                     decay=args.decay, weights=_parse_weights(args.weight), stretched=args.stretched)
+                     decay=args.decay, weights=_parse_weights(args.weight), stretched=args.stretched,
+                     second=args.second)
 
 
 def _parse_weights(items):

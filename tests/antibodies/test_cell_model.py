@@ -117,18 +117,32 @@ def test_stretched_renders_have_long_cells_and_zero_leaves_the_renders_as_they_w
         return np.median([p.axis_major_length / max(p.axis_minor_length, 1) for p in props])
 
     task = ((7, 3), ["tune_standard"], 2)
-    plain, plain_labels = _render_one((*task, 0.0))
-    again, _ = _render_one((*task, 0.0))
-    stretched, stretched_labels = _render_one((*task, 1.0))
+    plain, plain_labels = _render_one((*task, 0.0, 0.0))
+    again, _ = _render_one((*task, 0.0, 0.0))
+    stretched, stretched_labels = _render_one((*task, 1.0, 0.0))
     assert np.array_equal(plain, again)
     assert aspect(stretched_labels) > aspect(plain_labels) + 0.4, (aspect(stretched_labels), aspect(plain_labels))
 
 
-def test_a_stretched_fraction_outside_zero_to_one_is_refused():
+def test_second_renderer_draws_replace_a_fraction_of_the_renders_and_zero_leaves_them_as_they_were():
+    from antibodies.training.train_cell_model import _render_one, draw_training_images
+
+    task = ((7, 3), ["tune_standard"], 4, 0.0)
+    plain, plain_labels = _render_one((*task, 0.0))
+    second, second_labels = _render_one((*task, 1.0))
+    assert second.shape == plain.shape == (128, 128, 2) and second_labels.dtype == np.int32
+    assert second_labels.max() >= 3 and not np.array_equal(second_labels, plain_labels)
+    images, _ = draw_training_images(6, 5, 4, second=0.5)
+    mixed = sum(not np.array_equal(a, b) for a, b in zip(images, draw_training_images(6, 5, 4)[0]))
+    assert 0 < mixed < 6, mixed
+
+
+@pytest.mark.parametrize("option", ["--stretched", "--second"])
+def test_a_fraction_outside_zero_to_one_is_refused(option):
     from antibodies.training.train_cell_model import main
 
-    with pytest.raises(SystemExit, match="between 0 and 1, got 1.5"):
-        main(["--stretched", "1.5"])
+    with pytest.raises(SystemExit, match=f"{option} takes a fraction .* between 0 and 1, got 1.5"):
+        main([option, "1.5"])
 
 
 def test_a_binned_nucleus_model_is_refused_as_cell_model_for_its_one_channel():
