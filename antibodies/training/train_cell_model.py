@@ -1,6 +1,8 @@
 """Train the bundled cell model: where touching cells meet, learned from project-generated plates.
 
-Reproducible recipes of the bundled models (40-50 min each on two CPU cores)::
+Reproducible recipes of the bundled models (40-50 min each on two CPU cores). ``tune_cut_field``
+became a tune family after v6 was trained: add ``--exclude tune_cut_field`` to the recipes of v1 to v6
+to draw their renders again::
 
     # vero_cells_v1: nuclei + serum binned 4 x 4, the nucleus model's U-Net, 4,000 steps
     python -m antibodies.training.train_cell_model --out antibodies/models --name vero_cells_v1 \\
