@@ -124,7 +124,7 @@ def test_stretched_renders_have_long_cells_and_zero_leaves_the_renders_as_they_w
     assert aspect(stretched_labels) > aspect(plain_labels) + 0.4, (aspect(stretched_labels), aspect(plain_labels))
 
 
-def test_second_renderer_draws_replace_a_fraction_of_the_renders_and_zero_leaves_them_as_they_were():
+def test_second_renderer_draws_replace_a_fraction_of_the_renders_and_leave_the_others_as_they_were():
     from antibodies.training.train_cell_model import _render_one, draw_training_images
 
     task = ((7, 3), ["tune_standard"], 4, 0.0)
