@@ -94,10 +94,15 @@ def _render_second(rng):
     """A render of the second renderer, from one of its tune families (its held-out ones never)."""
     from antibodies.synthetic.second_renderer import SECOND_FAMILIES, draw_well, render_second_image
 
-    tune = sorted(name for name, family in SECOND_FAMILIES.items() if family.role == "tune")
+    tune = _tune_names(SECOND_FAMILIES)
     family = SECOND_FAMILIES[tune[int(rng.integers(len(tune)))]]
     well = draw_well(family, ["serum_IgG"], rng)
     return render_second_image(RENDER_SHAPE, dict(enumerate(ROLES.values())), family, well, rng)
+
+
+def _tune_names(families):
+    """The sorted names of the tune families in ``families`` (name -> family)."""
+    return sorted(name for name, family in families.items() if family.role == "tune")
 
 
 def tune_family_draws(exclude=(), weights=None):
@@ -108,7 +113,7 @@ def tune_family_draws(exclude=(), weights=None):
     from antibodies.synthetic.nuisance import FAMILIES
 
     weights = dict(weights or {})
-    tune = sorted(name for name, family in FAMILIES.items() if family.role == "tune")
+    tune = _tune_names(FAMILIES)
     unknown = set(weights) - set(tune)
     if unknown:
         raise ValueError(f"weights name {sorted(unknown)}, which are not tune families")
