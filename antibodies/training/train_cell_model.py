@@ -54,7 +54,7 @@ from pathlib import Path
 
 import numpy as np
 
-__all__ = ["tune_family_draws", "draw_training_images", "train_cell_model", "main"]
+__all__ = ["tune_family_draws", "draw_training_images", "training_config", "train_cell_model", "main"]
 
 logger = logging.getLogger(__name__)
 
@@ -163,22 +163,41 @@ def _augmenter(seed):
     return augment
 
 
+def training_config(steps, factor, batch_size=8, architecture="narrow_deep", patch=None):
+    """The StarDist configuration of a cell model's training.
+
+    ``patch`` is the side of the training patches in input pixels; by default the binned
+    render, at most 256 (the patches of every recipe before this option).
+    """
+    from stardist.models import Config2D
+
+    from antibodies.training.train_nuclei_model import ARCHITECTURES
+
+    patch = patch or min(256, RENDER_SHAPE[0] // factor)
+    shape = {**ARCHITECTURES[architecture], "grid": (1, 1) if factor > 1 else (2, 2)}
+    return Config2D(n_rays=32, n_channel_in=2, use_gpu=False,
+                    train_patch_size=(patch, patch), train_batch_size=batch_size,
+                    train_epochs=math.ceil(steps / 100), train_steps_per_epoch=100, train_learning_rate=3e-4,
+                    train_tensorboard=False, **shape)
+
+
 def train_cell_model(out_dir, name, images=800, steps=4000, factor=4, batch_size=8, exclude=(),
                      architecture="narrow_deep", seed=1, init=None, decay=False, weights=None, stretched=0.0,
-                     second=0.0):
+                     second=0.0, patch=None):
     """Train a cell model and write its folder ``out_dir/name``; return the folder.
 
     ``seed`` draws the training renders, ``weights`` their families and ``stretched`` the fraction
     of them with a stretched tiling and ``second`` the fraction from the second renderer
     (validation renders draw every first-renderer family alike, unstretched);
     ``init`` is a model folder whose weights training starts from (same network); ``decay``
-    lowers the learning rate by a cosine after the first 30 % of the steps.
+    lowers the learning rate by a cosine after the first 30 % of the steps; ``patch``: see
+    :func:`training_config`.
     """
     import keras
-    from stardist.models import Config2D, StarDist2D
+    from stardist.models import StarDist2D
 
     from antibodies.models import MODEL_INPUT
-    from antibodies.training.train_nuclei_model import ARCHITECTURES, _cosine_schedule, _tidy_model_folder
+    from antibodies.training.train_nuclei_model import _cosine_schedule, _tidy_model_folder
 
     started = time.time()
     x_train, y_train = draw_training_images(images, seed, factor, exclude, weights, stretched, second)
@@ -186,12 +205,7 @@ def train_cell_model(out_dir, name, images=800, steps=4000, factor=4, batch_size
     logger.info("drew %d training and %d validation renders in %.0f s", len(x_train), len(x_val),
                 time.time() - started)
     keras.utils.set_random_seed(0)
-    patch = min(256, RENDER_SHAPE[0] // factor)
-    shape = {**ARCHITECTURES[architecture], "grid": (1, 1) if factor > 1 else (2, 2)}
-    config = Config2D(n_rays=32, n_channel_in=2, use_gpu=False,
-                      train_patch_size=(patch, patch), train_batch_size=batch_size,
-                      train_epochs=math.ceil(steps / 100), train_steps_per_epoch=100, train_learning_rate=3e-4,
-                      train_tensorboard=False, **shape)
+    config = training_config(steps, factor, batch_size, architecture, patch)
     model = StarDist2D(config, name=name, basedir=str(out_dir))
     if init:
         model.keras_model.load_weights(str(Path(init) / "weights_best.h5"))
@@ -219,6 +233,8 @@ def main(argv=None):
     parser.add_argument("--steps", type=int, default=4000)
     parser.add_argument("--bin", type=int, default=4, help="bin the input this many pixels per side")
     parser.add_argument("--batch", type=int, default=8)
+    parser.add_argument("--patch", type=int, default=None,
+                        help="side of the training patches in input pixels (default: the binned render, at most 256)")
     parser.add_argument("--exclude", default="", help="comma separated tune families left out of training")
     parser.add_argument("--seed", type=int, default=1, help="seed of the training renders")
     parser.add_argument("--init", default=None, help="model folder whose weights training starts from")
@@ -240,7 +256,7 @@ def main(argv=None):
     train_cell_model(args.out, args.name, args.images, args.steps, args.bin, args.batch,
                      [name for name in args.exclude.split(",") if name], seed=args.seed, init=args.init,
                      decay=args.decay, weights=_parse_weights(args.weight), stretched=args.stretched,
-                     second=args.second)
+                     second=args.second, patch=args.patch)
 
 
 def _parse_weights(items):

@@ -137,6 +137,15 @@ def test_second_renderer_draws_replace_a_fraction_of_the_renders_and_leave_the_o
     assert 0 < mixed < 6, mixed
 
 
+def test_training_patches_default_to_the_binned_render_and_can_be_set():
+    from antibodies.training.train_cell_model import training_config
+
+    assert training_config(2000, 4).train_patch_size == (128, 128)
+    assert training_config(2000, 2).train_patch_size == (256, 256)
+    two = training_config(3000, 2, patch=128)
+    assert two.train_patch_size == (128, 128) and two.train_epochs == 30 and two.grid == (1, 1)
+
+
 @pytest.mark.parametrize("option", ["--stretched", "--second"])
 def test_a_fraction_outside_zero_to_one_is_refused(option):
     from antibodies.training.train_cell_model import main
