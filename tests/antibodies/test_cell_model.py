@@ -15,14 +15,21 @@ CELL_MODEL = load_config(None, SPEC_PATH)["cells_model"]
 CELL_MODEL_FILES = ("config.json", "weights_best.h5", MODEL_INPUT)
 
 
-@pytest.mark.parametrize("name", sorted({f"vero_cells_v{version}" for version in range(1, 7)} | {CELL_MODEL}))
-def test_every_bundled_cell_model_resolves_by_name_and_is_small_and_complete(name):
+BUNDLED_BINNING = {**{f"vero_cells_v{version}": 4 for version in range(1, 7)}, "vero_cells_v10": 2}
+
+
+def test_the_default_cell_model_is_bundled():
+    assert CELL_MODEL in BUNDLED_BINNING
+
+
+@pytest.mark.parametrize("name,binning", sorted(BUNDLED_BINNING.items()))
+def test_every_bundled_cell_model_resolves_by_name_and_is_small_and_complete(name, binning):
     folder = resolve_model_folder(name)
     assert folder == BUNDLED_MODELS_DIR / name
     assert sorted(p.name for p in folder.iterdir()) == sorted(CELL_MODEL_FILES)
     assert sum(p.stat().st_size for p in folder.iterdir()) < 10 * 2 ** 20
     assert json.loads((folder / "config.json").read_text())["n_channel_in"] == 2
-    assert cell_model_binning(folder) == 4
+    assert cell_model_binning(folder) == binning
 
 
 @pytest.mark.parametrize("text", [None, "{}", '{"bin": "four"}', '{"bin": 0}'])

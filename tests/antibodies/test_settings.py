@@ -92,10 +92,10 @@ def test_model_flips_change_the_cells_and_none_keeps_finished_plates_complete(tm
     def task(**changed):
         return image_task(CellSegmentation, tmp_path, **changed)
 
-    assert "cells_model_flips" not in task(cells_model_flips="none").significant_params()  # the cells before it
-    assert task().significant_params()["cells_model_flips"] == "flip4"                      # the default
+    assert "cells_model_flips" not in task().significant_params()  # none, the default: the cells without flips
+    assert task(cells_model_flips="flip4").significant_params()["cells_model_flips"] == "flip4"
     assert len({task().fingerprint(), task(cells_model_flips="flip2").fingerprint(),
-                task(cells_model_flips="none").fingerprint()}) == 3
+                task(cells_model_flips="flip4").fingerprint()}) == 3
     distance = task(cells_height_map="distance").fingerprint()
     assert distance == task(cells_height_map="distance", cells_model_flips="flip4").fingerprint()
 
