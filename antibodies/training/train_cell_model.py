@@ -1,8 +1,8 @@
 """Train the bundled cell model: where touching cells meet, learned from project-generated plates.
 
-Reproducible recipes of the bundled models (40-50 min each on two CPU cores). ``tune_cut_field``
+Reproducible recipes of the bundled models (25-50 min each on two CPU cores). ``tune_cut_field``
 became a tune family after v6 was trained: add ``--exclude tune_cut_field`` to the recipes of v1 to v6
-to draw their renders again::
+to draw their renders again (v10 draws it)::
 
     # vero_cells_v1: nuclei + serum binned 4 x 4, the nucleus model's U-Net, 4,000 steps
     python -m antibodies.training.train_cell_model --out antibodies/models --name vero_cells_v1 \\
@@ -24,6 +24,10 @@ to draw their renders again::
     # vero_cells_v6: v5's weights, 2,000 more steps on fresh renders, grown cells drawn 3x as often
     python -m antibodies.training.train_cell_model --out antibodies/models --name vero_cells_v6 \\
         --images 800 --steps 2000 --bin 4 --seed 7 --init antibodies/models/vero_cells_v5 --decay \\
+        --weight tune_grown_cells=3 --stretched 0.5
+    # vero_cells_v10: v6's weights and draws on 2 x 2 bins (128 x 128 patches), 3,000 steps
+    python -m antibodies.training.train_cell_model --out antibodies/models --name vero_cells_v10 \\
+        --images 800 --steps 3000 --bin 2 --patch 128 --seed 11 --init antibodies/models/vero_cells_v6 --decay \\
         --weight tune_grown_cells=3 --stretched 0.5
 
 A two-channel StarDist2D (nuclei and serum, each binned ``bin`` x ``bin`` and
