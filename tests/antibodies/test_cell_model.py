@@ -66,9 +66,10 @@ def test_learned_split_follows_unequal_cells_better_than_the_distance_split():
     params = draw_well_params(rng, ranges, ("serum_IgG",))
     roles = {"N": "nuclei", "M": "marker", "S": "serum_IgG"}
     stack, truth = render_image((512, 512), roles, params, rng, draw_image_nuisance(rng, ranges, 3))
-    model = load_stardist_model(BUNDLED_MODELS_DIR / CELL_MODEL)
+    folder = BUNDLED_MODELS_DIR / CELL_MODEL
+    model = load_stardist_model(folder)
     probability = cell_probability(lambda image: model.predict(image)[0], stack[0], stack[2],
-                                   cell_model_binning(BUNDLED_MODELS_DIR / CELL_MODEL), normalize_percentile)
+                                   cell_model_binning(folder), normalize_percentile)
     assert probability.shape == (512, 512)
     distance_iou, learned_iou = _mean_matched_iou(truth["cells"], truth["nuclei"], probability, truth["cells"] > 0)
     assert learned_iou > distance_iou + 0.02, (learned_iou, distance_iou)
