@@ -7,8 +7,9 @@ under ``--root`` (truth, and the nuclei, channels and cells of run ``--variant``
 runs the cell model (``--model``, the default ``[cells] model``) once per image
 and segments the cells twice with the run's nuclei, foreground and probability:
 ``absorbed`` (``[cells] cut_cells = absorbed``, which reproduces a run of it)
-and ``seeded`` (:class:`~antibodies.analysis.cells.ModelCutCells`). Printed per
-plate: cells F1@0.5, true positives and predicted cells of the run and of both,
+``seeded`` (:class:`~antibodies.analysis.cells.ModelCutCells`) and ``bordered``
+(:class:`~antibodies.analysis.cells.BorderedCutCells`). Printed per
+plate: cells F1@0.5, true positives and predicted cells of the run and of each,
 the share of pixels where ``absorbed`` equals the run, and the mean F1 over the
 plates. Choose only on tune plates.
 """
@@ -33,12 +34,12 @@ def default(key):
 
 
 def image_rows(model, factor, container_path, truth_path):
-    from antibodies.analysis.cells import (CELL_MODEL_FLIPS, ModelCutCells, ProbabilityHeightMap, cell_model_input,
+    from antibodies.analysis.cells import (CELL_MODEL_FLIPS, ProbabilityHeightMap, cell_model_input,
                                            cell_probability_and_instances, full_resolution, mean_serum,
                                            segment_cells)
     from antibodies.analysis.nuclei import normalize_percentile
     from antibodies.keys import CELL_SEGMENTATION, NUCLEI, NUCLEUS_SEGMENTATION, SERUM_ROLES
-    from antibodies.tasks.segmentation import FOREGROUNDS
+    from antibodies.tasks.segmentation import CUT_CELLS, FOREGROUNDS
     from cell_segmentation import match_labels
     from luigi_tasks.io import open_file, read_image
 
@@ -48,11 +49,14 @@ def image_rows(model, factor, container_path, truth_path):
         serum = mean_serum([read_image(container, role) for role in SERUM_ROLES if role in container])
     model_input = cell_model_input(nuclei_image, serum, factor, normalize_percentile)
     flips = CELL_MODEL_FLIPS[default("model_flips")]
-    probability, instances = cell_probability_and_instances(model, model_input, flips)
-    height_map = ProbabilityHeightMap(full_resolution(probability, factor, serum.shape), default("distance_weight"))
+    probability = full_resolution(cell_probability_and_instances(model, model_input, flips)[0], factor, serum.shape)
+    height_map = ProbabilityHeightMap(probability, default("distance_weight"))
     foreground = FOREGROUNDS[default("foreground")](default("foreground_threshold"), default("foreground_envelope"))
-    cells = {"run": run, "absorbed": segment_cells(nuclei, serum, foreground, height_map),
-             "seeded": segment_cells(nuclei, serum, foreground, height_map, ModelCutCells(instances, factor))}
+    cells = {"run": run, "absorbed": segment_cells(nuclei, serum, foreground, height_map)}
+    for name, strategy in CUT_CELLS.items():
+        instances = cell_probability_and_instances(model, model_input, (), strategy.nms_thresh)[1]
+        cut_cells = strategy.from_model(instances, factor, probability)
+        cells[name] = segment_cells(nuclei, serum, foreground, height_map, cut_cells)
     truth = np.load(truth_path)["cells"]
     rows = [{"cells": name, **match_labels(truth, labels)} for name, labels in cells.items()]
     return [dict(row, same_as_run=float((cells["absorbed"] == run).mean())) for row in rows]

@@ -24,6 +24,7 @@ Two small strategy families decide the result:
 
 import logging
 from dataclasses import dataclass
+from typing import ClassVar
 
 import numpy as np
 from scipy import ndimage as ndi
@@ -49,6 +50,8 @@ __all__ = [
     "full_resolution",
     "cut_cell_seeds",
     "ModelCutCells",
+    "BorderedCutCells",
+    "seeds_behind_a_border",
     "DEFAULT_FOREGROUND",
     "DEFAULT_HEIGHT_MAP",
     "mean_serum",
@@ -627,7 +630,7 @@ INSTANCE_PROB_THRESH = 0.5
 INSTANCE_NMS_THRESH = 0.4
 
 
-def cell_probability_and_instances(model, image, flips=()):
+def cell_probability_and_instances(model, image, flips=(), nms_thresh=INSTANCE_NMS_THRESH):
     """A StarDist cell model's object probability and instances on its (binned) input.
 
     Parameters
@@ -639,6 +642,8 @@ def cell_probability_and_instances(model, image, flips=()):
     flips : sequence of callable
         The probability is averaged over these mirror images too (:func:`flip_averaged`); the instances come
         from the input alone.
+    nms_thresh : float
+        Overlap above which non-maximum suppression drops the weaker of two instances.
 
     Returns
     -------
@@ -653,7 +658,7 @@ def cell_probability_and_instances(model, image, flips=()):
 
     probability, distances = model.predict(image)
     points, prob, dist = non_maximum_suppression(distances, probability, grid=tuple(model.config.grid), b=0,
-                                                 prob_thresh=INSTANCE_PROB_THRESH, nms_thresh=INSTANCE_NMS_THRESH)
+                                                 prob_thresh=INSTANCE_PROB_THRESH, nms_thresh=nms_thresh)
     instances = render_polygons(dist_to_coord(dist, points), prob, probability.shape)
     return flip_averaged(lambda x: model.predict(x)[0], image, flips, first=probability), instances
 
@@ -739,10 +744,104 @@ class ModelCutCells:
 
     instances: np.ndarray
     factor: int
+    #: Non-maximum suppression of the instances this strategy expects.
+    nms_thresh: ClassVar[float] = INSTANCE_NMS_THRESH
 
-    def seeds(self, nuclei, mask):
-        """(M, N) int32 seeds numbered after the nuclei."""
+    @classmethod
+    def from_model(cls, instances, factor, probability):
+        """The strategy for one image: the model's instances, its binning and its full-resolution probability."""
+        return cls(instances, factor)
+
+    def seeds(self, nuclei, mask, grow=None):
+        """(M, N) int32 seeds numbered after the nuclei (``grow`` is not needed)."""
         return cut_cell_seeds(self.instances, nuclei, mask, self.factor)
+
+
+#: Overlap of the instances for :class:`BorderedCutCells`: a second instance of one cell is not a seed.
+BORDERED_NMS_THRESH = 0.1
+#: Probability below which :class:`BorderedCutCells` sees a border between a seed and the cells of nuclei.
+BORDER_MAX_PROBABILITY = 0.25
+
+
+def seeds_behind_a_border(cells, seeds, probability, max_probability=BORDER_MAX_PROBABILITY, quantile=0.9):
+    """The seeds whose grown cell meets the cells of nuclei only where the probability is low.
+
+    For each seed, the pixels on both sides of its contact with the cells of
+    nuclei (4-connected) are taken; the seed is kept if the ``quantile`` of the
+    probability there is below ``max_probability``, or if there is no contact.
+
+    Parameters
+    ----------
+    cells : (M, N) int array
+        Cells grown from the nuclei and all ``seeds``.
+    seeds : (M, N) int array
+        Seeds numbered after the nuclei (:func:`cut_cell_seeds`), 0 elsewhere.
+    probability : (M, N) float array
+        The cell model's object probability.
+    max_probability, quantile : float
+        The border test.
+
+    Returns
+    -------
+    (M, N) int32 array
+        ``seeds`` without those that lie inside a cell of a nucleus.
+
+    Examples
+    --------
+    >>> cells = np.array([[1, 1, 1, 3, 3], [2, 2, 2, 4, 4]])
+    >>> seeds = np.array([[0, 0, 0, 3, 0], [0, 0, 0, 4, 0]])
+    >>> probability = np.array([[.9, .9, .1, .1, .9], [.9, .9, .9, .8, .9]])
+    >>> seeds_behind_a_border(cells, seeds, probability).tolist()   # seed 4 lies in a bright cell
+    [[0, 0, 0, 3, 0], [0, 0, 0, 0, 0]]
+    """
+    seeds = np.asarray(seeds, np.int32)
+    labels = np.unique(seeds[seeds > 0])
+    if labels.size == 0:
+        return seeds
+    first, boxes = labels[0], ndi.find_objects(cells)
+    behind = []
+    for label in labels[labels <= len(boxes)]:
+        if boxes[label - 1] is None:
+            continue
+        window = tuple(slice(max(box.start - 2, 0), box.stop + 2) for box in boxes[label - 1])
+        region, others = cells[window] == label, (cells[window] > 0) & (cells[window] < first)
+        outside = ndi.binary_dilation(region) & others
+        contact = outside | (ndi.binary_dilation(outside) & region)
+        if not contact.any() or np.quantile(probability[window][contact], quantile) < max_probability:
+            behind.append(label)
+    return np.where(np.isin(seeds, behind), seeds, 0).astype(np.int32)
+
+
+@dataclass(frozen=True, eq=False)
+class BorderedCutCells(ModelCutCells):
+    """Cut-cell seeds kept only where the cell model draws a border to the cells of nuclei.
+
+    The seeds of :class:`ModelCutCells` (from instances suppressed at overlap
+    :data:`BORDERED_NMS_THRESH`) are grown with the nuclei; a seed stays if
+    :func:`seeds_behind_a_border` finds a border between it and its neighbours.
+
+    Parameters
+    ----------
+    instances : (M // factor, N // factor) int array
+        The cell model's instances of the image.
+    factor : int
+        The model input's binning.
+    probability : (M, N) float array
+        The cell model's object probability at full resolution.
+    """
+
+    probability: np.ndarray
+    nms_thresh: ClassVar[float] = BORDERED_NMS_THRESH
+
+    @classmethod
+    def from_model(cls, instances, factor, probability):
+        """The strategy for one image (:meth:`ModelCutCells.from_model`)."""
+        return cls(instances, factor, probability)
+
+    def seeds(self, nuclei, mask, grow):
+        """(M, N) int32 seeds numbered after the nuclei; ``grow(seeds)`` gives the cells of nuclei and seeds."""
+        seeds = super().seeds(nuclei, mask)
+        return seeds_behind_a_border(grow(seeds), seeds, self.probability)
 
 
 def _linear_weights(size, factor):
@@ -789,9 +888,10 @@ def segment_cells(nuclei, serum, foreground=DEFAULT_FOREGROUND, height_map=DEFAU
         Foreground mask strategy, e.g. :class:`GuidedOtsuForeground`.
     height_map : strategy with ``compute(nuclei, serum, mask) -> (M, N)``
         Height map flooded by the watershed, e.g. :class:`DistanceHeightMap`.
-    cut_cells : strategy with ``seeds(nuclei, mask) -> (M, N)``, optional
+    cut_cells : strategy with ``seeds(nuclei, mask, grow) -> (M, N)``, optional
         Extra seeds for cells cut by the image border whose nucleus is outside
-        the field (:class:`ModelCutCells`); ``None``: such parts join a neighbour.
+        the field (:class:`ModelCutCells`, :class:`BorderedCutCells`); ``grow(seeds)``
+        returns the cells grown from the nuclei and those seeds. ``None``: such parts join a neighbour.
 
     Returns
     -------
@@ -819,6 +919,10 @@ def segment_cells(nuclei, serum, foreground=DEFAULT_FOREGROUND, height_map=DEFAU
     mask = foreground.find(serum, nuclei)
     mask |= nuclei > 0
     height = height_map.compute(nuclei, serum, mask)
-    markers = nuclei if cut_cells is None else np.where(nuclei > 0, nuclei, cut_cells.seeds(nuclei, mask))
-    cells = watershed(height, markers=markers, mask=mask)
+
+    def grow(seeds):
+        markers = nuclei if seeds is None else np.where(nuclei > 0, nuclei, seeds)
+        return watershed(height, markers=markers, mask=mask)
+
+    cells = grow(None if cut_cells is None else cut_cells.seeds(nuclei, mask, grow))
     return cells.astype(np.int32, copy=False)

@@ -108,10 +108,11 @@ def _object_probability(model, image, flips="none"):
     return flip_averaged(lambda x: model.predict(x)[0], image, CELL_MODEL_FLIPS[flips])
 
 
-def _object_probability_and_instances(model, image, flips="none"):
-    from ..analysis.cells import CELL_MODEL_FLIPS, cell_probability_and_instances
+def _object_probability_and_instances(model, image, flips="none", nms_thresh=None):
+    from ..analysis.cells import CELL_MODEL_FLIPS, INSTANCE_NMS_THRESH, cell_probability_and_instances
 
-    return cell_probability_and_instances(model, image, CELL_MODEL_FLIPS[flips])
+    nms_thresh = INSTANCE_NMS_THRESH if nms_thresh is None else nms_thresh
+    return cell_probability_and_instances(model, image, CELL_MODEL_FLIPS[flips], nms_thresh)
 
 
 FUNCTIONS = {"segment_nuclei": _segment_nuclei, "object_probability": _object_probability,

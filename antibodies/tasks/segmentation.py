@@ -5,6 +5,7 @@ from ..analysis.cells import (
     DistanceHeightMap,
     FixedThresholdForeground,
     GuidedOtsuForeground,
+    BorderedCutCells,
     IntensityHeightMap,
     ModelCutCells,
     OtsuForeground,
@@ -22,7 +23,10 @@ from ..models.server import model_runner
 from ..settings import setting
 from .base import AssayImageJob, read_images, write_label_image
 
-__all__ = ["NucleusSegmentation", "CellSegmentation", "HEIGHT_MAPS", "FOREGROUNDS"]
+__all__ = ["NucleusSegmentation", "CellSegmentation", "HEIGHT_MAPS", "FOREGROUNDS", "CUT_CELLS"]
+
+#: ``[cells] cut_cells`` strategies that seed cells from the cell model's instances (``absorbed``: none).
+CUT_CELLS = {"seeded": ModelCutCells, "bordered": BorderedCutCells}
 
 HEIGHT_MAPS = {
     "learned": ProbabilityHeightMap,
@@ -71,7 +75,8 @@ class CellSegmentation(AssayImageJob):
     With ``[cells] height_map = learned`` the borders between touching cells follow the object
     probability of a learned cell model (``[cells] model``, served like the nucleus model), and with
     ``[cells] cut_cells = seeded`` a cell cut by the image border whose nucleus lies outside the field grows
-    from the model's own instance of it (ids above the nuclei's).
+    from the model's own instance of it (ids above the nuclei's; ``bordered``: only where the model draws a border
+    between that instance and the cells of nuclei).
     """
 
     outputs = (CELL_SEGMENTATION,)
@@ -125,12 +130,15 @@ class CellSegmentation(AssayImageJob):
             return HEIGHT_MAPS[self.cells_height_map](None, self.cells_distance_weight), None
         run, binning = self.cell_model
         model_input = cell_model_input(nuclei_image, serum, binning, normalize_percentile)
-        if self.cells_cut_cells == "seeded":
-            probability, instances = run("object_probability_and_instances", model_input, self.cells_model_flips)
-            cut_cells = ModelCutCells(instances, binning)
+        cut_cells = CUT_CELLS.get(self.cells_cut_cells)
+        if cut_cells is None:
+            probability = run("object_probability", model_input, self.cells_model_flips)
         else:
-            probability, cut_cells = run("object_probability", model_input, self.cells_model_flips), None
+            probability, instances = run("object_probability_and_instances", model_input, self.cells_model_flips,
+                                         cut_cells.nms_thresh)
         probability = full_resolution(probability, binning, serum.shape)
+        if cut_cells is not None:
+            cut_cells = cut_cells.from_model(instances, binning, probability)
         return HEIGHT_MAPS[self.cells_height_map](probability, self.cells_distance_weight), cut_cells
 
     @functools.cached_property
