@@ -769,6 +769,8 @@ def seeds_behind_a_border(cells, seeds, probability, max_probability=BORDER_MAX_
     For each seed, the pixels on both sides of its contact with the cells of
     nuclei (4-connected) are taken; the seed is kept if the ``quantile`` of the
     probability there is below ``max_probability``, or if there is no contact.
+    Both sides count, so a border is a valley at least two pixels wide, as in
+    a binned model's probability brought to full resolution.
 
     Parameters
     ----------

@@ -336,6 +336,33 @@ def test_a_cell_cut_by_the_image_edge_joins_its_neighbour_unless_seeded():
     assert np.array_equal(seeded[nuclei > 0], nuclei[nuclei > 0])
 
 
+def test_bordered_cut_cells_keep_a_seed_behind_a_border_and_drop_one_inside_a_cell():
+    from antibodies.analysis.cells import BorderedCutCells
+
+    nuclei, serum, probability, instances = strip_cut_by_the_left_edge()
+    probability[:, [9, 11]] = 0.2                             # a valley as wide as the model draws one
+    foreground = FixedThresholdForeground(5, 0)
+    behind = ProbabilityHeightMap(probability, 0.001)
+    kept = segment_cells(nuclei, serum, foreground, behind, BorderedCutCells(instances, 1, probability))
+    assert np.unique(kept[:, :10]).tolist() == [4] and np.unique(kept[:, 11:]).tolist() == [3]
+    inside = np.ones_like(probability)                        # no border: instance 1 is part of cell 3
+    height_map = ProbabilityHeightMap(inside, 0.001)
+    dropped = segment_cells(nuclei, serum, foreground, height_map, BorderedCutCells(instances, 1, inside))
+    assert np.array_equal(dropped, segment_cells(nuclei, serum, foreground, height_map))
+
+
+def test_a_seed_behind_a_border_is_judged_by_its_contact_with_the_cells_of_nuclei_only():
+    from antibodies.analysis.cells import seeds_behind_a_border
+
+    cells = np.array([[1, 1, 5, 5, 6, 6]] * 3)
+    seeds = np.where(np.isin(cells, [5, 6]), cells, 0)
+    probability = np.array([[.9, .9, .9, .1, .1, .1]] * 3)    # seed 5 meets cell 1 where it is bright
+    kept = seeds_behind_a_border(cells, seeds, probability)
+    assert np.unique(kept).tolist() == [0, 6]                 # seed 6 touches only seed 5: no contact, kept
+    assert np.array_equal(seeds_behind_a_border(cells, seeds, probability, max_probability=1.0), seeds)
+    assert not seeds_behind_a_border(cells, np.zeros_like(seeds), probability).any()
+
+
 def test_cut_cell_seeds_come_only_from_edge_instances_without_a_nucleus():
     from antibodies.analysis.cells import cut_cell_seeds
 

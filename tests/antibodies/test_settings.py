@@ -107,5 +107,7 @@ def test_seeded_cut_cells_change_the_cells_and_absorbed_ones_keep_finished_plate
     assert "cells_cut_cells" not in task().significant_params()       # absorbed: the cells before the setting
     assert task(cells_cut_cells="seeded").significant_params()["cells_cut_cells"] == "seeded"
     assert task().fingerprint() != task(cells_cut_cells="seeded").fingerprint()
+    assert task(cells_cut_cells="bordered").fingerprint() not in {task().fingerprint(),
+                                                                  task(cells_cut_cells="seeded").fingerprint()}
     distance = task(cells_height_map="distance").fingerprint()
     assert distance == task(cells_height_map="distance", cells_cut_cells="seeded").fingerprint()
