@@ -824,10 +824,8 @@ class BorderedCutCells(ModelCutCells):
 
     Parameters
     ----------
-    instances : (M // factor, N // factor) int array
-        The cell model's instances of the image.
-    factor : int
-        The model input's binning.
+    instances, factor
+        As :class:`ModelCutCells`.
     probability : (M, N) float array
         The cell model's object probability at full resolution.
     """
