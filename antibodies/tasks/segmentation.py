@@ -2,10 +2,10 @@
 import functools
 
 from ..analysis.cells import (
+    BorderedCutCells,
     DistanceHeightMap,
     FixedThresholdForeground,
     GuidedOtsuForeground,
-    BorderedCutCells,
     IntensityHeightMap,
     ModelCutCells,
     OtsuForeground,
@@ -130,15 +130,14 @@ class CellSegmentation(AssayImageJob):
             return HEIGHT_MAPS[self.cells_height_map](None, self.cells_distance_weight), None
         run, binning = self.cell_model
         model_input = cell_model_input(nuclei_image, serum, binning, normalize_percentile)
-        cut_cells = CUT_CELLS.get(self.cells_cut_cells)
-        if cut_cells is None:
+        strategy = CUT_CELLS.get(self.cells_cut_cells)
+        if strategy is None:
             probability = run("object_probability", model_input, self.cells_model_flips)
         else:
             probability, instances = run("object_probability_and_instances", model_input, self.cells_model_flips,
-                                         cut_cells.nms_thresh)
+                                         strategy.nms_thresh)
         probability = full_resolution(probability, binning, serum.shape)
-        if cut_cells is not None:
-            cut_cells = cut_cells.from_model(instances, binning, probability)
+        cut_cells = None if strategy is None else strategy.from_model(instances, binning, probability)
         return HEIGHT_MAPS[self.cells_height_map](probability, self.cells_distance_weight), cut_cells
 
     @functools.cached_property

@@ -111,3 +111,24 @@ def test_seeded_cut_cells_change_the_cells_and_absorbed_ones_keep_finished_plate
                                                                   task(cells_cut_cells="seeded").fingerprint()}
     distance = task(cells_height_map="distance").fingerprint()
     assert distance == task(cells_height_map="distance", cells_cut_cells="seeded").fingerprint()
+
+
+@pytest.mark.parametrize("choice", setting("cells", "cut_cells")._choices)
+def test_each_cut_cells_choice_gives_its_strategy_the_models_instances_and_probability(tmp_path, choice):
+    import numpy as np
+
+    from antibodies.analysis.cells import ModelCutCells
+    from antibodies.tasks.segmentation import CUT_CELLS
+
+    rng = np.random.default_rng(0)
+    nuclei, serum = rng.random((64, 72)).astype(np.float32), rng.random((64, 72)).astype(np.float32)
+    task = image_task(CellSegmentation, tmp_path, cells_cut_cells=choice)
+    height_map, cut_cells = task.strategies(nuclei, serum)
+    assert height_map.probability.shape == (64, 72)
+    if choice == "absorbed":
+        assert cut_cells is None and choice not in CUT_CELLS
+        return
+    assert type(cut_cells) is CUT_CELLS[choice] and isinstance(cut_cells, ModelCutCells)
+    binning = task.cell_model[1]                                         # 64 and 72 are multiples of 2 and 4
+    assert cut_cells.factor == binning and cut_cells.instances.shape == (64 // binning, 72 // binning)
+    assert getattr(cut_cells, "probability", height_map.probability) is height_map.probability
