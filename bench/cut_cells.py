@@ -4,9 +4,10 @@
 
 It reads the plates that ``bench/generalization.py`` rendered and processed
 under ``--root`` (truth, and the nuclei, channels and cells of run ``--variant``),
-runs the cell model (``--model``, the default ``[cells] model``) once per image
-and segments the cells twice with the run's nuclei, foreground and probability:
-``absorbed`` (``[cells] cut_cells = absorbed``, which reproduces a run of it)
+runs the cell model (``--model``, the default ``[cells] model``) on each image
+(once for the probability, once more for each strategy's instances) and segments
+the cells with the run's nuclei, foreground and probability:
+``absorbed`` (``[cells] cut_cells = absorbed``, which reproduces a run of it),
 ``seeded`` (:class:`~antibodies.analysis.cells.ModelCutCells`) and ``bordered``
 (:class:`~antibodies.analysis.cells.BorderedCutCells`). Printed per
 plate: cells F1@0.5, true positives and predicted cells of the run and of each,
