@@ -12,12 +12,67 @@ import pandas as pd
 
 from .tophat import near_mask
 
-__all__ = ["cell_border_band", "background_pixels", "cell_features", "label_sizes", "quantile_column", "TOP_COUNTS"]
+__all__ = ["cell_border_band", "background_pixels", "cell_features", "label_sizes", "quantile_column", "TOP_COUNTS",
+           "CAMERA_CEILINGS", "camera_ceiling", "cell_clipped_fractions"]
 
 logger = logging.getLogger(__name__)
 
 #: K of the ``topK`` columns: mean of the K brightest pixels of a cell.
 TOP_COUNTS = (10, 30, 50)
+
+CAMERA_CEILINGS = tuple(2 ** bits - 1 for bits in (8, 10, 12, 14, 16))
+"""The largest count of 8- to 16-bit cameras: a pixel there may have been brighter (clipped)."""
+
+
+def camera_ceiling(image):
+    """The camera ceiling an image reaches, or None.
+
+    A pixel at a ceiling of :data:`CAMERA_CEILINGS` was clipped (saturated):
+    its true count may have been higher. A largest count below every ceiling,
+    or between two, means nothing was clipped.
+
+    Examples
+    --------
+    >>> camera_ceiling(np.array([[10, 4095]], np.uint16)), camera_ceiling(np.array([[10, 4094]], np.uint16))
+    (4095, None)
+    """
+    top = int(np.max(image, initial=0))
+    return top if top in CAMERA_CEILINGS else None
+
+
+def cell_clipped_fractions(labels, image, label_ids, ceiling):
+    """Fraction of each cell's pixels at the camera ceiling.
+
+    Parameters
+    ----------
+    labels : (M, N) int array
+        Cell labels; 0 is background.
+    image : (M, N) array
+        The channel as the camera wrote it (before any flat-field correction).
+    label_ids : (K,) array_like of int
+        Cells to report, in this order.
+    ceiling : int or None
+        `camera_ceiling` of the image; None: no pixel was clipped.
+
+    Returns
+    -------
+    (K,) float64 array
+        0 for every cell when ``ceiling`` is None; NaN for an id without pixels.
+
+    Examples
+    --------
+    >>> labels = np.array([[1, 1, 2, 2]])
+    >>> cell_clipped_fractions(labels, np.array([[255, 3, 255, 255]]), [1, 2], 255).tolist()
+    [0.5, 1.0]
+    """
+    flat = np.asarray(labels).ravel()
+    ids = np.asarray(label_ids, dtype=np.int64)
+    size = max(int(flat.max(initial=0)), int(ids.max(initial=0))) + 1
+    counts = np.bincount(flat, minlength=size)[ids]
+    clipped = np.zeros(len(ids)) if ceiling is None else \
+        np.bincount(flat, weights=(np.asarray(image).ravel() >= ceiling), minlength=size)[ids]
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return np.where(counts > 0, clipped / counts, np.nan)
 
 
 def _check_labels(labels, name="labels"):

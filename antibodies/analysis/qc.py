@@ -10,7 +10,8 @@ table rules, ``flag(table) -> Series``
     `ManualOutlierQC` (image tables, ``image_name``).
 serum rules, ``flag(table, serum, background) -> Series``
     `MinInfectedIntensityQC` and `FixedMinInfectedIntensityQC`, reading
-    ``<serum>_median_infected`` (background-subtracted).
+    ``<serum>_median_infected`` (background-subtracted); `ClippedCellsQC`,
+    reading ``<serum>_clipped_cells``.
 
 `NoQC` is the no-op rule of either kind.  Rules are picked by config name from
 ``QC_RULES`` (see `make_qc_rule`); the types of several rules are joined with
@@ -33,6 +34,7 @@ __all__ = [
     "ManualOutlierQC",
     "MinInfectedIntensityQC",
     "FixedMinInfectedIntensityQC",
+    "ClippedCellsQC",
     "NoQC",
     "QC_RULES",
     "BATCHLIB_INFECTED_INTENSITY_MINIMA",
@@ -269,6 +271,36 @@ class FixedMinInfectedIntensityQC:
 
 
 @dataclass(frozen=True)
+class ClippedCellsQC:
+    """Rows where more than ``max_fraction`` of the infected or of the control cells are clipped.
+
+    A clipped cell has pixels at the camera ceiling (saturated,
+    `antibodies.analysis.features.camera_ceiling`), so its mean reads too low.
+    A median stays right while the clipped cells of its group are its
+    brightest and fewer than half; the default of a quarter keeps a margin.
+    Column ``<serum>_clipped_cells``: the larger of the two groups' fractions
+    (NaN flags nothing).
+
+    Examples
+    --------
+    >>> table = pd.DataFrame({"serum_IgG_clipped_cells": [0.9, 0.25, float("nan")]})
+    >>> ClippedCellsQC().flag(table, "serum_IgG").tolist()
+    ['serum_IgG clipped at the camera ceiling in 90 % of the cells of a group (> 25 %)', '', '']
+    """
+
+    max_fraction: float = 0.25
+
+    def flag(self, table, serum, background=None):
+        """Return per-row outlier types for one serum."""
+        def describe(fraction):
+            if fraction > self.max_fraction:
+                return (f"{serum} clipped at the camera ceiling in {100 * fraction:.0f} % of the cells of a group "
+                        f"(> {100 * self.max_fraction:.0f} %)")
+            return PASSED
+        return pd.Series([describe(f) for f in table[f"{serum}_clipped_cells"]], index=table.index, dtype=str)
+
+
+@dataclass(frozen=True)
 class NoQC:
     """No-op rule of either kind: every row passes."""
 
@@ -284,6 +316,7 @@ QC_RULES = {
     "manual": ManualOutlierQC,
     "infected_intensity": MinInfectedIntensityQC,
     "fixed_infected_intensity": FixedMinInfectedIntensityQC,
+    "clipped_cells": ClippedCellsQC,
     "none": NoQC,
 }
 """QC rules keyed by their config name."""

@@ -90,14 +90,17 @@ logger = logging.getLogger(__name__)
 SCORE_STATISTICS = ("score", "score_log_se", "robust_z_score", "ratio_of_means")
 """Per-serum columns set to NaN for outliers."""
 
-SERUM_STATISTICS = SCORE_STATISTICS + ("median_infected", "median_control", "mad_control")
+SERUM_STATISTICS = SCORE_STATISTICS + ("median_infected", "median_control", "mad_control", "clipped_cells")
 """Per-serum statistic columns, each prefixed with ``<serum>_``."""
+
+CLIPPED_CELL = 0.01
+"""A cell with at least this fraction of its pixels at the camera ceiling counts as clipped (``clipped_cells``)."""
 
 CELL_COLUMNS = ("n_cells", "n_infected", "n_control", "fraction_infected",
                 "cell_size_median", "cell_size_mean", "cell_size_min", "cell_size_max")
 """Serum-independent columns of a pool of valid cells."""
 
-CELL_FRAME_COLUMNS = ("label_id", "sizes", "means", "local_background", "neighbour_contrast")
+CELL_FRAME_COLUMNS = ("label_id", "sizes", "means", "local_background", "neighbour_contrast", "clipped")
 """The only columns of a serum table `cell_frame` reads (a reader may skip the others)."""
 
 DEFAULT_POSITIVE_CUTOFFS = {"serum_IgG": 1.3, "serum_IgA": 1.39, "serum_IgM": 1.27}
@@ -297,8 +300,9 @@ def cell_frame(record, sera):
         Index ``label_id``; columns ``is_infected, is_control, is_clear_call, sizes`` and one
         column of means per serum (compensated with the record's
         ``spillover_width``; with ``per_cell_background`` also
-        ``<serum>_local_background``); only cells that are infected or
-        control (QC outlier cells dropped).
+        ``<serum>_local_background``; where the serum table has it,
+        ``<serum>_clipped``); only cells that are infected or control (QC
+        outlier cells dropped).
 
     Examples
     --------
@@ -325,6 +329,8 @@ def cell_frame(record, sera):
         columns[serum] = _compensated_means(table, record, serum)
         if record.per_cell_background:
             columns[f"{serum}_local_background"] = _local_background(table, record.image_name, serum)
+        if "clipped" in table:
+            columns[f"{serum}_clipped"] = table["clipped"]
     for name, column in columns.items():
         if not column.index.sort_values().equals(cells.index.sort_values()):
             raise ValueError(f"{name!r} labels of image {record.image_name!r} "
@@ -384,6 +390,8 @@ def _aligned_cell_frame(record, sera):
         cells[serum] = _compensated_means(table, record, serum).to_numpy(dtype=float)
         if record.per_cell_background:
             cells[f"{serum}_local_background"] = table["local_background"].to_numpy(dtype=float)
+        if "clipped" in table:
+            cells[f"{serum}_clipped"] = table["clipped"].to_numpy(dtype=float)
     return cells[cells["is_infected"] | cells["is_control"]]
 
 
@@ -438,6 +446,9 @@ def summarize_cells(cells, sera, backgrounds=None, median=SampleMedian()):
     -------
     dict
         ``CELL_COLUMNS`` and ``<serum>_<statistic>`` for ``SERUM_STATISTICS``.
+        A serum's statistics leave out cells whose mean is NaN (an image left
+        out of that serum's pool); ``<serum>_clipped_cells`` is the larger of
+        the fractions of clipped infected and control cells.
     """
     infected = cells["is_infected"].to_numpy(dtype=bool)
     control = cells["is_control"].to_numpy(dtype=bool)
@@ -457,9 +468,20 @@ def summarize_cells(cells, sera, backgrounds=None, median=SampleMedian()):
     for serum in sera:
         offset = 0.0 if backgrounds is None else backgrounds[serum].median
         values = cells[serum].to_numpy(dtype=float) - offset
-        stats = compare_intensities(values[infected & clear], values[control & clear], median)
+        scored = clear & np.isfinite(values)
+        stats = compare_intensities(values[infected & scored], values[control & scored], median)
+        stats["clipped_cells"] = _clipped_cells(cells, serum, (infected & scored, control & scored))
         row.update({f"{serum}_{key}": value for key, value in stats.items()})
     return row
+
+
+def _clipped_cells(cells, serum, groups):
+    """The larger fraction, over the groups, of clipped cells (`CLIPPED_CELL`); NaN without ``<serum>_clipped``."""
+    column = f"{serum}_clipped"
+    if column not in cells:
+        return np.nan
+    clipped = cells[column].to_numpy(dtype=float) >= CLIPPED_CELL
+    return float(max((clipped[group].mean() for group in groups if group.any()), default=np.nan))
 
 
 def _subtracted_cells(record, sera, backgrounds):
@@ -532,13 +554,14 @@ def _image_table(rows, outliers, sera, backgrounds, serum_rules):
 def _well_table(pools, counts, sera, backgrounds, well_rules, serum_rules, median):
     rows = []
     for well in sorted(counts):
-        parts = pools.get(well, [])
+        parts = pools.get(well, ([], {}))[0]
         cells = pd.concat(parts) if parts else _empty_cells(sera)
         n_images, n_outliers = counts[well]
         rows.append({"well_name": well, "n_images": n_images, "n_outlier_images": n_outliers,
                      **summarize_cells(cells, sera, median=median)})
     table = _frame(rows, _WELL_KEYS, sera)
-    table = _add_flags(table, outlier_types(table, well_rules), sera, backgrounds, serum_rules)
+    left_out = _EveryImageLeftOut({well: pool[1] for well, pool in pools.items()})
+    table = _add_flags(table, outlier_types(table, well_rules), sera, backgrounds, (*serum_rules, left_out))
     return _ordered(table, _WELL_KEYS, sera)
 
 
@@ -568,7 +591,9 @@ def score_plate(records, backgrounds, sera=None, image_flags=None, image_serum_r
         `antibodies.analysis.qc.flag_images`).  Outlier images get NaN scores
         and are left out of their well's pool; unlisted images are valid.
     image_serum_rules : sequence of serum rules
-        Per-serum rules applied to the image table (none by default).
+        Per-serum rules applied to the image table (none by default); an image
+        they flag for a serum is left out of that serum's well pool (a well
+        with no image left gets the outlier type ``every image left out``).
     well_rules : sequence of table rules
         Applied to the well table (default: at least 20 control cells).
     well_serum_rules : sequence of serum rules
@@ -600,10 +625,44 @@ def score_plate(records, backgrounds, sera=None, image_flags=None, image_serum_r
         is_outlier = record.image_name in outliers
         counts[record.well_name] = (n_images + 1, n_outliers + is_outlier)
         if not is_outlier:
-            pools.setdefault(record.well_name, []).append(cells)
+            pools.setdefault(record.well_name, []).append((record.image_name, cells))
     images = _image_table(rows, outliers, sera, backgrounds, image_serum_rules)
-    wells = _well_table(pools, counts, sera, backgrounds, well_rules, well_serum_rules, median)
+    wells = _well_table(_serum_pools(pools, images, sera), counts, sera, backgrounds,
+                        well_rules, well_serum_rules, median)
     return PlateScores(images, wells)
+
+
+def _serum_pools(pools, images, sera):
+    """Well -> its images' cells, each serum's means NaN in the images its serum rules flagged.
+
+    Returns ``(cells, left_out)`` per well: ``left_out`` maps each serum to the outlier types of the images
+    left out of its pool."""
+    flagged = images.set_index("image_name")
+    result = {}
+    for well, parts in pools.items():
+        cells, left_out = [], {serum: [] for serum in sera}
+        for name, part in parts:
+            out = [serum for serum in sera if flagged.at[name, f"{serum}_is_outlier"]]
+            for serum in out:
+                left_out[serum].append(flagged.at[name, f"{serum}_outlier_type"])
+            cells.append(part.assign(**dict.fromkeys(out, np.nan)) if out else part)
+        result[well] = (cells, left_out)
+    return result
+
+
+@dataclass(frozen=True)
+class _EveryImageLeftOut:
+    """Serum rule of a well table: a well whose every image its serum's image rules left out."""
+
+    left_out: Mapping
+
+    def flag(self, table, serum, background=None):
+        """The left-out images' first reason, for the wells where no image was left for ``serum``."""
+        def reason(well, n_images, n_outliers):
+            types = self.left_out.get(well, {}).get(serum, [])
+            return f"every image left out ({types[0]})" if types and len(types) == n_images - n_outliers else PASSED
+        return pd.Series([reason(*row) for row in zip(table["well_name"], table["n_images"], table["n_outlier_images"])],
+                         index=table.index, dtype=str)
 
 
 def score_images(records, backgrounds, sera=None, image_flags=None, serum_rules=(), median=SampleMedian()):

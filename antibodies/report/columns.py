@@ -30,6 +30,7 @@ _SERUM = {
     "median_infected": "median infected",
     "median_control": "median control",
     "mad_control": "MAD control",
+    "clipped_cells": "clipped cells (fraction)",
     "is_outlier": "outlier",
     "outlier_type": "outlier reason",
 }

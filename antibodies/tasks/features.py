@@ -1,14 +1,16 @@
 """Per-cell features of each serum channel and of the marker top-hat, plus intensity histograms."""
 import numpy as np
 
-from luigi_tasks.io import open_file, write_table
+from luigi_tasks.io import open_file, read_image, write_table
 from luigi_tasks.io.chunks import write_deflated
 
 from ..analysis.background import intensity_histogram
-from ..analysis.features import background_pixels, cell_border_band, cell_features
+from ..analysis.features import (
+    background_pixels, camera_ceiling, cell_border_band, cell_clipped_fractions, cell_features)
 from ..analysis.local_background import SURFACE_EXCLUSION, background_surface, cell_local_backgrounds
 from ..analysis.spillover import cell_contacts, neighbour_contrast
-from ..keys import CELL_SEGMENTATION, MARKER_TOPHAT, NUCLEUS_SEGMENTATION, cell_table, cell_table_key, histogram_key
+from ..keys import (
+    CELL_SEGMENTATION, MARKER_TOPHAT, NUCLEUS_SEGMENTATION, cell_table, cell_table_key, histogram_key, raw_key)
 from ..settings import setting
 from .base import AssayImageJob, read_images
 
@@ -21,13 +23,14 @@ class CellFeatures(AssayImageJob):
     Serum tables also hold each cell's ``local_background`` (the mean under the
     cell of a smooth surface through the image's background pixels) and its
     ``neighbour_contrast`` (the signal it exchanges with touching cells,
-    `antibodies.analysis.spillover`).
+    `antibodies.analysis.spillover`) and ``clipped``, the fraction of its pixels
+    at the camera ceiling (saturated; `antibodies.analysis.features.camera_ceiling`).
     ``features_exclude_nuclei`` leaves nucleus pixels out of the serum statistics;
     the marker top-hat is measured in the cell interior, without a band of
     ``infection_border_exclusion`` pixels along the cell border (its signal is perinuclear).
     """
 
-    output_format = 2  # serum tables gained neighbour_contrast
+    output_format = 3  # serum tables gained clipped
     features_exclude_nuclei = setting("features", "exclude_nuclei")
     infection_quantile = setting("infection", "quantile")
     infection_border_exclusion = setting("infection", "border_exclusion")
@@ -69,8 +72,15 @@ class CellFeatures(AssayImageJob):
                         surface = background_surface(images[channel], surface_pixels)
                         table["local_background"] = cell_local_backgrounds(cells, surface, table["label_id"])
                         table["neighbour_contrast"] = neighbour_contrast(cells, table["label_id"], table["means"], contacts)
+                        counts = self.camera_counts(container, channel, images[channel])
+                        table["clipped"] = cell_clipped_fractions(cells, counts, table["label_id"], camera_ceiling(counts))
                     write_table(container, cell_table(channel), table)
                     self.write_histograms(container, channel, images[channel], background)
+
+    @staticmethod
+    def camera_counts(container, channel, image):
+        """The channel as the camera wrote it: its uncorrected copy where a flat-field correction kept one."""
+        return read_image(container, raw_key(channel)) if raw_key(channel) in container else image
 
     @staticmethod
     def write_histograms(container, channel, image, background):

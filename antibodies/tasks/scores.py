@@ -74,6 +74,7 @@ class PlateScores(ImageCellsReader, AssayPlateJob):
 
     qc_image_min_cells = setting("qc", "image_min_cells")
     qc_image_max_cells = setting("qc", "image_max_cells")
+    qc_image_max_clipped_cells = setting("qc", "image_max_clipped_cells")
     qc_well_min_control_cells = setting("qc", "well_min_control_cells")
     qc_well_min_infected_intensity_factor = setting("qc", "well_min_infected_intensity_factor")
     qc_well_min_infected_intensity_IgG = setting("qc", "well_min_infected_intensity_IgG")
@@ -108,12 +109,25 @@ class PlateScores(ImageCellsReader, AssayPlateJob):
         return (make_qc_rule("cell_count", min_cells=self.qc_image_min_cells, max_cells=self.qc_image_max_cells),
                 make_qc_rule("manual", names=frozenset(names)))  # no names: a rule that flags nothing
 
+    def image_serum_rules(self):
+        """Per-serum image QC: an image whose serum is clipped in many cells leaves that serum's well pool."""
+        return (make_qc_rule("clipped_cells", max_fraction=self.qc_image_max_clipped_cells),)
+
     def well_serum_rules(self):
         """Per-serum well QC: infected intensity against background MAD; fixed minima only where configured."""
         minima = {"serum_IgG": self.qc_well_min_infected_intensity_IgG, "serum_IgA": self.qc_well_min_infected_intensity_IgA}
         minima = {serum: value for serum, value in minima.items() if value > 0}
         return (make_qc_rule("infected_intensity", factor=self.qc_well_min_infected_intensity_factor),
                 make_qc_rule("fixed_infected_intensity", minima=minima))
+
+    def warn_clipped(self, images_table):
+        """Name each image left out of a serum's scores for clipping, and the fix."""
+        for serum in self.sera():
+            types = images_table[f"{serum}_outlier_type"].astype(str)
+            for image, reason in zip(images_table["image_name"], types):
+                if "clipped at the camera ceiling" in reason:
+                    self.logger.warning("%s: %s; left out of its well's %s score. Image the well again with a shorter "
+                                        "exposure or a lower gain", self.container(image), reason, serum)
 
     def spillover(self):
         """The `SPILLOVER_METHODS` strategy of ``[scores] spillover``."""
@@ -144,6 +158,7 @@ class PlateScores(ImageCellsReader, AssayPlateJob):
         flags = flag_images(counts, self.image_rules())
         backgrounds = read_backgrounds(self.tables_path)
         scores = score_plate((record for record, _ in pairs), backgrounds, self.sera(), flags,
+                             image_serum_rules=self.image_serum_rules(),
                              well_rules=(make_qc_rule("control_cells", min_control_cells=self.qc_well_min_control_cells),),
                              well_serum_rules=self.well_serum_rules(),
                              median=MEDIAN_ESTIMATORS[self.scores_median_estimator])
@@ -152,6 +167,7 @@ class PlateScores(ImageCellsReader, AssayPlateJob):
                                      for table in (scores.images, scores.wells))
         for line in plate_warnings(wells_table, self.sera()):
             self.logger.warning("%s: %s", self.plate_name, line)
+        self.warn_clipped(images_table)
         with open_file(tables_file, "a") as container:
             write_table(container, IMAGE_TABLE, images_table)
             write_table(container, WELL_TABLE, wells_table)

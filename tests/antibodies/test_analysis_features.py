@@ -2,7 +2,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from antibodies.analysis.features import cell_features, label_sizes
+from antibodies.analysis.features import (
+    CAMERA_CEILINGS, camera_ceiling, cell_clipped_fractions, cell_features, label_sizes)
 
 COLUMNS = [
     "label_id", "sums", "means", "medians", "mads", "sizes",
@@ -169,3 +170,30 @@ def test_cell_border_band_equals_distance_transform():
         edges[:-1] |= np.diff(labels, axis=0) != 0
         expected = (labels > 0) & (ndimage.distance_transform_edt(~edges) < width)
         np.testing.assert_array_equal(cell_border_band(labels, width), expected)
+
+
+@pytest.mark.parametrize("ceiling", CAMERA_CEILINGS)
+def test_only_a_camera_ceiling_counts_as_clipping(ceiling):
+    image = np.array([[3, ceiling, ceiling - 1]])
+    assert camera_ceiling(image) == ceiling and camera_ceiling(image[:, ::2]) is None
+    assert camera_ceiling(image.astype(np.float32)) == ceiling  # a normalised float image read as counts
+
+
+def test_clipped_fractions_per_cell_in_the_order_asked():
+    labels = np.array([[1, 1, 1, 1, 2, 2, 0]])
+    image = np.array([[4095, 10, 10, 10, 4095, 4095, 4095]])
+    np.testing.assert_array_equal(cell_clipped_fractions(labels, image, [2, 1, 3], 4095), [1.0, 0.25, np.nan])
+    np.testing.assert_array_equal(cell_clipped_fractions(labels, image, [1, 2], None), [0.0, 0.0])
+
+
+def test_clipping_is_read_from_the_uncorrected_copy_of_a_flat_field_corrected_channel(tmp_path):
+    from antibodies.keys import raw_key
+    from antibodies.tasks.features import CellFeatures
+    from luigi_tasks.io import open_file, write_image
+
+    raw = np.array([[100, 65535], [65535, 200]], np.uint16)
+    with open_file(tmp_path / "image.h5", "a") as container:
+        write_image(container, "serum_IgG", np.array([[1.0, 2.0], [3.0, 4.0]], np.float32))
+        assert CellFeatures.camera_counts(container, "serum_IgG", "as stored") == "as stored"
+        write_image(container, raw_key("serum_IgG"), raw)
+        np.testing.assert_array_equal(CellFeatures.camera_counts(container, "serum_IgG", "as stored"), raw)

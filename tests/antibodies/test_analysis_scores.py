@@ -6,7 +6,7 @@ import pytest
 
 from antibodies.analysis.background import BackgroundStats
 from antibodies.analysis.qc import (
-    ControlCellCountQC, FixedMinInfectedIntensityQC, MinInfectedIntensityQC, NoQC)
+    ClippedCellsQC, ControlCellCountQC, FixedMinInfectedIntensityQC, MinInfectedIntensityQC, NoQC)
 from antibodies.analysis.scores import (
     CELL_COLUMNS, MEDIAN_ESTIMATORS, HarrellDavisMedian, ImageCells, SampleMedian, call_positive, cell_frame,
     compare_intensities, score_images, score_plate, score_wells, sera_in, split_by_serum, summarize_cells)
@@ -57,7 +57,7 @@ IGA_LOW = ("median infected intensity too low (0 < 6 = 3 x background MAD 2); "
 
 def serum_columns(serum):
     return [f"{serum}_{c}" for c in ("score", "score_log_se", "robust_z_score", "ratio_of_means",
-                                     "median_infected", "median_control", "mad_control",
+                                     "median_infected", "median_control", "mad_control", "clipped_cells",
                                      "is_outlier", "outlier_type")]
 
 
@@ -270,6 +270,42 @@ def test_image_serum_rules_are_opt_in():
     assert images.serum_IgG_is_outlier.tolist() == [False, True, False]
 
 
+def clipped_image(name, site, igg, clipped):
+    """Two infected and two control cells of well A01; ``clipped``: each cell's fraction of IgG pixels at the ceiling."""
+    record = image(name, site, "A01", igg=igg, iga=[15, 15, 10, 10], sizes=[300] * 4,
+                   infected=[True, True, False, False], control=[False, False, True, True])
+    record.tables["serum_IgG"]["clipped"] = clipped
+    return record
+
+
+def test_an_image_clipped_in_many_cells_leaves_only_that_serums_well_pool():
+    records = [clipped_image("a1", "A01-0000", [50, 70, 20, 40], [0.0, 0.005, 0.0, 0.0]),
+               clipped_image("a2", "A01-0001", [4000, 4000, 3000, 4000], [0.5, 0.9, 0.0, 0.0])]
+    scores = score_plate(records, BACKGROUNDS, SERA, image_serum_rules=(ClippedCellsQC(),), well_rules=(),
+                         well_serum_rules=())
+    images, wells = scores.images, scores.wells
+    assert images.serum_IgG_clipped_cells.tolist() == [0.0, 1.0]  # the larger group: both infected cells of a2
+    assert images.serum_IgG_outlier_type.tolist() == [
+        "", "serum_IgG clipped at the camera ceiling in 100 % of the cells of a group (> 25 %)"]
+    assert images.serum_IgA_outlier_type.tolist() == ["", ""] and images.outlier_type.tolist() == ["", ""]
+    assert math.isnan(images.serum_IgG_score[1])
+    # IgG from a1 alone (minus 10: infected 40, 60; control 10, 30); IgA pools both images; every cell counts
+    assert wells.serum_IgG_score.tolist() == [2.5] and wells.serum_IgG_clipped_cells.tolist() == [0.0]
+    assert wells.serum_IgA_score.tolist() == [2.0] and wells.n_cells.tolist() == [8]
+    assert wells.serum_IgG_outlier_type.tolist() == [""]
+
+
+def test_a_well_whose_every_image_is_clipped_says_so():
+    records = [clipped_image("a2", "A01-0001", [4000, 4000, 3000, 4000], [0.5, 0.9, 0.0, 0.0])]
+    wells = score_wells(records, BACKGROUNDS, SERA, well_rules=(), serum_rules=())
+    assert wells.serum_IgG_score.tolist() == [pytest.approx(1.0 * 3990 / 3490)]  # no image rule: scored as is
+    wells = score_plate(records, BACKGROUNDS, SERA, image_serum_rules=(ClippedCellsQC(),), well_rules=(),
+                        well_serum_rules=()).wells
+    assert wells.serum_IgG_outlier_type.tolist() == [
+        "every image left out (serum_IgG clipped at the camera ceiling in 100 % of the cells of a group (> 25 %))"]
+    assert math.isnan(wells.serum_IgG_score[0]) and wells.serum_IgA_outlier_type.tolist() == [""]
+
+
 def test_score_images_and_wells_match_score_plate():
     both = score_plate(iter(plate_records()), BACKGROUNDS, image_flags=IMAGE_FLAGS)
     pd.testing.assert_frame_equal(
@@ -349,7 +385,7 @@ def test_split_by_serum():
     iga = tables["serum_IgA"]
     assert iga.columns.tolist() == [
         "well_name", "n_images", "n_outlier_images", *CELL_COLUMNS, "score", "score_log_se", "robust_z_score",
-        "ratio_of_means", "median_infected", "median_control", "mad_control",
+        "ratio_of_means", "median_infected", "median_control", "mad_control", "clipped_cells",
         "is_outlier", "outlier_type"]
     assert iga.is_outlier.tolist() == [False, True]
     assert iga.outlier_type.tolist() == ["", IGA_LOW]

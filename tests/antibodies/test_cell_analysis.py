@@ -226,3 +226,26 @@ def test_a_fixed_spillover_width_rescores_the_plate_without_touching_the_images(
     assert widths.to_dict("list") == {"serum": ["serum_IgG"], "width": [0.5], "method": ["fixed"]}
     positive = measured_wells["serum_IgG_score"] > 1.3
     assert not np.allclose(wells.loc[positive, "serum_IgG_score"], measured_wells.loc[positive, "serum_IgG_score"])
+
+
+def test_an_image_clipped_at_the_camera_ceiling_leaves_its_wells_serum_score(tmp_path):
+    """A saturated serum channel (exposure too long) would make the well's pooled medians meaningless."""
+    plate, _ = render_small_plate(tmp_path, wells=("A01", "A02"), well_ratios={"A01": 2.5, "A02": 1.0})
+    serum = list(json.loads((plate / "channel_mapping.json").read_text()).values()).index("serum_IgG")
+    clipped = sorted(plate.glob("WellA01_*.tiff"))[0]
+    stack = tifffile.imread(clipped)
+    stack[serum] = np.minimum(stack[serum].astype(np.int64) * 60, 65535)
+    tifffile.imwrite(clipped, stack)
+    assert run_local([cell_analysis(plate, tmp_path / "out")]).status.name == "SUCCESS"
+    with open_file(tmp_path / "out" / "plate_tables.hdf5") as f:
+        images = read_table(f, keys.IMAGE_TABLE).set_index("image_name")
+        wells = read_table(f, keys.WELL_TABLE).set_index("well_name")
+    assert images["serum_IgG_clipped_cells"].tolist() == [1.0, 0.0, 0.0, 0.0]
+    flagged = images.loc[clipped.stem]
+    assert flagged["serum_IgG_outlier_type"].startswith("serum_IgG clipped at the camera ceiling in 100 %")
+    assert np.isnan(flagged["serum_IgG_score"]) and not flagged["is_outlier"]
+    other = images[(images["well_name"] == "A01") & (images.index != clipped.stem)]
+    assert wells.at["A01", "serum_IgG_score"] == pytest.approx(other["serum_IgG_score"].iloc[0])
+    assert wells.at["A01", "serum_IgG_outlier_type"] == ""
+    log = (tmp_path / "out" / "batchlib" / "CellAnalysis.log").read_text()
+    assert f"{clipped.stem}.h5: serum_IgG clipped" in log and "shorter exposure" in log
