@@ -24,6 +24,7 @@ import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
+import numpy as np
 import pandas as pd
 
 __all__ = [
@@ -465,13 +466,14 @@ def _well_median(table, column):
     return medians.mask(alone)
 
 
-def well_mate_warnings(images, fraction_limit=0.2, background_ratio=1.5, channels=(), noise_units=5.0):
+def well_mate_warnings(images, fraction_limit=0.2, background_ratio=1.5, channels=(), noise_units=5.0,
+                       sera=(), score_ratio=1.25, score_units=3.0):
     """Warnings for images far from the other images of their well.
 
-    A site whose infected fraction, or background, differs much from its
-    well mates' usually has a problem of its own (focus, a bubble, a stain
-    artefact) or shows a decision that did not hold on it.  The images are
-    not excluded; the warnings are for a person to look at.
+    A site whose infected fraction, background or score differs much from
+    its well mates' usually has a problem of its own (focus, a bubble, a
+    stain artefact) or shows a decision that did not hold on it.  The images
+    are not excluded; the warnings are for a person to look at.
 
     Parameters
     ----------
@@ -491,6 +493,16 @@ def well_mate_warnings(images, fraction_limit=0.2, background_ratio=1.5, channel
         A background is far only if it also differs from the well's by more
         than this many of the image's background MADs (so a noise-level
         background, e.g. of a top-hat, is not flagged for small changes).
+    sera : sequence of str
+        Sera whose image scores are compared (columns ``<serum>_score`` and
+        ``<serum>_score_log_se``).
+    score_ratio : float
+        Largest accepted ratio (either way) of an image's score to the
+        geometric median over its well's images.
+    score_units : float
+        A score is far only if its log also differs from the well's by more
+        than this many of its own log standard errors (a site of a few cells
+        scatters).
 
     Returns
     -------
@@ -506,6 +518,9 @@ def well_mate_warnings(images, fraction_limit=0.2, background_ratio=1.5, channel
     >>> images["ch_mad"] = 100.0   # 290 counts are less than 5 MADs: not far
     >>> well_mate_warnings(images, channels=["ch"])["reason"].tolist()
     ['infected fraction 0.9 vs 0.32 in its well']
+    >>> images = images.assign(S_score=[2.0, 2.1, 1.0], S_score_log_se=[0.05, 0.05, 0.05], fraction_infected=0.3)
+    >>> well_mate_warnings(images, sera=["S"])["reason"].tolist()
+    ['S score 1 vs 2 in its well']
     """
     rows = []
     mates = _well_median(images, "fraction_infected")
@@ -523,6 +538,14 @@ def well_mate_warnings(images, fraction_limit=0.2, background_ratio=1.5, channel
         for index in images.index[far.to_numpy()]:
             rows.append((images.at[index, "image_name"], images.at[index, "well_name"], channel,
                          f"background {images.at[index, column]:.3g} vs {mates[index]:.3g} in its well"))
+    for serum in sera:
+        log_scores = np.log(images[f"{serum}_score"].astype(float))
+        mates = _well_median(images.assign(log_score=log_scores), "log_score")
+        distance = (log_scores - mates).abs()
+        far = (distance > np.log(score_ratio)) & (distance > score_units * images[f"{serum}_score_log_se"].astype(float))
+        for index in images.index[far.to_numpy()]:
+            rows.append((images.at[index, "image_name"], images.at[index, "well_name"], serum,
+                         f"{serum} score {np.exp(log_scores[index]):.3g} vs {np.exp(mates[index]):.3g} in its well"))
     return pd.DataFrame(rows, columns=["image_name", "well_name", "channel", "reason"])
 
 

@@ -122,8 +122,10 @@ class PlateReport(ImageCellsReader, PlateJob):
         with open_file(self.tables_path, "r") as container:
             decision, scores = read_table(container, INFECTION_DECISION), read_table(container, MARKER_SCORES)
             measured = read_table(container, IMAGE_BACKGROUNDS).drop(columns="well_name")
-        images = image_table[["image_name", "well_name", "fraction_infected"]].merge(measured, on="image_name")
-        return decision, scores, well_mate_warnings(images, channels=[*sera, MARKER_TOPHAT])
+        columns = ["image_name", "well_name", "fraction_infected",
+                   *(f"{serum}_{statistic}" for serum in sera for statistic in ("score", "score_log_se"))]
+        images = image_table[columns].merge(measured, on="image_name")
+        return decision, scores, well_mate_warnings(images, channels=[*sera, MARKER_TOPHAT], sera=sera)
 
     def run_plate(self, images, tables_file):
         page = plate_report_html(self.report_inputs(images))

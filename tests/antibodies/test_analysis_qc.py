@@ -146,6 +146,18 @@ def test_well_mate_warnings_flag_the_odd_site_only():
     assert alone.empty  # a well of one image has no mates
 
 
+def test_well_mate_warnings_flag_a_site_whose_score_is_far_beyond_its_noise():
+    from antibodies.analysis.qc import well_mate_warnings
+
+    images = pd.DataFrame({"image_name": list("abcdefg"), "well_name": ["A01"] * 3 + ["A02"] * 2 + ["A03"] * 2,
+                           "fraction_infected": 0.3, "S_score": [2.0, 2.1, 1.2, 1.0, 1.8, 3.0, np.nan],
+                           "S_score_log_se": [0.05, 0.05, 0.05, 0.2, 0.2, 0.05, np.nan]})
+    warnings = well_mate_warnings(images, sera=["S"])
+    # c: 1.2 against 2.0; A02: each 1.34 times the well's, within 3 of its standard errors; g: no score
+    assert warnings[["image_name", "channel", "reason"]].values.tolist() == [["c", "S", "S score 1.2 vs 2 in its well"]]
+    assert well_mate_warnings(images.assign(S_score_log_se=0.01), sera=["S"])["image_name"].tolist() == ["c", "d", "e"]
+
+
 def test_plate_warnings_only_when_a_serum_has_no_score_or_the_plate_no_infected_cell():
     wells = pd.DataFrame({"n_infected": [0, 40], "serum_IgG_score": [float("nan"), 1.8],
                           "serum_IgA_score": [float("nan")] * 2,
