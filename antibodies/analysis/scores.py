@@ -78,6 +78,7 @@ __all__ = [
     "subtract_backgrounds",
     "summarize_cells",
     "score_plate",
+    "flagged_sera",
     "score_images",
     "score_wells",
     "call_positive",
@@ -663,6 +664,23 @@ class _EveryImageLeftOut:
             return f"every image left out ({types[0]})" if types and len(types) == n_images - n_outliers else PASSED
         return pd.Series([reason(*row) for row in zip(table["well_name"], table["n_images"], table["n_outlier_images"])],
                          index=table.index, dtype=str)
+
+
+def flagged_sera(record, sera, backgrounds, rules):
+    """The sera whose image serum ``rules`` flag one image (it leaves their well pools in `score_plate`).
+
+    Examples
+    --------
+    >>> from antibodies.analysis.background import BackgroundStats
+    >>> from antibodies.analysis.qc import ClippedCellsQC
+    >>> table = pd.DataFrame({"label_id": [1, 2], "sizes": [300, 300], "means": [9e3, 4e3], "clipped": [0.5, 0.0]})
+    >>> calls = pd.DataFrame({"label_id": [1, 2], "is_infected": [True, False], "is_control": [False, True]})
+    >>> record = ImageCells("a", "s", "A01", {"serum_IgG": table}, calls)
+    >>> flagged_sera(record, ["serum_IgG"], {"serum_IgG": BackgroundStats(100.0)}, [ClippedCellsQC()])
+    ['serum_IgG']
+    """
+    row = pd.DataFrame([summarize_cells(_subtracted_cells(record, sera, backgrounds), sera)])
+    return [serum for serum in sera if serum_outlier_types(row, serum, backgrounds[serum], rules).iloc[0] != PASSED]
 
 
 def score_images(records, backgrounds, sera=None, image_flags=None, serum_rules=(), median=SampleMedian()):

@@ -1,5 +1,6 @@
 """Plate tables: QC and scores per image and per well, all sera merged in ``default``."""
 import hashlib
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -11,7 +12,7 @@ from luigi_tasks.io import open_file, parse_image_name, read_table, write_table
 from ..analysis.qc import flag_images, make_qc_rule, manual_outlier_names, plate_warnings
 from ..analysis.spillover import SPILLOVER_METHODS
 from ..analysis.scores import (
-    CELL_FRAME_COLUMNS, MEDIAN_ESTIMATORS, ImageCells, call_positive, score_plate, split_by_serum)
+    CELL_FRAME_COLUMNS, MEDIAN_ESTIMATORS, ImageCells, call_positive, flagged_sera, score_plate, split_by_serum)
 from ..keys import (
     CELL_QC_TABLE, IMAGE_TABLE, INFECTED_CELLS_TABLE, SPILLOVER_WIDTHS, WELL_TABLE, cell_table, image_table, well_table)
 from ..settings import setting
@@ -136,28 +137,39 @@ class PlateScores(ImageCellsReader, AssayPlateJob):
         return SPILLOVER_METHODS["fixed"](width=self.scores_spillover_width)
 
     def exchange_sums(self, images, sera):
-        """Serum -> the images' `BorderExchange` tables added up (one container at a time)."""
+        """Serum -> the `BorderExchange` tables added up over ``images`` (image -> its sera; one container at a time)."""
         sums = dict.fromkeys(sera)
-        for image in images:
-            for serum, part in read_exchange_sums(self.container(image), sera).items():
+        for image, image_sera in images.items():
+            for serum, part in read_exchange_sums(self.container(image), image_sera).items():
                 sums[serum] = part if sums[serum] is None else sums[serum] + part
         return sums
 
-    def records(self, images, widths):
-        """Yield ``(ImageCells, number of valid cells)`` of each image."""
-        for cells, tables in self.image_cells(images, self.sera(), widths, {CELL_QC_TABLE: ["is_outlier"]}):
+    def records(self, images):
+        """Yield ``(ImageCells, number of valid cells)`` of each image (no spillover width yet)."""
+        for cells, tables in self.image_cells(images, self.sera(), {}, {CELL_QC_TABLE: ["is_outlier"]}):
             yield cells, int((~tables[CELL_QC_TABLE]["is_outlier"]).sum())
 
+    def measured_images(self, records, flags, backgrounds):
+        """Image -> the sera its cells measure the spillover width of: not an outlier image, not flagged for the serum.
+
+        A saturated image (60 x too bright) would otherwise set the plate's width alone."""
+        outliers = set(flags.loc[flags["is_outlier"].astype(bool), "image_name"])
+        rules, sera = self.image_serum_rules(), self.sera()
+        return {record.image_name: [s for s in sera if s not in flagged_sera(record, sera, record.backgrounds or backgrounds,
+                                                                             rules)]
+                for record in records if record.image_name not in outliers}
+
     def run_plate(self, images, tables_file):
-        spillover = self.spillover()
-        widths = spillover.widths(self.exchange_sums(images, self.sera()) if spillover.measures else {}, self.sera())
-        self.logger.info("spillover widths (%s): %s", self.scores_spillover,
-                         ", ".join(f"{serum} {width:.2f} px" for serum, width in widths.items()))
-        pairs = list(self.records(images, widths))
+        pairs = list(self.records(images))
         counts = pd.DataFrame({"image_name": images, "n_cells": [n for _, n in pairs]}, columns=["image_name", "n_cells"])
         flags = flag_images(counts, self.image_rules())
         backgrounds = read_backgrounds(self.tables_path)
-        scores = score_plate((record for record, _ in pairs), backgrounds, self.sera(), flags,
+        spillover = self.spillover()
+        measured = self.measured_images([record for record, _ in pairs], flags, backgrounds) if spillover.measures else {}
+        widths = spillover.widths(self.exchange_sums(measured, self.sera()) if spillover.measures else {}, self.sera())
+        self.logger.info("spillover widths (%s): %s", self.scores_spillover,
+                         ", ".join(f"{serum} {width:.2f} px" for serum, width in widths.items()))
+        scores = score_plate((replace(record, spillover_width=widths) for record, _ in pairs), backgrounds, self.sera(), flags,
                              image_serum_rules=self.image_serum_rules(),
                              well_rules=(make_qc_rule("control_cells", min_control_cells=self.qc_well_min_control_cells),),
                              well_serum_rules=self.well_serum_rules(),

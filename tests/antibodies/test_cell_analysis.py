@@ -249,3 +249,14 @@ def test_an_image_clipped_at_the_camera_ceiling_leaves_its_wells_serum_score(tmp
     assert wells.at["A01", "serum_IgG_outlier_type"] == ""
     log = (tmp_path / "out" / "batchlib" / "CellAnalysis.log").read_text()
     assert f"{clipped.stem}.h5: serum_IgG clipped" in log and "shorter exposure" in log
+    # the plate's spillover width is measured on the other images: with the clipped one it would be another
+    from antibodies.analysis.spillover import MeasuredSpillover
+    from antibodies.tasks.spillover import read_exchange_sums
+
+    sums = {path.stem: read_exchange_sums(path, ["serum_IgG"])["serum_IgG"] for path in (tmp_path / "out").glob("*.h5")}
+    others = sum(part for name, part in sums.items() if name != clipped.stem)
+    with open_file(tmp_path / "out" / "plate_tables.hdf5") as f:
+        width = read_table(f, keys.SPILLOVER_WIDTHS).set_index("serum").at["serum_IgG", "width"]
+    assert width == pytest.approx(MeasuredSpillover().widths({"serum_IgG": others}, ["serum_IgG"])["serum_IgG"])
+    every = MeasuredSpillover().widths({"serum_IgG": others + sums[clipped.stem]}, ["serum_IgG"])["serum_IgG"]
+    assert abs(every - width) > 0.1, (every, width)
