@@ -542,7 +542,8 @@ def well_mate_warnings(images, fraction_limit=0.2, background_ratio=1.5, channel
         log_scores = np.log(images[f"{serum}_score"].astype(float))
         mates = _well_median(images.assign(log_score=log_scores), "log_score")
         distance = (log_scores - mates).abs()
-        far = (distance > np.log(score_ratio)) & (distance > score_units * images[f"{serum}_score_log_se"].astype(float))
+        noise = score_units * images[f"{serum}_score_log_se"].astype(float)
+        far = (distance > np.log(score_ratio)) & (distance > noise)
         for index in images.index[far.to_numpy()]:
             rows.append((images.at[index, "image_name"], images.at[index, "well_name"], serum,
                          f"{serum} score {np.exp(log_scores[index]):.3g} vs {np.exp(mates[index]):.3g} in its well"))

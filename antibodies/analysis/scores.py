@@ -662,8 +662,8 @@ class _EveryImageLeftOut:
         def reason(well, n_images, n_outliers):
             types = self.left_out.get(well, {}).get(serum, [])
             return f"every image left out ({types[0]})" if types and len(types) == n_images - n_outliers else PASSED
-        return pd.Series([reason(*row) for row in zip(table["well_name"], table["n_images"], table["n_outlier_images"])],
-                         index=table.index, dtype=str)
+        rows = zip(table["well_name"], table["n_images"], table["n_outlier_images"])
+        return pd.Series([reason(*row) for row in rows], index=table.index, dtype=str)
 
 
 def flagged_sera(record, sera, backgrounds, rules):

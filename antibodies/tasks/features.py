@@ -73,7 +73,8 @@ class CellFeatures(AssayImageJob):
                         table["local_background"] = cell_local_backgrounds(cells, surface, table["label_id"])
                         table["neighbour_contrast"] = neighbour_contrast(cells, table["label_id"], table["means"], contacts)
                         counts = self.camera_counts(container, channel, images[channel])
-                        table["clipped"] = cell_clipped_fractions(cells, counts, table["label_id"], camera_ceiling(counts))
+                        ceiling = camera_ceiling(counts)
+                        table["clipped"] = cell_clipped_fractions(cells, counts, table["label_id"], ceiling)
                     write_table(container, cell_table(channel), table)
                     self.write_histograms(container, channel, images[channel], background)
 

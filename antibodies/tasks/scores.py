@@ -137,7 +137,7 @@ class PlateScores(ImageCellsReader, AssayPlateJob):
         return SPILLOVER_METHODS["fixed"](width=self.scores_spillover_width)
 
     def exchange_sums(self, images, sera):
-        """Serum -> the `BorderExchange` tables added up over ``images`` (image -> its sera; one container at a time)."""
+        """Serum -> the `BorderExchange` tables added up over ``images`` (image -> its sera), one container at a time."""
         sums = dict.fromkeys(sera)
         for image, image_sera in images.items():
             for serum, part in read_exchange_sums(self.container(image), image_sera).items():
@@ -150,27 +150,37 @@ class PlateScores(ImageCellsReader, AssayPlateJob):
             yield cells, int((~tables[CELL_QC_TABLE]["is_outlier"]).sum())
 
     def measured_images(self, records, flags, backgrounds):
-        """Image -> the sera its cells measure the spillover width of: not an outlier image, not flagged for the serum.
+        """Image -> the sera whose spillover width its cells measure: those its scores use.
 
-        A saturated image (60 x too bright) would otherwise set the plate's width alone."""
+        Not an outlier image, and not a serum it is flagged for: a saturated image (60 x too bright) would
+        otherwise set the plate's width alone."""
         outliers = set(flags.loc[flags["is_outlier"].astype(bool), "image_name"])
         rules, sera = self.image_serum_rules(), self.sera()
-        return {record.image_name: [s for s in sera if s not in flagged_sera(record, sera, record.backgrounds or backgrounds,
-                                                                             rules)]
-                for record in records if record.image_name not in outliers}
+        measured = {}
+        for record in records:
+            if record.image_name not in outliers:
+                flagged = flagged_sera(record, sera, record.backgrounds or backgrounds, rules)
+                measured[record.image_name] = [serum for serum in sera if serum not in flagged]
+        return measured
+
+    def plate_widths(self, records, flags, backgrounds):
+        """Serum -> the spillover width of the plate's scores (measured over `measured_images`, or fixed)."""
+        spillover, sera = self.spillover(), self.sera()
+        sums = self.exchange_sums(self.measured_images(records, flags, backgrounds), sera) if spillover.measures else {}
+        widths = spillover.widths(sums, sera)
+        self.logger.info("spillover widths (%s): %s", self.scores_spillover,
+                         ", ".join(f"{serum} {width:.2f} px" for serum, width in widths.items()))
+        return widths
 
     def run_plate(self, images, tables_file):
         pairs = list(self.records(images))
+        records = [record for record, _ in pairs]
         counts = pd.DataFrame({"image_name": images, "n_cells": [n for _, n in pairs]}, columns=["image_name", "n_cells"])
         flags = flag_images(counts, self.image_rules())
         backgrounds = read_backgrounds(self.tables_path)
-        spillover = self.spillover()
-        measured = self.measured_images([record for record, _ in pairs], flags, backgrounds) if spillover.measures else {}
-        widths = spillover.widths(self.exchange_sums(measured, self.sera()) if spillover.measures else {}, self.sera())
-        self.logger.info("spillover widths (%s): %s", self.scores_spillover,
-                         ", ".join(f"{serum} {width:.2f} px" for serum, width in widths.items()))
-        scores = score_plate((replace(record, spillover_width=widths) for record, _ in pairs), backgrounds, self.sera(), flags,
-                             image_serum_rules=self.image_serum_rules(),
+        widths = self.plate_widths(records, flags, backgrounds)
+        records = [replace(record, spillover_width=widths) for record in records]
+        scores = score_plate(records, backgrounds, self.sera(), flags, image_serum_rules=self.image_serum_rules(),
                              well_rules=(make_qc_rule("control_cells", min_control_cells=self.qc_well_min_control_cells),),
                              well_serum_rules=self.well_serum_rules(),
                              median=MEDIAN_ESTIMATORS[self.scores_median_estimator])

@@ -271,7 +271,7 @@ def test_image_serum_rules_are_opt_in():
 
 
 def clipped_image(name, site, igg, clipped):
-    """Two infected and two control cells of well A01; ``clipped``: each cell's fraction of IgG pixels at the ceiling."""
+    """Two infected, two control cells of well A01; ``clipped``: each cell's fraction of IgG pixels at the ceiling."""
     record = image(name, site, "A01", igg=igg, iga=[15, 15, 10, 10], sizes=[300] * 4,
                    infected=[True, True, False, False], control=[False, False, True, True])
     record.tables["serum_IgG"]["clipped"] = clipped
