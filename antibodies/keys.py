@@ -47,6 +47,8 @@ def cell_table_key(channel):
 
 INFECTED_CELLS_TABLE = f"{CELL_SEGMENTATION}/infected_cells"
 CELL_QC_TABLE = f"{CELL_SEGMENTATION}/cell_qc"
+# one row: how sharp the nuclei's edges are (antibodies.analysis.focus)
+NUCLEUS_SHARPNESS_TABLE = f"{NUCLEUS_SEGMENTATION}/sharpness"
 
 
 def border_exchange_table(serum):

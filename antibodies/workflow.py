@@ -3,11 +3,12 @@
 ::
 
     Preprocess -> NucleusSegmentation -> CellSegmentation --+
+           |                  \\-> NucleusSharpness            |
            \\-> MarkerTophat ----------------------------------+-> CellFeatures
     CellFeatures (all images) -> PlateBackground -> InfectionDecision
     CellFeatures + InfectionDecision -> InfectedCells -> BorderExchange
     BorderExchange + InfectedCells (all images) + PlateBackground -> PlateScores -> PlateExports
-    PlateScores + PlateBackground + InfectionDecision -> PlateReport    (report/index.html)
+    PlateScores + PlateBackground + InfectionDecision + NucleusSharpness -> PlateReport    (report/index.html)
     PlateScores -> OmeZarrPlate   (<plate>.ome.zarr; [export] ome_zarr or OmeZarrExport)
 """
 from luigi_tasks import PlateWorkflow, add_config_parameters, wire_steps
@@ -23,6 +24,7 @@ from .tasks import (
     InfectionDecision,
     MarkerTophat,
     NucleusSegmentation,
+    NucleusSharpness,
     OmeZarrPlate,
     PlateBackground,
     PlateExports,
@@ -40,6 +42,7 @@ STEPS = (
     (NucleusSegmentation, Preprocess),
     (MarkerTophat, Preprocess),
     (CellSegmentation, NucleusSegmentation),
+    (NucleusSharpness, NucleusSegmentation),
     (CellFeatures, CellSegmentation, MarkerTophat),
     (PlateBackground, CellFeatures),
     (InfectionDecision, CellFeatures, PlateBackground),
@@ -49,7 +52,7 @@ STEPS = (
     (PlateScores, BorderExchange, InfectedCells, PlateBackground),
     (PlateExports, PlateScores),
     # plate jobs reading image containers also wire InfectedCells, so failed images are left out
-    (PlateReport, PlateScores, InfectedCells, PlateBackground, InfectionDecision),
+    (PlateReport, PlateScores, InfectedCells, PlateBackground, InfectionDecision, NucleusSharpness),
     (OmeZarrPlate, PlateScores, InfectedCells),
 )
 

@@ -6,7 +6,7 @@ Renders one plate of a family (12 wells x 2 sites, the last well mock-infected, 
 copies it and damages seven of the copy's 24 images the way a screen does (`DAMAGES`: a saturated serum, a blank
 field, an all-zero file, a dead nuclei channel, a blurred well, debris, hot pixels), runs
 ``luigi --module antibodies CellAnalysis`` on both and prints per well the true ratio, the clean and the damaged
-plate's scores, each plate's spillover widths, and the damaged plate's image outlier types. The wells without damage
+plate's scores, each plate's spillover widths, and the damaged plate's image outlier types and logged warnings. The wells without damage
 show what damaged images do to the rest of the plate. Tune families only: it chooses nothing, it checks failure
 handling.
 """
@@ -134,6 +134,10 @@ def main():
     for _, row in flagged.iterrows():
         reasons = sorted({str(v) for v in row.filter(like="outlier_type") if isinstance(v, str) and v})
         print(f"  {row['well_name']} {row['image_name'][-8:]}: {'; '.join(reasons)}")
+    print("\nwarnings in the damaged plate's log:")
+    for line in (outputs["damaged"] / "batchlib" / "CellAnalysis.log").read_text().splitlines():
+        if "[WARNING]" in line:
+            print("  " + line.split("): ", 1)[-1].replace(str(outputs["damaged"]) + "/", ""))
 
 
 if __name__ == "__main__":

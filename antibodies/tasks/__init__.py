@@ -7,13 +7,14 @@ from .omezarr import OmeZarrPlate
 from .preprocess import Preprocess
 from .report import PlateReport
 from .scores import PlateScores
-from .segmentation import CellSegmentation, NucleusSegmentation
+from .segmentation import CellSegmentation, NucleusSegmentation, NucleusSharpness
 from .spillover import BorderExchange
 from .tophat import MarkerTophat
 
 __all__ = [
     "Preprocess",
     "NucleusSegmentation",
+    "NucleusSharpness",
     "CellSegmentation",
     "MarkerTophat",
     "CellFeatures",

@@ -1,5 +1,9 @@
-"""Nucleus (StarDist) and cell (seeded watershed) segmentation."""
+"""Nucleus (StarDist) and cell (seeded watershed) segmentation, and how sharp the nuclei are."""
 import functools
+
+import pandas as pd
+
+from luigi_tasks.io import open_file, write_table
 
 from ..analysis.cells import (
     BorderedCutCells,
@@ -16,14 +20,15 @@ from ..analysis.cells import (
     mean_serum,
     segment_cells,
 )
+from ..analysis.focus import nucleus_edge_sharpness
 from ..analysis.nuclei import normalize_percentile
-from ..keys import CELL_SEGMENTATION, NUCLEI, NUCLEUS_SEGMENTATION
+from ..keys import CELL_SEGMENTATION, NUCLEI, NUCLEUS_SEGMENTATION, NUCLEUS_SHARPNESS_TABLE
 from ..models import cell_model_binning, resolve_model_folder
 from ..models.server import model_runner
 from ..settings import setting
 from .base import AssayImageJob, read_images, write_label_image
 
-__all__ = ["NucleusSegmentation", "CellSegmentation", "HEIGHT_MAPS", "FOREGROUNDS", "CUT_CELLS"]
+__all__ = ["NucleusSegmentation", "NucleusSharpness", "CellSegmentation", "HEIGHT_MAPS", "FOREGROUNDS", "CUT_CELLS"]
 
 #: ``[cells] cut_cells`` strategies that seed cells from the cell model's instances (``absorbed``: none).
 CUT_CELLS = {"seeded": ModelCutCells, "bordered": BorderedCutCells}
@@ -67,6 +72,20 @@ class NucleusSegmentation(AssayImageJob):
             image = read_images(input_file, [NUCLEI])[NUCLEI]
             labels = model.run("segment_nuclei", image, _threshold(nuclei_prob_thresh), _threshold(nuclei_nms_thresh))
             write_label_image(output_file, NUCLEUS_SEGMENTATION, labels)
+
+
+class NucleusSharpness(AssayImageJob):
+    """Table ``nucleus_segmentation/sharpness``: one row, the image's `nucleus_edge_sharpness` (the report's focus check)."""
+
+    inputs = (NUCLEI, NUCLEUS_SEGMENTATION)
+    outputs = (f"tables/{NUCLEUS_SHARPNESS_TABLE}",)
+
+    def compute(self, input_files, output_files):
+        for input_file, output_file in zip(input_files, output_files):
+            images = read_images(input_file, [NUCLEI, NUCLEUS_SEGMENTATION])
+            sharpness = nucleus_edge_sharpness(images[NUCLEI], images[NUCLEUS_SEGMENTATION])
+            with open_file(output_file, "a") as container:
+                write_table(container, NUCLEUS_SHARPNESS_TABLE, pd.DataFrame({"nucleus_edge_sharpness": [sharpness]}))
 
 
 class CellSegmentation(AssayImageJob):

@@ -228,14 +228,17 @@ def test_a_fixed_spillover_width_rescores_the_plate_without_touching_the_images(
     assert not np.allclose(wells.loc[positive, "serum_IgG_score"], measured_wells.loc[positive, "serum_IgG_score"])
 
 
-def test_an_image_clipped_at_the_camera_ceiling_leaves_its_wells_serum_score(tmp_path):
+def test_a_clipped_image_leaves_its_wells_serum_score_and_a_blurred_one_is_named(tmp_path):
     """A saturated serum channel (exposure too long) would make the well's pooled medians meaningless."""
+    from scipy import ndimage as ndi
+
     plate, _ = render_small_plate(tmp_path, wells=("A01", "A02"), well_ratios={"A01": 2.5, "A02": 1.0})
     serum = list(json.loads((plate / "channel_mapping.json").read_text()).values()).index("serum_IgG")
-    clipped = sorted(plate.glob("WellA01_*.tiff"))[0]
+    clipped, blurred = sorted(plate.glob("WellA01_*.tiff"))[0], sorted(plate.glob("WellA02_*.tiff"))[1]
     stack = tifffile.imread(clipped)
     stack[serum] = np.minimum(stack[serum].astype(np.int64) * 60, 65535)
     tifffile.imwrite(clipped, stack)
+    tifffile.imwrite(blurred, np.stack([ndi.gaussian_filter(channel, 6.0) for channel in tifffile.imread(blurred)]))
     assert run_local([cell_analysis(plate, tmp_path / "out")]).status.name == "SUCCESS"
     with open_file(tmp_path / "out" / "plate_tables.hdf5") as f:
         images = read_table(f, keys.IMAGE_TABLE).set_index("image_name")
@@ -249,6 +252,8 @@ def test_an_image_clipped_at_the_camera_ceiling_leaves_its_wells_serum_score(tmp
     assert wells.at["A01", "serum_IgG_outlier_type"] == ""
     log = (tmp_path / "out" / "batchlib" / "CellAnalysis.log").read_text()
     assert f"{clipped.stem}.h5: serum_IgG clipped" in log and "shorter exposure" in log
+    assert log.count("out of focus?") == 1 and f"{blurred.stem}.h5: nuclei edges" in log
+    assert "out of focus?" in (tmp_path / "out" / "report" / "index.html").read_text()
     # the plate's spillover width is measured on the other images: with the clipped one it would be another
     from antibodies.analysis.spillover import MeasuredSpillover
     from antibodies.tasks.spillover import read_exchange_sums
