@@ -15,10 +15,6 @@ EDGE_SIGMA = 1.0
 """Scale (px) of the Gaussian derivative that measures the slope at a nucleus edge."""
 
 
-def _label_means(values, labels, ids):
-    return ndi.mean(values, labels, ids)
-
-
 def nucleus_edge_sharpness(image, labels):
     """Median over the nuclei of the slope at their edge over their contrast (1/px).
 
@@ -57,7 +53,7 @@ def nucleus_edge_sharpness(image, labels):
     inside = ndi.median(image, labels, ids)
     contrast = inside - float(np.median(image[labels == 0])) if (labels == 0).any() else np.full(ids.size, np.nan)
     with np.errstate(invalid="ignore", divide="ignore"):
-        ratios = _label_means(slope, edges, ids) / contrast
+        ratios = ndi.mean(slope, edges, ids) / contrast
     ratios = ratios[np.isfinite(ratios) & (contrast > 0)]
     return float(np.median(ratios)) if ratios.size else float("nan")
 

@@ -1,13 +1,12 @@
 """The plate report ``<output>/report/index.html``: reads tables, statuses and thumbnails, writes one page."""
 from pathlib import Path
 
+import pandas as pd
 
 from luigi_tasks import PlateJob
 from luigi_tasks.io import atomic_write, image_levels, open_file, read_image, read_table
 from luigi_tasks.provenance import software_version
 from luigi_tasks.status import read_status, status_names
-
-import pandas as pd
 
 from ..analysis.focus import focus_warnings
 from ..analysis.qc import well_mate_warnings
