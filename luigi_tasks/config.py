@@ -132,6 +132,7 @@ _PARAMETER_TYPES = {
     "boolean": luigi.BoolParameter,
     "string": luigi.Parameter,
     "string_list": luigi.ListParameter,
+    "force_list": luigi.ListParameter,
 }
 """Luigi parameter class of each configspec check (``option`` is a ChoiceParameter)."""
 
@@ -169,6 +170,6 @@ def spec_parameter(spec_path, section, key, **kwargs):
     kwargs.setdefault("description", description)
     if name == "option":
         return luigi.ChoiceParameter(choices=list(args), default=default, **kwargs)
-    if name == "string_list":
+    if name in ("string_list", "force_list"):
         default = tuple(default)
     return _PARAMETER_TYPES[name](default=default, **kwargs)

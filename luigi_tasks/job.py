@@ -224,6 +224,9 @@ class PlateTask(luigi.Task):
     container_extension = ".h5"
     output_format = 1
     """Raise it when what a job writes changes (e.g. a new table column): outputs of the older format go stale."""
+    retired_settings = {}
+    """``{name: value string}`` of settings the job had and lost, at the value that gives the outputs it makes while
+    its replacement is unused (see :meth:`unused_settings`): hashed as before, so finished plates stay complete."""
 
     @classmethod
     def get_params(cls):
@@ -320,6 +323,14 @@ class PlateTask(luigi.Task):
         return names
 
     @classmethod
+    def retired_settings_above(cls):
+        """Return ``{name: value string}`` of the retired settings of this class and every class above it."""
+        retired = {}
+        for upstream in cls.upstream:
+            retired.update(upstream.retired_settings_above())
+        return dict(retired, **cls.retired_settings)
+
+    @classmethod
     def setting_params(cls):
         """Return ``{name: parameter}`` of every setting that shapes this class's outputs: upstream and own."""
         return {**cls.upstream_setting_params(), **cls.own_setting_params()}
@@ -377,7 +388,8 @@ class PlateTask(luigi.Task):
 
     def fingerprint_payload(self):
         """Return what the fingerprint hashes: family, settings, upstream fingerprints (and a raised output format)."""
-        payload = {"job": self.task_family, "params": self.significant_params(), "upstream": self.upstream_fingerprints()}
+        params = dict(self.retired_settings_above(), **self.significant_params())
+        payload = {"job": self.task_family, "params": params, "upstream": self.upstream_fingerprints()}
         if self.output_format != 1:  # format 1 hashes as before, so earlier outputs stay valid
             payload["format"] = self.output_format
         return payload

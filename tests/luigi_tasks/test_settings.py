@@ -98,3 +98,18 @@ def test_a_setting_a_job_leaves_unused_changes_no_fingerprint_downstream(toy, tm
     assert unused[0][:2] == unused[1][:2] and "threshold_value" not in unused[0][2]
     used = fingerprints(), fingerprints(threshold_value="9.0")
     assert used[0][0] != used[1][0] and used[0][1] != used[1][1] and used[0][2] == SETTINGS
+
+
+def test_a_retired_setting_is_hashed_by_its_job_and_every_job_below(tmp_path, monkeypatch):
+    """A setting a job lost still enters the fingerprints at its old value: what was finished stays complete."""
+    def payloads():
+        luigi.task_register.Register.clear_instance_cache()
+        threshold = Threshold.from_settings(SETTINGS, **options(tmp_path, image_name="a"))
+        (smooth,) = threshold.requires()
+        return [task.fingerprint_payload() for task in (smooth, threshold)], threshold.significant_params()
+
+    before, _ = payloads()
+    monkeypatch.setattr(Smooth, "retired_settings", {"smooth_mode": "gauss"})
+    after, recorded = payloads()
+    assert all(a["params"] == dict(b["params"], smooth_mode="gauss") for a, b in zip(after, before))
+    assert "smooth_mode" not in recorded  # the outputs record the settings the tasks have
