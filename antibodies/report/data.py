@@ -35,7 +35,7 @@ QC_COLUMNS = ("level", "name", "well_name", "channel", "reason")
 """Columns of :func:`qc_table`."""
 
 
-def cell_intensities(records, backgrounds, sera, skip_images=()):
+def cell_intensities(records, backgrounds, sera, left_out=None):
     """Background-subtracted mean serum intensity of every cell that enters the scores.
 
     Those are the valid cells with a clear call: with ``[infection] score_margin`` above 1, cells
@@ -48,8 +48,8 @@ def cell_intensities(records, backgrounds, sera, skip_images=()):
         Plate background per serum; its median is subtracted from records
         without backgrounds of their own.
     sera : sequence of str
-    skip_images : collection of str
-        Images left out (e.g. QC outliers, which do not enter the well scores).
+    left_out : Mapping[str, collection of str], optional
+        Serum -> the images left out of its well scores (QC outliers; images whose serum is clipped).
 
     Returns
     -------
@@ -57,13 +57,14 @@ def cell_intensities(records, backgrounds, sera, skip_images=()):
         :data:`INTENSITY_COLUMNS`; ``infected`` is True for infected and
         False for control cells.
     """
-    parts = []
+    parts, left_out = [], left_out or {}
     for record in records:
-        if record.image_name in skip_images:
+        shown = [serum for serum in sera if record.image_name not in left_out.get(serum, ())]
+        if not shown:
             continue
-        cells = subtract_backgrounds(cell_frame(record, sera), sera, record.backgrounds or backgrounds)
+        cells = subtract_backgrounds(cell_frame(record, shown), shown, record.backgrounds or backgrounds)
         cells = cells[cells[CLEAR_CALL].to_numpy(bool)]
-        for serum in sera:
+        for serum in shown:
             parts.append(pd.DataFrame({
                 "well_name": record.well_name, "image_name": record.image_name, "serum": serum,
                 "infected": cells["is_infected"].to_numpy(bool),

@@ -109,11 +109,12 @@ class PlateReport(ImageCellsReader, PlateJob):
             image_table, well_table = read_table(container, IMAGE_TABLE), read_table(container, WELL_TABLE)
         image_table = image_table[image_table["image_name"].isin(images)].reset_index(drop=True)
         sera = sera_in(well_table)
-        outlier_images = set(image_table.loc[image_table["is_outlier"].astype(bool), "image_name"])
+        left_out = {serum: set(image_table.loc[image_table["is_outlier"].astype(bool)
+                                               | image_table[f"{serum}_is_outlier"].astype(bool), "image_name"])
+                    for serum in sera}
         widths = self.spillover_widths()
         records = (cells for cells, _ in self.image_cells(list(image_table["image_name"]), sera, widths))
-        intensities = cell_intensities(records,
-                                       read_backgrounds(self.tables_path), sera, outlier_images)
+        intensities = cell_intensities(records, read_backgrounds(self.tables_path), sera, left_out)
         decision, marker_scores, warnings = self.infection_inputs(image_table, sera)
         return ReportInputs(self.plate_name, image_table, well_table, intensities,
                             self.thumbnails(image_table, well_table, sera), self.statuses(),

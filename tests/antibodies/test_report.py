@@ -190,3 +190,23 @@ def test_intensity_distributions_show_the_cells_that_enter_the_scores():
     record = ImageCells("a", "A01-0000", "A01", {"serum_IgG": table}, calls)
     shown = cell_intensities([record], {"serum_IgG": BackgroundStats(10.0, 1.0)}, ["serum_IgG"])
     assert shown["intensity"].tolist() == [40.0, 10.0] and shown["infected"].tolist() == [True, False]
+
+
+def test_intensity_distributions_leave_out_an_image_only_for_the_serum_it_is_flagged_for():
+    import pandas as pd
+
+    from antibodies.analysis.background import BackgroundStats
+    from antibodies.analysis.scores import ImageCells
+    from antibodies.report import cell_intensities
+
+    def record(name, value):
+        table = pd.DataFrame({"label_id": [1, 2], "means": [value, value], "sizes": [300, 300]})
+        calls = pd.DataFrame({"label_id": [1, 2], "is_infected": [True, False], "is_control": [False, True]})
+        return ImageCells(name, name, "A01", {"serum_IgG": table, "serum_IgA": table}, calls)
+
+    sera, zero = ["serum_IgG", "serum_IgA"], BackgroundStats(0.0, 1.0)
+    shown = cell_intensities([record("clipped", 60000.0), record("fine", 50.0)], dict.fromkeys(sera, zero), sera,
+                             left_out={"serum_IgG": {"clipped"}})
+    by_serum = shown.groupby("serum")["image_name"].unique()
+    assert by_serum["serum_IgG"].tolist() == ["fine"] and sorted(by_serum["serum_IgA"]) == ["clipped", "fine"]
+    assert shown.loc[shown["serum"] == "serum_IgG", "intensity"].tolist() == [50.0, 50.0]
