@@ -32,6 +32,7 @@ from .tasks import (
     PlateScores,
     Preprocess,
 )
+from .tasks.preprocess import read_corrector
 
 __all__ = ["CellAnalysis", "OmeZarrExport", "SPEC_PATH", "STEPS"]
 
@@ -70,7 +71,10 @@ class CellAnalysis(PlateWorkflow):
     final_jobs = (PlateExports, PlateReport)
 
     def check_config(self, values):
-        """Fail before any work if the nucleus model (or the cell model the split needs) cannot be found."""
+        """Fail before any work if a barrel corrector cannot be read, or the nucleus model (or the cell model the
+        split needs) cannot be found."""
+        for path in values["preprocess_barrel_correctors"]:
+            read_corrector(path)
         nuclei_model_binning(resolve_model_folder(values["nuclei_model"]))
         if CellSegmentation.uses_cell_model(values["cells_height_map"]):
             cell_model_binning(resolve_model_folder(values["cells_model"]))

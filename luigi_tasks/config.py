@@ -116,14 +116,28 @@ def load_config(config_path, spec_path, overrides=None):
         raise ConfigError(f"{config_path}: config file not found (give an existing file with --config)")
     config = _read(config_path, configspec=str(spec_path), file_error=False)
     by_name = {flat_name(section, key): (section, key) for section, key, _ in spec_entries(spec_path)}
+    lists = {flat_name(section, key) for section, key, check in spec_entries(spec_path) if _is_list(check)}
     for name, value in (overrides or {}).items():
         if name not in by_name:
             raise ConfigError(f"--{name.replace('_', '-')}: unknown setting")
         section, key = by_name[name]
+        if name in lists and isinstance(value, str):  # a,b on the command line, as in the file
+            value = [item.strip() for item in value.split(",") if item.strip()]
         (config.setdefault(section, {}) if section else config)[key] = value
     result = config.validate(Validator(), preserve_errors=True)
     _raise_errors(config, result, spec_path, config_path or "command line")
     return {name: (config[section][key] if section else config[key]) for name, (section, key) in by_name.items()}
+
+
+def _is_list(check):
+    """Return True if a configspec check takes a list.
+
+    Examples
+    --------
+    >>> _is_list("force_list(default=list())"), _is_list("string(default='')")
+    (True, False)
+    """
+    return Validator()._parse_with_caching(check)[0] in ("string_list", "force_list")
 
 
 _PARAMETER_TYPES = {
@@ -170,6 +184,6 @@ def spec_parameter(spec_path, section, key, **kwargs):
     kwargs.setdefault("description", description)
     if name == "option":
         return luigi.ChoiceParameter(choices=list(args), default=default, **kwargs)
-    if name in ("string_list", "force_list"):
+    if _is_list(check):
         default = tuple(default)
     return _PARAMETER_TYPES[name](default=default, **kwargs)

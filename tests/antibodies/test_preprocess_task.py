@@ -90,3 +90,18 @@ def test_a_plate_without_a_corrector_of_its_shape_fails_naming_the_image_and_the
     assert run_local([preprocess(tmp_path, paths[0].stem, [corrector])]).status.name == "FAILED"
     cause = read_status(tmp_path / "out", "Preprocess")["failed_outputs"][paths[0].stem]
     assert f"{paths[0]}: no barrel corrector of its shape (64, 64)" in cause and "barrel_correctors" in cause
+
+
+def test_a_corrector_that_cannot_be_read_refuses_the_run_before_any_work(tmp_path):
+    from luigi_tasks import read_status
+
+    from .conftest import cell_analysis
+
+    make_raw_plate(tmp_path / "plate", wells=("A01",), sites=1, shape=(64, 64), channels=("DAPI",))
+    (tmp_path / "plate" / "channel_mapping.json").write_text(json.dumps({"DAPI": "nuclei"}))
+    missing = tmp_path / "barrel_64x64.h5"
+    workflow = cell_analysis(tmp_path / "plate", tmp_path / "out", preprocess_barrel_correctors=f" {missing} ,")
+    assert run_local([workflow]).status.name == "SCHEDULING_FAILED"
+    status = read_status(tmp_path / "out", "CellAnalysis")
+    assert status["state"] == "refused" and status["reason"].startswith(f"{missing}: not a readable barrel corrector")
+    assert not list((tmp_path / "out").glob("*.h5"))

@@ -321,6 +321,17 @@ def test_config_defaults_and_overrides(tmp_path):
         load_config(None, SPEC, {"nope": "1"})
 
 
+def test_a_list_setting_takes_commas_on_the_command_line_as_in_the_file(tmp_path):
+    spec = tmp_path / "spec.ini"
+    spec.write_text("[files]\npaths = force_list(default=list())\nwells = string_list(default=list())\n")
+    config = tmp_path / "one.conf"
+    config.write_text("[files]\npaths = /data/a.h5\nwells = A01, B02\n")
+    assert load_config(config, spec) == {"files_paths": ["/data/a.h5"], "files_wells": ["A01", "B02"]}
+    overrides = {"files_paths": "/data/a.h5, /data/b.h5", "files_wells": "C03"}
+    assert load_config(config, spec, overrides) == {"files_paths": ["/data/a.h5", "/data/b.h5"], "files_wells": ["C03"]}
+    assert load_config(None, spec, {"files_paths": ""})["files_paths"] == []
+
+
 def luigi_command(toy, *extra):
     return [
         sys.executable, "-m", "luigi", "--module", "tests.luigi_tasks.toy_workflow", "ToyWorkflow",
