@@ -7,8 +7,8 @@
            \\-> MarkerTophat ----------------------------------+-> CellFeatures
     CellFeatures (all images) -> PlateBackground -> InfectionDecision
     CellFeatures + InfectionDecision -> InfectedCells -> BorderExchange
-    BorderExchange + InfectedCells (all images) + PlateBackground -> PlateScores -> PlateExports
-    PlateScores + PlateBackground + InfectionDecision + NucleusSharpness -> PlateReport    (report/index.html)
+    BorderExchange + InfectedCells + NucleusSharpness (all images) + PlateBackground -> PlateScores -> PlateExports
+    PlateScores + PlateBackground + InfectionDecision -> PlateReport    (report/index.html)
     PlateScores -> OmeZarrPlate   (<plate>.ome.zarr; [export] ome_zarr or OmeZarrExport)
 """
 from luigi_tasks import PlateWorkflow, add_config_parameters, wire_steps
@@ -50,10 +50,10 @@ STEPS = (
     (InfectedCells, CellFeatures, InfectionDecision),
     (BorderExchange, InfectedCells, PlateBackground),
     # a plate job names every plate table it reads, so a lost tables file is rebuilt
-    (PlateScores, BorderExchange, InfectedCells, PlateBackground),
+    (PlateScores, BorderExchange, InfectedCells, NucleusSharpness, PlateBackground),
     (PlateExports, PlateScores),
     # plate jobs reading image containers also wire InfectedCells, so failed images are left out
-    (PlateReport, PlateScores, InfectedCells, PlateBackground, InfectionDecision, NucleusSharpness),
+    (PlateReport, PlateScores, InfectedCells, PlateBackground, InfectionDecision),
     (OmeZarrPlate, PlateScores, InfectedCells),
 )
 

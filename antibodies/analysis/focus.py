@@ -1,17 +1,17 @@
 """How sharp an image is: the edges of its nuclei, against the plate's other images.
 
 A field out of focus (a failed autofocus, a tilted well bottom) still segments and scores, but its cells and
-means are wrong. The steepest slope across a blurred step is its contrast / (sigma sqrt(2 pi)), so the slope at
-the nuclei's edges over their contrast falls as the blur grows, whatever the nuclei's brightness or number.
+means are wrong (`antibodies.analysis.qc.OutOfFocusQC` leaves such an image out). The steepest slope across a
+blurred step is its contrast / (sigma sqrt(2 pi)), so the slope at the nuclei's edges over their contrast falls
+as the blur grows, whatever the nuclei's brightness or number.
 """
 import numpy as np
-import pandas as pd
 from scipy import ndimage as ndi
 from skimage.segmentation import find_boundaries
 
 from .features import cell_features
 
-__all__ = ["EDGE_SIGMA", "nucleus_edge_sharpness", "focus_warnings"]
+__all__ = ["EDGE_SIGMA", "nucleus_edge_sharpness"]
 
 EDGE_SIGMA = 1.0
 """Scale (px) of the Gaussian derivative that measures the slope at a nucleus edge."""
@@ -58,35 +58,3 @@ def nucleus_edge_sharpness(image, labels):
         ratios = ndi.mean(slope, edges, ids) / contrast
     ratios = ratios[np.isfinite(ratios) & (contrast > 0)]
     return float(np.median(ratios)) if ratios.size else float("nan")
-
-
-def focus_warnings(images, min_ratio=0.6):
-    """Warnings for images whose nuclei's edges are much softer than the plate's.
-
-    Parameters
-    ----------
-    images : pandas.DataFrame
-        ``image_name, well_name, nucleus_edge_sharpness``.
-    min_ratio : float
-        Smallest accepted sharpness, relative to the median over the plate's images (on ten tune plates
-        every image was within 0.87-1.32 of its plate's; a site blurred by 6 px read 0.46-0.48).
-
-    Returns
-    -------
-    pandas.DataFrame
-        ``image_name, well_name, channel, reason``, one row per warning (as
-        `antibodies.analysis.qc.well_mate_warnings`).
-
-    Examples
-    --------
-    >>> images = pd.DataFrame({"image_name": list("abcd"), "well_name": ["A01", "A01", "A02", "A02"],
-    ...                        "nucleus_edge_sharpness": [0.25, 0.24, 0.26, 0.09]})
-    >>> focus_warnings(images)["reason"].tolist()
-    ['nuclei edges 0.37 as sharp as the plate median (< 0.6): out of focus?']
-    """
-    sharpness = images["nucleus_edge_sharpness"].astype(float)
-    relative = sharpness / sharpness.median()
-    rows = [(images.at[index, "image_name"], images.at[index, "well_name"], "nuclei",
-             f"nuclei edges {relative[index]:.2g} as sharp as the plate median (< {min_ratio:g}): out of focus?")
-            for index in images.index[(relative < min_ratio).to_numpy()]]
-    return pd.DataFrame(rows, columns=["image_name", "well_name", "channel", "reason"])

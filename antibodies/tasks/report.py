@@ -1,19 +1,16 @@
 """The plate report ``<output>/report/index.html``: reads tables, statuses and thumbnails, writes one page."""
 from pathlib import Path
 
-import pandas as pd
-
 from luigi_tasks import PlateJob
 from luigi_tasks.io import atomic_write, image_levels, open_file, read_image, read_table
 from luigi_tasks.provenance import software_version
 from luigi_tasks.status import read_status, status_names
 
-from ..analysis.focus import focus_warnings
 from ..analysis.qc import well_mate_warnings
 from ..analysis.scores import sera_in
 from ..keys import (
     CELL_QC_TABLE, CELL_SEGMENTATION, CHANNEL_COLORS, IMAGE_BACKGROUNDS, IMAGE_TABLE, INFECTED_CELLS_TABLE,
-    INFECTION_DECISION, MARKER, MARKER_SCORES, MARKER_TOPHAT, NUCLEI, NUCLEUS_SHARPNESS_TABLE, REPORT_RECORD,
+    INFECTION_DECISION, MARKER, MARKER_SCORES, MARKER_TOPHAT, NUCLEI, REPORT_RECORD,
     WELL_TABLE)
 from ..report import Channel, Figure, ReportInputs, cell_intensities, cell_thumbnail, pick_wells, plate_report_html
 from ..report.columns import serum_label
@@ -129,19 +126,7 @@ class PlateReport(ImageCellsReader, PlateJob):
         columns = ["image_name", "well_name", "fraction_infected",
                    *(f"{serum}_{statistic}" for serum in sera for statistic in ("score", "score_log_se"))]
         images = image_table[columns].merge(measured, on="image_name")
-        unsharp = focus_warnings(self.sharpness(image_table))
-        for image, reason in zip(unsharp["image_name"], unsharp["reason"]):
-            self.logger.warning("%s: %s (a warning; it is scored)", self.container(image), reason)
-        warnings = well_mate_warnings(images, channels=[*sera, MARKER_TOPHAT], sera=sera)
-        return decision, scores, pd.concat([warnings, unsharp], ignore_index=True)
-
-    def sharpness(self, image_table):
-        """``image_name, well_name, nucleus_edge_sharpness`` of the images (`NucleusSharpness`)."""
-        values = []
-        for image in image_table["image_name"]:
-            with open_file(self.container(image), "r") as container:
-                values.append(read_table(container, NUCLEUS_SHARPNESS_TABLE)["nucleus_edge_sharpness"].iloc[0])
-        return image_table[["image_name", "well_name"]].assign(nucleus_edge_sharpness=values)
+        return decision, scores, well_mate_warnings(images, channels=[*sera, MARKER_TOPHAT], sera=sera)
 
     def run_plate(self, images, tables_file):
         page = plate_report_html(self.report_inputs(images))

@@ -14,7 +14,8 @@ from ..analysis.spillover import SPILLOVER_METHODS
 from ..analysis.scores import (
     CELL_FRAME_COLUMNS, MEDIAN_ESTIMATORS, ImageCells, call_positive, flagged_sera, score_plate, split_by_serum)
 from ..keys import (
-    CELL_QC_TABLE, IMAGE_TABLE, INFECTED_CELLS_TABLE, SPILLOVER_WIDTHS, WELL_TABLE, cell_table, image_table, well_table)
+    CELL_QC_TABLE, IMAGE_TABLE, INFECTED_CELLS_TABLE, NUCLEUS_SHARPNESS_TABLE, SPILLOVER_WIDTHS, WELL_TABLE, cell_table,
+    image_table, well_table)
 from ..settings import setting
 from .background import read_backgrounds, read_image_backgrounds, subtracts_per_cell
 from .base import AssayPlateJob, read_tables
@@ -76,6 +77,7 @@ class PlateScores(ImageCellsReader, AssayPlateJob):
     qc_image_min_cells = setting("qc", "image_min_cells")
     qc_image_max_cells = setting("qc", "image_max_cells")
     qc_image_max_clipped_cells = setting("qc", "image_max_clipped_cells")
+    qc_image_min_sharpness = setting("qc", "image_min_sharpness")
     qc_well_min_control_cells = setting("qc", "well_min_control_cells")
     qc_well_min_infected_intensity_factor = setting("qc", "well_min_infected_intensity_factor")
     qc_well_min_infected_intensity_IgG = setting("qc", "well_min_infected_intensity_IgG")
@@ -105,9 +107,10 @@ class PlateScores(ImageCellsReader, AssayPlateJob):
         return payload
 
     def image_rules(self):
-        """Image QC rules: number of valid cells, manual outliers."""
+        """Image QC rules: number of valid cells, focus against the plate, manual outliers."""
         names = manual_outlier_names(read_manual_outliers(self.qc_manual_outliers)) if self.qc_manual_outliers else ()
         return (make_qc_rule("cell_count", min_cells=self.qc_image_min_cells, max_cells=self.qc_image_max_cells),
+                make_qc_rule("out_of_focus", min_ratio=self.qc_image_min_sharpness),
                 make_qc_rule("manual", names=frozenset(names)))  # no names: a rule that flags nothing
 
     def image_serum_rules(self):
@@ -121,8 +124,12 @@ class PlateScores(ImageCellsReader, AssayPlateJob):
         return (make_qc_rule("infected_intensity", factor=self.qc_well_min_infected_intensity_factor),
                 make_qc_rule("fixed_infected_intensity", minima=minima))
 
-    def warn_clipped(self, images_table):
-        """Name each image left out of a serum's scores for clipping, and the fix."""
+    def warn_left_out(self, images_table):
+        """Name each image left out of the scores for clipping or focus, and the fix."""
+        for image, reason in zip(images_table["image_name"], images_table["outlier_type"].astype(str)):
+            if "out of focus" in reason:
+                self.logger.warning("%s: %s; left out of its well's scores. Image the site again (check the "
+                                    "autofocus)", self.container(image), reason)
         for serum in self.sera():
             types = images_table[f"{serum}_outlier_type"].astype(str)
             for image, reason in zip(images_table["image_name"], types):
@@ -145,9 +152,11 @@ class PlateScores(ImageCellsReader, AssayPlateJob):
         return sums
 
     def records(self, images):
-        """Yield ``(ImageCells, number of valid cells)`` of each image (no spillover width yet)."""
-        for cells, tables in self.image_cells(images, self.sera(), {}, {CELL_QC_TABLE: ["is_outlier"]}):
-            yield cells, int((~tables[CELL_QC_TABLE]["is_outlier"]).sum())
+        """Yield ``(ImageCells, number of valid cells, nucleus edge sharpness)`` of each image (no spillover width yet)."""
+        more = {CELL_QC_TABLE: ["is_outlier"], NUCLEUS_SHARPNESS_TABLE: None}
+        for cells, tables in self.image_cells(images, self.sera(), {}, more):
+            sharpness = float(tables[NUCLEUS_SHARPNESS_TABLE]["nucleus_edge_sharpness"].iloc[0])
+            yield cells, int((~tables[CELL_QC_TABLE]["is_outlier"]).sum()), sharpness
 
     def measured_images(self, records, flags, backgrounds):
         """Image -> the sera whose spillover width its cells measure: those its scores use.
@@ -173,10 +182,11 @@ class PlateScores(ImageCellsReader, AssayPlateJob):
         return widths
 
     def run_plate(self, images, tables_file):
-        pairs = list(self.records(images))
-        records = [record for record, _ in pairs]
-        counts = pd.DataFrame({"image_name": images, "n_cells": [n for _, n in pairs]}, columns=["image_name", "n_cells"])
-        flags = flag_images(counts, self.image_rules())
+        rows = list(self.records(images))
+        records = [record for record, _, _ in rows]
+        measures = pd.DataFrame([(image, n, sharpness) for image, (_, n, sharpness) in zip(images, rows)],
+                                columns=["image_name", "n_cells", "nucleus_edge_sharpness"])
+        flags = flag_images(measures, self.image_rules())
         backgrounds = read_backgrounds(self.tables_path)
         widths = self.plate_widths(records, flags, backgrounds)
         records = [replace(record, spillover_width=widths) for record in records]
@@ -189,7 +199,7 @@ class PlateScores(ImageCellsReader, AssayPlateJob):
                                      for table in (scores.images, scores.wells))
         for line in plate_warnings(wells_table, self.sera()):
             self.logger.warning("%s: %s", self.plate_name, line)
-        self.warn_clipped(images_table)
+        self.warn_left_out(images_table)
         with open_file(tables_file, "a") as container:
             write_table(container, IMAGE_TABLE, images_table)
             write_table(container, WELL_TABLE, wells_table)

@@ -3,7 +3,8 @@ import pandas as pd
 import pytest
 from scipy import ndimage as ndi
 
-from antibodies.analysis.focus import focus_warnings, nucleus_edge_sharpness
+from antibodies.analysis.focus import nucleus_edge_sharpness
+from antibodies.analysis.qc import OutOfFocusQC, flag_images
 
 
 def disks(count, radius=7, size=96):
@@ -29,9 +30,23 @@ def test_sharpness_without_nuclei_is_nan():
     assert np.isnan(nucleus_edge_sharpness(np.ones((8, 8)), np.zeros((8, 8), int)))
 
 
-def test_focus_warnings_name_only_the_soft_images():
-    images = pd.DataFrame({"image_name": list("abcde"), "well_name": ["A01"] * 5,
+def test_only_the_image_far_softer_than_the_plate_is_out_of_focus():
+    images = pd.DataFrame({"image_name": list("abcde"), "n_cells": [50] * 5,
                            "nucleus_edge_sharpness": [0.25, 0.22, 0.28, 0.12, np.nan]})
-    warnings = focus_warnings(images)
-    assert warnings["image_name"].tolist() == ["d"] and warnings["channel"].tolist() == ["nuclei"]
-    assert focus_warnings(images, min_ratio=0.5).empty
+    flags = flag_images(images, (OutOfFocusQC(),))
+    assert flags["is_outlier"].tolist() == [False, False, False, True, False]
+    assert flags["outlier_type"][3] == "out of focus (nuclei edges 0.51 as sharp as the plate median < 0.6)"
+    assert not flag_images(images, (OutOfFocusQC(min_ratio=0.4),))["is_outlier"].any()
+    assert not flag_images(images, (OutOfFocusQC(min_ratio=0.0),))["is_outlier"].any()
+
+
+def test_a_plate_soft_throughout_passes_and_one_soft_site_on_a_sharp_plate_does_not():
+    labels = disks(9)
+
+    def plate(*sigmas):
+        return pd.DataFrame({"nucleus_edge_sharpness": [
+            nucleus_edge_sharpness(ndi.gaussian_filter(500.0 * (labels > 0) + 100.0, sigma), labels)
+            for sigma in sigmas]})
+
+    assert (OutOfFocusQC().flag(plate(3.0, 3.2, 2.8, 3.0, 4.0)) == "").all()
+    assert OutOfFocusQC().flag(plate(1.0, 1.2, 0.8, 1.0, 4.0)).tolist()[4].startswith("out of focus")

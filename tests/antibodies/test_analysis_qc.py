@@ -126,7 +126,7 @@ def test_no_rules_and_noqc_pass_everything():
 
 def test_registry_and_factory():
     assert set(QC_RULES) == {"cell_size", "cell_count", "control_cells", "manual",
-                             "infected_intensity", "fixed_infected_intensity", "clipped_cells", "none"}
+                             "infected_intensity", "fixed_infected_intensity", "clipped_cells", "out_of_focus", "none"}
     assert make_qc_rule("cell_size", min_size=100) == CellSizeQC(100, 12500)
     assert make_qc_rule("manual", names=["a"]) == ManualOutlierQC(frozenset({"a"}))
     assert make_qc_rule("none") == NoQC()

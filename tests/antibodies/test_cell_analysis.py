@@ -228,8 +228,9 @@ def test_a_fixed_spillover_width_rescores_the_plate_without_touching_the_images(
     assert not np.allclose(wells.loc[positive, "serum_IgG_score"], measured_wells.loc[positive, "serum_IgG_score"])
 
 
-def test_a_clipped_image_leaves_its_wells_serum_score_and_a_blurred_one_is_named(tmp_path):
-    """A saturated serum channel (exposure too long) would make the well's pooled medians meaningless."""
+def test_a_clipped_image_leaves_its_wells_serum_score_and_a_blurred_one_every_score(tmp_path):
+    """A saturated serum channel (exposure too long) or a site out of focus would make the well's pooled medians
+    meaningless."""
     from scipy import ndimage as ndi
 
     plate, _ = render_small_plate(tmp_path, wells=("A01", "A02"), well_ratios={"A01": 2.5, "A02": 1.0})
@@ -252,14 +253,19 @@ def test_a_clipped_image_leaves_its_wells_serum_score_and_a_blurred_one_is_named
     assert wells.at["A01", "serum_IgG_outlier_type"] == ""
     log = (tmp_path / "out" / "batchlib" / "CellAnalysis.log").read_text()
     assert f"{clipped.stem}.h5: serum_IgG clipped" in log and "shorter exposure" in log
-    assert log.count("out of focus?") == 1 and f"{blurred.stem}.h5: nuclei edges" in log
-    assert "out of focus?" in (tmp_path / "out" / "report" / "index.html").read_text()
+    soft = images.loc[blurred.stem]
+    assert soft["is_outlier"] and soft["outlier_type"].startswith("out of focus (nuclei edges 0.")
+    assert images.loc[images.index != blurred.stem, "outlier_type"].eq("").all()
+    sharp = images[(images["well_name"] == "A02") & (images.index != blurred.stem)]
+    assert wells.at["A02", "serum_IgG_score"] == pytest.approx(sharp["serum_IgG_score"].iloc[0])
+    assert log.count("out of focus") == 1 and f"{blurred.stem}.h5: out of focus" in log and "autofocus" in log
+    assert "out of focus (nuclei edges 0." in (tmp_path / "out" / "report" / "index.html").read_text()
     # the plate's spillover width is measured on the other images: with the clipped one it would be another
     from antibodies.analysis.spillover import MeasuredSpillover
     from antibodies.tasks.spillover import read_exchange_sums
 
     sums = {path.stem: read_exchange_sums(path, ["serum_IgG"])["serum_IgG"] for path in (tmp_path / "out").glob("*.h5")}
-    others = sum(part for name, part in sums.items() if name != clipped.stem)
+    others = sum(part for name, part in sums.items() if name not in (clipped.stem, blurred.stem))
     with open_file(tmp_path / "out" / "plate_tables.hdf5") as f:
         width = read_table(f, keys.SPILLOVER_WIDTHS).set_index("serum").at["serum_IgG", "width"]
     assert width == pytest.approx(MeasuredSpillover().widths({"serum_IgG": others}, ["serum_IgG"])["serum_IgG"])
