@@ -557,13 +557,22 @@ def _well_table(pools, counts, sera, backgrounds, well_rules, serum_rules, media
     for well in sorted(counts):
         parts = pools.get(well, ([], {}))[0]
         cells = pd.concat(parts) if parts else _empty_cells(sera)
-        n_images, n_outliers = counts[well]
+        n_images, n_outliers, _ = counts[well]
         rows.append({"well_name": well, "n_images": n_images, "n_outlier_images": n_outliers,
                      **summarize_cells(cells, sera, median=median)})
     table = _frame(rows, _WELL_KEYS, sera)
     left_out = _EveryImageLeftOut({well: pool[1] for well, pool in pools.items()})
-    table = _add_flags(table, outlier_types(table, well_rules), sera, backgrounds, (*serum_rules, left_out))
+    table = _add_flags(table, _well_outlier_types(table, counts, well_rules), sera, backgrounds,
+                       (*serum_rules, left_out))
     return _ordered(table, _WELL_KEYS, sera)
+
+
+def _well_outlier_types(table, counts, well_rules):
+    """The well rules' outlier types; a well whose every image is an outlier says so, with its first image's reason."""
+    types = outlier_types(table, well_rules)
+    every = {well: reason for well, (n_images, n_outliers, reason) in counts.items() if n_outliers == n_images}
+    return pd.Series([f"every image an outlier ({every[well]})" if well in every else kind
+                      for well, kind in zip(table["well_name"], types)], index=table.index, dtype=str)
 
 
 def _empty_cells(sera):
@@ -622,9 +631,10 @@ def score_plate(records, backgrounds, sera=None, image_flags=None, image_serum_r
         cells = _subtracted_cells(record, sera, backgrounds)
         rows.append({"image_name": record.image_name, "site_name": record.site_name,
                      "well_name": record.well_name, **summarize_cells(cells, sera, median=median)})
-        n_images, n_outliers = counts.get(record.well_name, (0, 0))
+        n_images, n_outliers, reason = counts.get(record.well_name, (0, 0, None))
         is_outlier = record.image_name in outliers
-        counts[record.well_name] = (n_images + 1, n_outliers + is_outlier)
+        reason = reason or (outliers[record.image_name] if is_outlier else None)
+        counts[record.well_name] = (n_images + 1, n_outliers + is_outlier, reason)
         if not is_outlier:
             pools.setdefault(record.well_name, []).append((record.image_name, cells))
     images = _image_table(rows, outliers, sera, backgrounds, image_serum_rules)

@@ -255,10 +255,11 @@ def test_well_with_only_outlier_images():
     wells = score_wells(plate_records()[2:], BACKGROUNDS, image_flags=flags,
                         well_rules=(NoQC(),), serum_rules=())
     row = wells.iloc[0]
-    assert (row.n_images, row.n_outlier_images, row.n_cells, row.is_outlier) == (1, 1, 0, False)
+    assert (row.n_images, row.n_outlier_images, row.n_cells, row.is_outlier) == (1, 1, 0, True)
     assert math.isnan(row.fraction_infected) and math.isnan(row.serum_IgG_score)
+    assert row.outlier_type == row.serum_IgG_outlier_type == "every image an outlier (manual outlier)"
     flagged = score_wells(plate_records()[2:], BACKGROUNDS, image_flags=flags)
-    assert flagged.outlier_type.tolist() == ["too few control cells (0 < 20)"]
+    assert flagged.outlier_type.tolist() == ["every image an outlier (manual outlier)"]
 
 
 def test_image_serum_rules_are_opt_in():
