@@ -152,7 +152,7 @@ class PlateScores(ImageCellsReader, AssayPlateJob):
         return sums
 
     def records(self, images):
-        """Yield ``(ImageCells, number of valid cells, nucleus edge sharpness)`` of each image (no spillover width yet)."""
+        """Yield ``(ImageCells, valid cells, nucleus edge sharpness)`` of each image (no spillover width yet)."""
         more = {CELL_QC_TABLE: ["is_outlier"], NUCLEUS_SHARPNESS_TABLE: None}
         for cells, tables in self.image_cells(images, self.sera(), {}, more):
             sharpness = float(tables[NUCLEUS_SHARPNESS_TABLE]["nucleus_edge_sharpness"].iloc[0])
