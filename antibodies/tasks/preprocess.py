@@ -47,13 +47,14 @@ def corrector_for_shape(paths, shape, image_path):
     """
     if not paths:
         return None
-    correctors = {read_corrector(path)[1].shape: read_corrector(path) for path in paths}
-    if tuple(shape) not in correctors:
-        known = ", ".join(f"{path} {read_corrector(path)[1].shape}" for path in paths)
+    shapes = {path: read_corrector(path)[1].shape for path in paths}
+    matching = [path for path, corrector_shape in shapes.items() if corrector_shape == tuple(shape)]
+    if not matching:
+        known = ", ".join(f"{path} {corrector_shape}" for path, corrector_shape in shapes.items())
         raise ConfigError(
             f"{image_path}: no barrel corrector of its shape {tuple(shape)} (given: {known}); fix: add a corrector "
             f"of shape {tuple(shape)} to [preprocess] barrel_correctors, or run this plate without correction")
-    return correctors[tuple(shape)]
+    return read_corrector(matching[-1])
 
 
 class Preprocess(BatchJob):
