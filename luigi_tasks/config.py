@@ -3,7 +3,14 @@
 A config is read once, at the command line, validated (types, ranges,
 defaults filled in) and flattened to ``section_key`` names that become task
 parameters. Values given on the command line override the file.
+
+Besides configobj's checks a configspec may use ``path`` (a file or folder),
+``path_list`` (a list of them) and ``name_or_path`` (a name, or a path when it
+holds a ``/``). A relative path written in a config file is taken relative to
+that file's folder, so a config works from any working directory (cron); one
+given on the command line stays relative to the working directory.
 """
+import os
 from pathlib import Path
 
 import luigi
@@ -24,6 +31,52 @@ def flat_name(section, key):
     'infection_threshold_factor'
     """
     return f"{section}_{key}" if section else key
+
+
+def _check_path(value, *args, **kwargs):
+    return VALIDATOR.functions["string"](value, *args, **kwargs)
+
+
+def _check_path_list(value, *args, **kwargs):
+    return VALIDATOR.functions["force_list"](value, *args, **kwargs)
+
+
+VALIDATOR = Validator({"path": _check_path, "name_or_path": _check_path, "path_list": _check_path_list})
+"""configobj's checks and the path checks of this module."""
+
+_PATH_CHECKS = {"path", "name_or_path", "path_list"}
+
+
+def _relative_to(folder, value, check):
+    """Return ``value`` of a path ``check`` with a relative path put under ``folder``.
+
+    Examples
+    --------
+    >>> _relative_to(Path("/etc/plates"), "correctors/a.h5", "path")
+    '/etc/plates/correctors/a.h5'
+    >>> _relative_to(Path("/etc/plates"), ["/data/a.h5", "b.h5"], "path_list")
+    ['/data/a.h5', '/etc/plates/b.h5']
+    >>> _relative_to(Path("/etc/plates"), "vero_nuclei_v8", "name_or_path"), _relative_to(Path("/x"), "", "path")
+    ('vero_nuclei_v8', '')
+    """
+    if isinstance(value, (list, tuple)):
+        return [_relative_to(folder, item, check) for item in value]
+    text = os.path.expanduser(str(value).strip())
+    if not text or os.path.isabs(text) or (check == "name_or_path" and "/" not in text and os.sep not in text):
+        return text
+    return str(folder / text)
+
+
+def _resolve_paths(config, spec_path, folder):
+    """Put the relative paths a config file gives under the file's ``folder`` (in place)."""
+    for section, key, check in spec_entries(spec_path):
+        node = config.get(section, {}) if section else config
+        if key in node and _check_name(check) in _PATH_CHECKS:
+            node[key] = _relative_to(folder, node[key], _check_name(check))
+
+
+def _check_name(check):
+    return VALIDATOR._parse_with_caching(check)[0]
 
 
 def _read(path, **kwargs):
@@ -115,6 +168,8 @@ def load_config(config_path, spec_path, overrides=None):
     if config_path is not None and not Path(config_path).is_file():
         raise ConfigError(f"{config_path}: config file not found (give an existing file with --config)")
     config = _read(config_path, configspec=str(spec_path), file_error=False)
+    if config_path is not None:
+        _resolve_paths(config, spec_path, Path(config_path).resolve().parent)
     by_name = {flat_name(section, key): (section, key) for section, key, _ in spec_entries(spec_path)}
     lists = {flat_name(section, key) for section, key, check in spec_entries(spec_path) if _is_list(check)}
     for name, value in (overrides or {}).items():
@@ -124,7 +179,7 @@ def load_config(config_path, spec_path, overrides=None):
         if name in lists and isinstance(value, str):  # a,b on the command line, as in the file
             value = [item.strip() for item in value.split(",") if item.strip()]
         (config.setdefault(section, {}) if section else config)[key] = value
-    result = config.validate(Validator(), preserve_errors=True)
+    result = config.validate(VALIDATOR, preserve_errors=True)
     _raise_errors(config, result, spec_path, config_path or "command line")
     return {name: (config[section][key] if section else config[key]) for name, (section, key) in by_name.items()}
 
@@ -137,7 +192,7 @@ def _is_list(check):
     >>> _is_list("force_list(default=list())"), _is_list("string(default='')")
     (True, False)
     """
-    return Validator()._parse_with_caching(check)[0] in ("string_list", "force_list")
+    return _check_name(check) in ("string_list", "force_list", "path_list")
 
 
 _PARAMETER_TYPES = {
@@ -147,6 +202,9 @@ _PARAMETER_TYPES = {
     "string": luigi.Parameter,
     "string_list": luigi.ListParameter,
     "force_list": luigi.ListParameter,
+    "path": luigi.Parameter,
+    "name_or_path": luigi.Parameter,
+    "path_list": luigi.ListParameter,
 }
 """Luigi parameter class of each configspec check (``option`` is a ChoiceParameter)."""
 
@@ -177,8 +235,8 @@ def spec_parameter(spec_path, section, key, **kwargs):
     """
     entries = {(s, k): check for s, k, check in spec_entries(spec_path)}
     check = entries[(section, key)]
-    name, args, _, _ = Validator()._parse_with_caching(check)
-    default = Validator().get_default_value(check)
+    name, args, _, _ = VALIDATOR._parse_with_caching(check)
+    default = VALIDATOR.get_default_value(check)
     where = f"[{section}] {key}" if section else key
     description = " ".join(filter(None, [_spec_comment(spec_path, section, key), f"{where} = {_describe(check)}"]))
     kwargs.setdefault("description", description)

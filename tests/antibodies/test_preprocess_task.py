@@ -81,6 +81,18 @@ def test_one_corrector_in_a_config_file_needs_no_comma(tmp_path):
     assert load_config(config, SPEC_PATH)["preprocess_barrel_correctors"] == ["/data/barrel_512x512.h5"]
 
 
+def test_the_paths_of_a_config_file_are_relative_to_its_folder(tmp_path, monkeypatch):
+    (tmp_path / "site").mkdir()
+    config = tmp_path / "site" / "plate.conf"
+    config.write_text("[preprocess]\nbarrel_correctors = barrel.h5\n[nuclei]\nmodel = models/mine\n"
+                      "[cells]\nmodel = vero_cells_v10\n[qc]\nmanual_outliers = outliers.csv\n")
+    monkeypatch.chdir(tmp_path)  # cron starts elsewhere: the paths must not depend on the working directory
+    values = load_config(config, SPEC_PATH)
+    assert values["preprocess_barrel_correctors"] == [str(tmp_path / "site" / "barrel.h5")]
+    assert values["nuclei_model"] == str(tmp_path / "site" / "models" / "mine")
+    assert values["cells_model"] == "vero_cells_v10" and values["qc_manual_outliers"] == str(config.parent / "outliers.csv")
+
+
 def test_a_plate_without_a_corrector_of_its_shape_fails_naming_the_image_and_the_fix(tmp_path):
     from luigi_tasks import read_status
 

@@ -332,6 +332,25 @@ def test_a_list_setting_takes_commas_on_the_command_line_as_in_the_file(tmp_path
     assert load_config(None, spec, {"files_paths": ""})["files_paths"] == []
 
 
+def test_relative_paths_in_a_config_file_are_relative_to_its_folder(tmp_path, monkeypatch):
+    spec = tmp_path / "spec.ini"
+    spec.write_text("[files]\nfixes = path_list(default=list())\ntable = path(default='')\n"
+                    "model = name_or_path(default='builtin')\nother = path(default='')\n")
+    folder = tmp_path / "configs"
+    folder.mkdir()
+    config = folder / "plate.conf"
+    config.write_text("[files]\nfixes = a.h5, /data/b.h5\ntable = ../outliers.csv\nmodel = ./mine\n")
+    monkeypatch.chdir(tmp_path)
+    values = load_config(config.relative_to(tmp_path), spec)
+    assert values == {"files_fixes": [str(folder / "a.h5"), "/data/b.h5"], "files_table": str(folder / "../outliers.csv"),
+                      "files_model": str(folder / "mine"), "files_other": ""}
+    config.write_text("[files]\nmodel = vero_v2\n")
+    assert load_config(config, spec)["files_model"] == "vero_v2"  # a name, not a path
+    overrides = {"files_table": "here.csv", "files_fixes": "x.h5,y.h5"}  # the command line: the working directory
+    assert load_config(config, spec, overrides)["files_table"] == "here.csv"
+    assert load_config(config, spec, overrides)["files_fixes"] == ["x.h5", "y.h5"]
+
+
 def luigi_command(toy, *extra):
     return [
         sys.executable, "-m", "luigi", "--module", "tests.luigi_tasks.toy_workflow", "ToyWorkflow",
