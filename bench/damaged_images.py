@@ -1,12 +1,14 @@
 """Damaged images on a plate: what they do to their own well and to the others.
 
     python bench/damaged_images.py [--family tune_standard] [--scheme scheme1] [--root /tmp/bench_damaged]
+                                   [--damages screen|tilted]
 
 Renders one plate of a family (12 wells x 2 sites, the last well mock-infected, as ``bench/generalization.py``),
-copies it and damages seven of the copy's 24 images the way a screen does (`DAMAGES`: a saturated serum, a blank
+copies it and damages seven of the copy's 24 images the way a screen does (`SCREEN`: a saturated serum, a blank
 field, an all-zero file, a dead nuclei channel, a blurred well, debris, hot pixels), runs
 ``luigi --module antibodies CellAnalysis`` on both and prints per well the true ratio, the clean and the damaged
-plate's scores, each plate's spillover widths, and the damaged plate's image outlier types and logged warnings. The wells without damage
+plate's scores, each plate's spillover widths, and the damaged plate's image outlier types and logged warnings.
+``--damages tilted`` blurs instead both sites of wells A01-A07 (14 of 24 images), a plate soft over more than half. The wells without damage
 show what damaged images do to the rest of the plate. Tune families only: it chooses nothing, it checks failure
 handling.
 """
@@ -63,7 +65,7 @@ def _debris(count, peak):
     return damage
 
 
-DAMAGES = {  # well -> (what, sites, damage)
+SCREEN = {  # well -> (what, sites, damage)
     "A04": ("blank field", (0,), _blank),
     "A05": ("serum 60 x too bright (clipped)", (0,), _saturated_serum),
     "A06": ("out of focus (blur 6 px)", (0, 1), _blurred),
@@ -73,14 +75,18 @@ DAMAGES = {  # well -> (what, sites, damage)
     "A10": ("40 debris particles", (0,), _debris(40, 20000.0)),
     "A11": ("15 bright debris particles", (0,), _debris(15, 60000.0)),
 }
+TILTED = {f"A{column:02d}": ("out of focus (blur 6 px)", (0, 1), _blurred) for column in range(1, 8)}
+DAMAGE_SETS = {"screen": SCREEN, "tilted": TILTED}
 
 
-def damage_plate(clean, damaged, seed=0):
-    """Copy a raw plate folder and damage its images as `DAMAGES` says."""
+
+
+def damage_plate(clean, damaged, damages, seed=0):
+    """Copy a raw plate folder and damage its images as ``damages`` (well -> (what, sites, damage)) says."""
     shutil.copytree(clean, damaged)
     roles = list(json.loads((damaged / "channel_mapping.json").read_text()).values())
     rng = np.random.default_rng(seed)
-    for well, (_, sites, damage) in DAMAGES.items():
+    for well, (_, sites, damage) in damages.items():
         files = sorted(damaged.glob(f"Well{well}_*.tif*"))
         for site in sites:
             stack = damage(tifffile.imread(files[site]).astype(np.float64), roles, rng)
@@ -98,18 +104,43 @@ def plate_tables(output):
                 read_table(container, keys.SPILLOVER_WIDTHS).set_index("serum")["width"])
 
 
+def image_sharpness(output):
+    """Image name -> its `nucleus_edge_sharpness`, read from the image containers of an output folder."""
+    from antibodies import keys
+    from luigi_tasks.io import open_file, read_table
+
+    values = {}
+    for path in sorted(output.glob("*.h5")):
+        with open_file(path) as container:
+            values[path.stem] = float(read_table(container, keys.NUCLEUS_SHARPNESS_TABLE)["nucleus_edge_sharpness"].iloc[0])
+    return pd.Series(values)
+
+
+def print_focus_references(output, threshold=0.6):
+    """Print which images the focus rule flags against the plate's median and against its 75th percentile."""
+    sharpness = image_sharpness(output)
+    for name, reference in (("median", sharpness.median()), ("75th percentile", sharpness.quantile(0.75))):
+        ratios = sharpness / reference
+        soft = sorted(image[-8:] for image in ratios.index[ratios < threshold])
+        print(f"focus against the plate's {name} ({reference:.3f}): {len(soft)} below {threshold} "
+              f"(softest kept {ratios[ratios >= threshold].min():.2f}): {' '.join(soft)}")
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--family", default="tune_standard")
     parser.add_argument("--scheme", default="scheme1")
     parser.add_argument("--root", type=Path, default=Path("/tmp/bench_damaged"))
+    parser.add_argument("--damages", choices=sorted(DAMAGE_SETS), default="screen")
     args = parser.parse_args()
+    damages = DAMAGE_SETS[args.damages]
     if all_families()[args.family] != "tune":
         sys.exit(f"{args.family} is held out: use a tune family")
     clean, truth = render(args.root, args.family, args.scheme, 12, 2)
-    damaged = args.root / "raw" / f"{clean.name}_damaged"
+    damaged = args.root / "raw" / f"{clean.name}_damaged" if args.damages == "screen" else \
+        args.root / "raw" / f"{clean.name}_{args.damages}"
     if not damaged.exists():
-        damage_plate(clean, damaged)
+        damage_plate(clean, damaged, damages)
     outputs = {}
     for name, plate in (("clean", clean), ("damaged", damaged)):
         outputs[name] = args.root / "out" / plate.name
@@ -124,9 +155,9 @@ def main():
                               "damaged": wells[f"{serum}_score"]})
         table["damaged vs clean"] = (table["damaged"] / table["clean"] - 1).map(
             lambda v: f"{100 * v:+.1f} %" if np.isfinite(v) else "")
-        table["damage"] = [DAMAGES.get(well, ("",))[0] for well in table.index]
+        table["damage"] = [damages.get(well, ("",))[0] for well in table.index]
         print(f"\n{serum}: well scores\n{table.round(3).to_string()}")
-        undamaged = [well for well in table.index if well not in DAMAGES and np.isfinite(table.at[well, "clean"])]
+        undamaged = [well for well in table.index if well not in damages and np.isfinite(table.at[well, "clean"])]
         change = (table.loc[undamaged, "damaged"] / table.loc[undamaged, "clean"] - 1).abs().max()
         print(f"largest change of an undamaged well: {100 * change:.1f} %")
     flagged = images[images.filter(like="outlier_type").fillna("").astype(str).apply(lambda r: any(r), axis=1)]
@@ -134,6 +165,7 @@ def main():
     for _, row in flagged.iterrows():
         reasons = sorted({str(v) for v in row.filter(like="outlier_type") if isinstance(v, str) and v})
         print(f"  {row['well_name']} {row['image_name'][-8:]}: {'; '.join(reasons)}")
+    print_focus_references(outputs["damaged"])
     print("\nwarnings in the damaged plate's log:")
     for line in (outputs["damaged"] / "batchlib" / "CellAnalysis.log").read_text().splitlines():
         if "[WARNING]" in line:

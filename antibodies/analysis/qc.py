@@ -305,31 +305,40 @@ class ClippedCellsQC:
 
 @dataclass(frozen=True)
 class OutOfFocusQC:
-    """Images whose nuclei's edges are less sharp than ``min_ratio`` x the plate's median are out of focus.
+    """Images whose nuclei's edges are less sharp than ``min_ratio`` x the plate's reference are out of focus.
 
-    Column ``nucleus_edge_sharpness`` (`antibodies.analysis.focus.nucleus_edge_sharpness`); the median is
-    over the table's rows, the plate's images, so a plate imaged a little softer throughout passes. NaN (no
-    nucleus) passes; ``min_ratio = 0`` flags nothing. On ten tune plates every image was within 0.87-1.32
-    of its plate's median; a site blurred by a Gaussian of 6 px read 0.46-0.48.
+    Column ``nucleus_edge_sharpness`` (`antibodies.analysis.focus.nucleus_edge_sharpness`); the reference is
+    the ``reference_quantile`` of the table's rows, the plate's images, so a plate imaged a little softer
+    throughout passes. NaN (no nucleus) passes; ``min_ratio = 0`` flags nothing. A quantile above the median
+    lets the sharper images define focus, so a plate soft over more than half of its images (a tilted plate, an
+    autofocus that failed on a run of wells) is still caught. On ten tune plates every image was within
+    0.87-1.32 of its plate's median; a site blurred by a Gaussian of 6 px read 0.46-0.48.
 
     Examples
     --------
     >>> table = pd.DataFrame({"nucleus_edge_sharpness": [0.25, 0.24, 0.26, 0.09, float("nan")]})
-    >>> OutOfFocusQC().flag(table).tolist()[2:4]
+    >>> OutOfFocusQC(reference_quantile=0.5).flag(table).tolist()[2:4]
     ['', 'out of focus (nuclei edges 0.37 as sharp as the plate median < 0.6)']
     """
 
     min_ratio: float = 0.6
+    reference_quantile: float = 0.5
     column: str = "nucleus_edge_sharpness"
+
+    def reference_name(self):
+        """How the messages name the reference."""
+        if self.reference_quantile == 0.5:
+            return "the plate median"
+        return f"the plate's {100 * self.reference_quantile:g}th percentile"
 
     def flag(self, table):
         """Return per-row outlier types of an image table."""
         values = table[self.column].astype(float)
-        relative = values / values.median()
+        relative = values / values.quantile(self.reference_quantile)
 
         def describe(ratio):
             if ratio < self.min_ratio:
-                return f"out of focus (nuclei edges {ratio:.2g} as sharp as the plate median < {self.min_ratio:g})"
+                return f"out of focus (nuclei edges {ratio:.2g} as sharp as {self.reference_name()} < {self.min_ratio:g})"
             return PASSED
         return pd.Series([describe(r) for r in relative], index=table.index, dtype=str)
 

@@ -50,3 +50,12 @@ def test_a_plate_soft_throughout_passes_and_one_soft_site_on_a_sharp_plate_does_
 
     assert (OutOfFocusQC().flag(plate(3.0, 3.2, 2.8, 3.0, 4.0)) == "").all()
     assert OutOfFocusQC().flag(plate(1.0, 1.2, 0.8, 1.0, 4.0)).tolist()[4].startswith("out of focus")
+
+
+def test_a_plate_soft_over_more_than_half_is_caught_against_its_sharper_images():
+    sharp, soft = [0.25, 0.24, 0.26, 0.25], [0.11, 0.12, 0.10, 0.11, 0.12, 0.11]
+    table = pd.DataFrame({"nucleus_edge_sharpness": sharp + soft})
+    assert (OutOfFocusQC(reference_quantile=0.5).flag(table) == "").all()  # the median is soft itself
+    flags = OutOfFocusQC(reference_quantile=0.75).flag(table)
+    assert (flags[:4] == "").all() and flags[4:].str.startswith("out of focus").all()
+    assert flags[4] == "out of focus (nuclei edges 0.44 as sharp as the plate's 75th percentile < 0.6)"
