@@ -322,7 +322,7 @@ class OutOfFocusQC:
     """
 
     min_ratio: float = 0.6
-    reference_quantile: float = 0.5
+    reference_quantile: float = 0.75
     column: str = "nucleus_edge_sharpness"
 
     def reference_name(self):

@@ -35,7 +35,7 @@ def test_only_the_image_far_softer_than_the_plate_is_out_of_focus():
                            "nucleus_edge_sharpness": [0.25, 0.22, 0.28, 0.12, np.nan]})
     flags = flag_images(images, (OutOfFocusQC(),))
     assert flags["is_outlier"].tolist() == [False, False, False, True, False]
-    assert flags["outlier_type"][3] == "out of focus (nuclei edges 0.51 as sharp as the plate median < 0.6)"
+    assert flags["outlier_type"][3] == "out of focus (nuclei edges 0.47 as sharp as the plate's 75th percentile < 0.6)"
     assert not flag_images(images, (OutOfFocusQC(min_ratio=0.4),))["is_outlier"].any()
     assert not flag_images(images, (OutOfFocusQC(min_ratio=0.0),))["is_outlier"].any()
 
