@@ -8,9 +8,9 @@ copies it and damages seven of the copy's 24 images the way a screen does (`SCRE
 field, an all-zero file, a dead nuclei channel, a blurred well, debris, hot pixels), runs
 ``luigi --module antibodies CellAnalysis`` on both and prints per well the true ratio, the clean and the damaged
 plate's scores, each plate's spillover widths, and the damaged plate's image outlier types and logged warnings.
-``--damages tilted`` blurs instead both sites of wells A01-A07 (14 of 24 images), a plate soft over more than half. The wells without damage
-show what damaged images do to the rest of the plate. Tune families only: it chooses nothing, it checks failure
-handling.
+``--damages tilted`` blurs instead both sites of wells A01-A07 (14 of 24 images), a plate soft over more than half.
+The wells without damage show what damaged images do to the rest of the plate. Tune families only: it chooses
+nothing, it checks failure handling.
 """
 import argparse
 import json
@@ -112,7 +112,8 @@ def image_sharpness(output):
     values = {}
     for path in sorted(output.glob("*.h5")):
         with open_file(path) as container:
-            values[path.stem] = float(read_table(container, keys.NUCLEUS_SHARPNESS_TABLE)["nucleus_edge_sharpness"].iloc[0])
+            table = read_table(container, keys.NUCLEUS_SHARPNESS_TABLE)
+            values[path.stem] = float(table["nucleus_edge_sharpness"].iloc[0])
     return pd.Series(values)
 
 

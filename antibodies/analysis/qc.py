@@ -338,7 +338,8 @@ class OutOfFocusQC:
 
         def describe(ratio):
             if ratio < self.min_ratio:
-                return f"out of focus (nuclei edges {ratio:.2g} as sharp as {self.reference_name()} < {self.min_ratio:g})"
+                reference = self.reference_name()
+                return f"out of focus (nuclei edges {ratio:.2g} as sharp as {reference} < {self.min_ratio:g})"
             return PASSED
         return pd.Series([describe(r) for r in relative], index=table.index, dtype=str)
 

@@ -90,7 +90,8 @@ def test_the_paths_of_a_config_file_are_relative_to_its_folder(tmp_path, monkeyp
     values = load_config(config, SPEC_PATH)
     assert values["preprocess_barrel_correctors"] == [str(tmp_path / "site" / "barrel.h5")]
     assert values["nuclei_model"] == str(tmp_path / "site" / "models" / "mine")
-    assert values["cells_model"] == "vero_cells_v10" and values["qc_manual_outliers"] == str(config.parent / "outliers.csv")
+    assert values["cells_model"] == "vero_cells_v10"
+    assert values["qc_manual_outliers"] == str(config.parent / "outliers.csv")
 
 
 def test_a_plate_without_a_corrector_of_its_shape_fails_naming_the_image_and_the_fix(tmp_path):

@@ -342,8 +342,9 @@ def test_relative_paths_in_a_config_file_are_relative_to_its_folder(tmp_path, mo
     config.write_text("[files]\nfixes = a.h5, /data/b.h5\ntable = ../outliers.csv\nmodel = ./mine\n")
     monkeypatch.chdir(tmp_path)
     values = load_config(config.relative_to(tmp_path), spec)
-    assert values == {"files_fixes": [str(folder / "a.h5"), "/data/b.h5"], "files_table": str(folder / "../outliers.csv"),
-                      "files_model": str(folder / "mine"), "files_other": ""}
+    assert values == {"files_fixes": [str(folder / "a.h5"), "/data/b.h5"],
+                      "files_table": str(folder / "../outliers.csv"), "files_model": str(folder / "mine"),
+                      "files_other": ""}
     config.write_text("[files]\nmodel = vero_v2\n")
     assert load_config(config, spec)["files_model"] == "vero_v2"  # a name, not a path
     overrides = {"files_table": "here.csv", "files_fixes": "x.h5,y.h5"}  # the command line: the working directory
