@@ -70,9 +70,9 @@ def _relative_to(folder, value, check):
 def _resolve_paths(config, spec_path, folder):
     """Put the relative paths a config file gives under the file's ``folder`` (in place)."""
     for section, key, check in spec_entries(spec_path):
-        node = config.get(section, {}) if section else config
-        if key in node and _check_name(check) in _PATH_CHECKS:
-            node[key] = _relative_to(folder, node[key], _check_name(check))
+        node, name = (config.get(section, {}) if section else config), _check_name(check)
+        if key in node and name in _PATH_CHECKS:
+            node[key] = _relative_to(folder, node[key], name)
 
 
 def _check_name(check):
