@@ -79,8 +79,6 @@ TILTED = {f"A{column:02d}": ("out of focus (blur 6 px)", (0, 1), _blurred) for c
 DAMAGE_SETS = {"screen": SCREEN, "tilted": TILTED}
 
 
-
-
 def damage_plate(clean, damaged, damages, seed=0):
     """Copy a raw plate folder and damage its images as ``damages`` (well -> (what, sites, damage)) says."""
     shutil.copytree(clean, damaged)
@@ -117,14 +115,17 @@ def image_sharpness(output):
     return pd.Series(values)
 
 
-def print_focus_references(output, threshold=0.6):
-    """Print which images the focus rule flags against the plate's median and against its 75th percentile."""
+def print_focus_references(output):
+    """Print which images the focus rule flags against the plate's median and against its default reference."""
+    from antibodies.analysis.qc import OutOfFocusQC
+
     sharpness = image_sharpness(output)
-    for name, reference in (("median", sharpness.median()), ("75th percentile", sharpness.quantile(0.75))):
-        ratios = sharpness / reference
-        soft = sorted(image[-8:] for image in ratios.index[ratios < threshold])
-        print(f"focus against the plate's {name} ({reference:.3f}): {len(soft)} below {threshold} "
-              f"(softest kept {ratios[ratios >= threshold].min():.2f}): {' '.join(soft)}")
+    for rule in (OutOfFocusQC(reference_quantile=0.5), OutOfFocusQC()):
+        flagged = rule.flag(sharpness.to_frame(rule.column)) != ""
+        reference = sharpness.quantile(rule.reference_quantile)
+        soft = sorted(image[-8:] for image in sharpness.index[flagged])
+        print(f"focus against {rule.reference_name()} ({reference:.3f}): {len(soft)} below {rule.min_ratio:g} "
+              f"(softest kept {sharpness[~flagged].min() / reference:.2f}): {' '.join(soft)}")
 
 
 def main():
@@ -138,8 +139,8 @@ def main():
     if all_families()[args.family] != "tune":
         sys.exit(f"{args.family} is held out: use a tune family")
     clean, truth = render(args.root, args.family, args.scheme, 12, 2)
-    damaged = args.root / "raw" / f"{clean.name}_damaged" if args.damages == "screen" else \
-        args.root / "raw" / f"{clean.name}_{args.damages}"
+    suffix = "damaged" if args.damages == "screen" else args.damages
+    damaged = args.root / "raw" / f"{clean.name}_{suffix}"
     if not damaged.exists():
         damage_plate(clean, damaged, damages)
     outputs = {}
