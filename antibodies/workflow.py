@@ -3,11 +3,10 @@
 ::
 
     Preprocess -> NucleusSegmentation -> CellSegmentation --+
-           |                  \\-> NucleusSharpness            |
            \\-> MarkerTophat ----------------------------------+-> CellFeatures
     CellFeatures (all images) -> PlateBackground -> InfectionDecision
     CellFeatures + InfectionDecision -> InfectedCells -> BorderExchange
-    BorderExchange + InfectedCells + NucleusSharpness (all images) + PlateBackground -> PlateScores -> PlateExports
+    BorderExchange + InfectedCells + NucleusSegmentation (all images) + PlateBackground -> PlateScores -> PlateExports
     PlateScores + PlateBackground + InfectionDecision -> PlateReport    (report/index.html)
     PlateScores -> OmeZarrPlate   (<plate>.ome.zarr; [export] ome_zarr or OmeZarrExport)
 """
@@ -24,7 +23,6 @@ from .tasks import (
     InfectionDecision,
     MarkerTophat,
     NucleusSegmentation,
-    NucleusSharpness,
     OmeZarrPlate,
     PlateBackground,
     PlateExports,
@@ -43,14 +41,13 @@ STEPS = (
     (NucleusSegmentation, Preprocess),
     (MarkerTophat, Preprocess),
     (CellSegmentation, NucleusSegmentation),
-    (NucleusSharpness, NucleusSegmentation),
     (CellFeatures, CellSegmentation, MarkerTophat),
     (PlateBackground, CellFeatures),
     (InfectionDecision, CellFeatures, PlateBackground),
     (InfectedCells, CellFeatures, InfectionDecision),
     (BorderExchange, InfectedCells, PlateBackground),
     # a plate job names every plate table it reads, so a lost tables file is rebuilt
-    (PlateScores, BorderExchange, InfectedCells, NucleusSharpness, PlateBackground),
+    (PlateScores, BorderExchange, InfectedCells, NucleusSegmentation, PlateBackground),
     (PlateExports, PlateScores),
     # plate jobs reading image containers also wire InfectedCells, so failed images are left out
     (PlateReport, PlateScores, InfectedCells, PlateBackground, InfectionDecision),

@@ -49,9 +49,8 @@ SCHEME = "scheme1"
 CHANNELS = ("DAPI", "WF_GFP", "TRITC", "WF_Cy5")
 SHAPE = (930, 1024)
 ROWS = "ABCDEFGH"
-STEPS = ("Preprocess", "NucleusSegmentation", "NucleusSharpness", "MarkerTophat", "CellSegmentation", "CellFeatures",
-         "PlateBackground", "InfectionDecision", "InfectedCells", "BorderExchange", "PlateScores", "PlateExports",
-         "PlateReport")
+STEPS = ("Preprocess", "NucleusSegmentation", "MarkerTophat", "CellSegmentation", "CellFeatures", "PlateBackground",
+         "InfectionDecision", "InfectedCells", "BorderExchange", "PlateScores", "PlateExports", "PlateReport")
 SERVER_MARK = "antibodies.models.server"
 
 

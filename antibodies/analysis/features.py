@@ -13,7 +13,7 @@ import pandas as pd
 from .tophat import near_mask
 
 __all__ = ["cell_border_band", "background_pixels", "cell_features", "label_sizes", "quantile_column", "TOP_COUNTS",
-           "CAMERA_CEILINGS", "camera_ceiling", "cell_clipped_fractions"]
+           "CAMERA_CEILINGS", "camera_ceiling", "cell_clipped_fractions", "label_edges"]
 
 logger = logging.getLogger(__name__)
 
@@ -392,6 +392,28 @@ def cell_border_band(labels, width):
     [[0, 1, 1, 0, 0, 0, 1, 1, 0]]
     """
     labels = _check_labels(labels)
+    return (labels > 0) & near_mask(label_edges(labels), width)
+
+
+def label_edges(labels):
+    """Pixels with a 4-neighbour of another label (background included); the image border is no edge.
+
+    ``label_edges(labels) & (labels > 0)`` equals ``skimage.segmentation.find_boundaries(labels, mode="inner")``.
+
+    Parameters
+    ----------
+    labels : (M, N) int array
+
+    Returns
+    -------
+    (M, N) bool array
+
+    Examples
+    --------
+    >>> label_edges(np.array([[1, 1, 2, 2, 2]])).astype(int).tolist()
+    [[0, 1, 1, 0, 0]]
+    """
+    labels = np.asarray(labels)
     edges = np.zeros(labels.shape, bool)
     for axis in (0, 1):
         step = np.diff(labels, axis=axis) != 0
@@ -400,7 +422,7 @@ def cell_border_band(labels, width):
         low[axis], high[axis] = slice(None, -1), slice(1, None)
         edges[tuple(low)] |= step
         edges[tuple(high)] |= step
-    return (labels > 0) & near_mask(edges, width)
+    return edges
 
 
 def background_pixels(labels, exclusion=0):

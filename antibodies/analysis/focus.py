@@ -7,9 +7,8 @@ as the blur grows, whatever the nuclei's brightness or number.
 """
 import numpy as np
 from scipy import ndimage as ndi
-from skimage.segmentation import find_boundaries
 
-from .features import cell_features
+from .features import cell_features, label_edges
 
 __all__ = ["EDGE_SIGMA", "nucleus_edge_sharpness"]
 
@@ -51,7 +50,7 @@ def nucleus_edge_sharpness(image, labels):
         return float("nan")
     image = np.asarray(image, dtype=np.float32)
     slope = ndi.gaussian_gradient_magnitude(image, EDGE_SIGMA)
-    edges = np.where(find_boundaries(labels, mode="inner"), labels, 0)
+    edges = np.where(label_edges(labels), labels, 0)
     inside = cell_features(labels, image, quantiles=())["medians"].to_numpy()
     contrast = inside - float(np.median(image[labels == 0])) if (labels == 0).any() else np.full(ids.size, np.nan)
     with np.errstate(invalid="ignore", divide="ignore"):

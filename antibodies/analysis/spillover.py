@@ -144,20 +144,20 @@ EXCHANGE_COLUMNS = ("control_pixels", "control_level", "exchange", "contrast", "
 """Columns of `border_exchange_sums` (index: the distance): sums that add up over the images of a plate."""
 
 
+_FIRST, _LAST, _ALL = slice(None, -1), slice(1, None), slice(None)
+_NEIGHBOURS = (((_FIRST, _ALL), (_LAST, _ALL)), ((_LAST, _ALL), (_FIRST, _ALL)),
+               ((_ALL, _FIRST), (_ALL, _LAST)), ((_ALL, _LAST), (_ALL, _FIRST)))
+"""``(here, there)`` index pairs of an (M, N) image: each pixel and its neighbour below, above, right and left."""
+
+
 def _touching(labels, cells, others):
     """Pixels of ``cells`` with a 4-neighbour of another label in ``others``, and that neighbour's label."""
     hit = np.zeros(labels.shape, bool)
     neighbour = np.zeros(labels.shape, labels.dtype)
-    for axis in (0, 1):
-        for step in (1, -1):
-            shifted = np.roll(labels, -step, axis=axis)
-            shifted_other = np.roll(others, -step, axis=axis)
-            edge = [slice(None)] * 2
-            edge[axis] = slice(-1, None) if step == 1 else slice(0, 1)  # np.roll wraps: the far edge has no neighbour
-            shifted_other[tuple(edge)] = False
-            found = cells & shifted_other & (shifted != labels)
-            hit |= found
-            neighbour[found] = shifted[found]
+    for here, there in _NEIGHBOURS:
+        found = cells[here] & others[there] & (labels[there] != labels[here])
+        hit[here] |= found
+        neighbour[here][found] = labels[there][found]
     return hit, neighbour
 
 
@@ -224,18 +224,21 @@ def border_exchange_sums(labels, image, label_ids, means, backgrounds, infected,
             cache.clear()
             cache[key] = geometry
     controls, to_infected, nearest, infected_neighbour, to_control = geometry
-    own_side = labels[nearest[0], nearest[1]] == labels
-    count_contrast = level[infected_neighbour[nearest[0], nearest[1]]] - level[labels]
-    baseline = controls & (to_control < reach + 0.5) & (to_infected > reach + 2)
-    near = controls & own_side & (to_infected < reach + 0.5)
-    signal, cell_level = image.astype(float) - background[labels], level[labels]
-    q, x, m = count_contrast[near], signal[near], cell_level[near]
+    near = np.flatnonzero(controls & (to_infected < reach + 0.5))  # pixels as flat indices, in image order
+    across = nearest[0].flat[near], nearest[1].flat[near]
+    own_side = labels[across] == labels.flat[near]
+    near, across = near[own_side], (across[0][own_side], across[1][own_side])
+    baseline = np.flatnonzero(controls & (to_control < reach + 0.5) & (to_infected > reach + 2))
+    cells, baseline_cells = labels.flat[near], labels.flat[baseline]
+    m = level[cells]
+    q, x = level[infected_neighbour[across]] - m, image.flat[near] - background[cells]
+    signal, cell_level = image.flat[baseline] - background[baseline_cells], level[baseline_cells]
     k, r = q / m, x / m
-    at_near, at_baseline = np.rint(to_infected[near]).astype(int), np.rint(to_control[baseline]).astype(int)
+    at_near, at_baseline = np.rint(to_infected.flat[near]).astype(int), np.rint(to_control.flat[baseline]).astype(int)
     sums = [np.bincount(at, weights, minlength=reach + 1)[:reach + 1] for at, weights in (
-        (at_baseline, None), (at_baseline, signal[baseline] / cell_level[baseline]), (at_near, r * k), (at_near, k),
-        (at_near, k * k), (at_near, (k >= min_contrast).astype(float)), (at_baseline, signal[baseline]),
-        (at_baseline, cell_level[baseline]), (at_near, x * q), (at_near, m * q), (at_near, q * q))]
+        (at_baseline, None), (at_baseline, signal / cell_level), (at_near, r * k), (at_near, k),
+        (at_near, k * k), (at_near, (k >= min_contrast).astype(float)), (at_baseline, signal),
+        (at_baseline, cell_level), (at_near, x * q), (at_near, m * q), (at_near, q * q))]
     rows = np.stack(sums, axis=1)
     return pd.DataFrame(rows, columns=EXCHANGE_COLUMNS, index=pd.RangeIndex(reach + 1, name="distance"), dtype=float)
 

@@ -7,14 +7,13 @@ from .omezarr import OmeZarrPlate
 from .preprocess import Preprocess
 from .report import PlateReport
 from .scores import PlateScores
-from .segmentation import CellSegmentation, NucleusSegmentation, NucleusSharpness
+from .segmentation import CellSegmentation, NucleusSegmentation
 from .spillover import BorderExchange
 from .tophat import MarkerTophat
 
 __all__ = [
     "Preprocess",
     "NucleusSegmentation",
-    "NucleusSharpness",
     "CellSegmentation",
     "MarkerTophat",
     "CellFeatures",

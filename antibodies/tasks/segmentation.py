@@ -28,7 +28,7 @@ from ..models.server import model_runner
 from ..settings import setting
 from .base import AssayImageJob, read_images, write_label_image
 
-__all__ = ["NucleusSegmentation", "NucleusSharpness", "CellSegmentation", "HEIGHT_MAPS", "FOREGROUNDS", "CUT_CELLS"]
+__all__ = ["NucleusSegmentation", "CellSegmentation", "HEIGHT_MAPS", "FOREGROUNDS", "CUT_CELLS"]
 
 #: ``[cells] cut_cells`` strategies that seed cells from the cell model's instances (``absorbed``: none).
 CUT_CELLS = {"seeded": ModelCutCells, "bordered": BorderedCutCells}
@@ -55,10 +55,12 @@ def _threshold(value):
 
 
 class NucleusSegmentation(AssayImageJob):
-    """StarDist nuclei; the model is loaded once per worker (see :mod:`antibodies.models.server`)."""
+    """StarDist nuclei, and table ``nucleus_segmentation/sharpness``: the image's `nucleus_edge_sharpness` (one row,
+    the focus check of the QC and the report). The model is loaded once per worker (see :mod:`antibodies.models.server`).
+    """
 
     inputs = (NUCLEI,)
-    outputs = (NUCLEUS_SEGMENTATION,)
+    outputs = (NUCLEUS_SEGMENTATION, f"tables/{NUCLEUS_SHARPNESS_TABLE}")
     uses_gpu = True
     max_batch_size = 64
 
@@ -72,18 +74,7 @@ class NucleusSegmentation(AssayImageJob):
             image = read_images(input_file, [NUCLEI])[NUCLEI]
             labels = model.run("segment_nuclei", image, _threshold(nuclei_prob_thresh), _threshold(nuclei_nms_thresh))
             write_label_image(output_file, NUCLEUS_SEGMENTATION, labels)
-
-
-class NucleusSharpness(AssayImageJob):
-    """Table ``nucleus_segmentation/sharpness``: one row, the image's `nucleus_edge_sharpness` (the report's focus check)."""
-
-    inputs = (NUCLEI, NUCLEUS_SEGMENTATION)
-    outputs = (f"tables/{NUCLEUS_SHARPNESS_TABLE}",)
-
-    def compute(self, input_files, output_files):
-        for input_file, output_file in zip(input_files, output_files):
-            images = read_images(input_file, [NUCLEI, NUCLEUS_SEGMENTATION])
-            sharpness = nucleus_edge_sharpness(images[NUCLEI], images[NUCLEUS_SEGMENTATION])
+            sharpness = nucleus_edge_sharpness(image, labels)
             with open_file(output_file, "a") as container:
                 write_table(container, NUCLEUS_SHARPNESS_TABLE, pd.DataFrame({"nucleus_edge_sharpness": [sharpness]}))
 

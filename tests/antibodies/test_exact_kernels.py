@@ -170,3 +170,15 @@ def test_render_polygons_leaves_out_nan_probabilities_as_stardist_does():
     expected = polygons_to_label(dist, points, (50, 50), prob=prob)
     np.testing.assert_array_equal(render_polygons(coord, prob, (50, 50)), expected)
     np.testing.assert_array_equal(render_polygons(coord[:0], prob[:0], (50, 50)), np.zeros((50, 50), np.int32))
+
+
+@pytest.mark.parametrize("shape", [(1, 5), (6, 1), (40, 57)])
+def test_label_edges_of_labelled_pixels_are_skimages_inner_boundaries(shape):
+    from skimage.segmentation import find_boundaries
+
+    from antibodies.analysis.features import label_edges
+
+    rng = np.random.default_rng(3)
+    for labels in (rng.integers(0, 4, size=shape), np.repeat(rng.integers(0, 3, size=(shape[0], 1)), shape[1], 1)):
+        expected = find_boundaries(labels, mode="inner")
+        assert np.array_equal(label_edges(labels) & (labels > 0), expected)
