@@ -314,15 +314,21 @@ class OutOfFocusQC:
     autofocus that failed on a run of wells) is still caught. On ten tune plates every image was within
     0.87-1.32 of its plate's median; a site blurred by a Gaussian of 6 px read 0.46-0.48.
 
+    A plate out of focus throughout passes any rule relative to itself: ``min_sharpness`` (1/px; 0 = off) is an
+    absolute floor for an instrument whose focused images are known, an opt-in instrument constant.
+
     Examples
     --------
     >>> table = pd.DataFrame({"nucleus_edge_sharpness": [0.25, 0.24, 0.26, 0.09, float("nan")]})
     >>> OutOfFocusQC(reference_quantile=0.5).flag(table).tolist()[2:4]
     ['', 'out of focus (nuclei edges 0.37 as sharp as the plate median < 0.6)']
+    >>> OutOfFocusQC(min_sharpness=0.245).flag(table).tolist()[:2]
+    ['', 'out of focus (nuclei edges 0.24/px < 0.245/px, [qc] image_min_absolute_sharpness)']
     """
 
     min_ratio: float = 0.6
     reference_quantile: float = 0.75
+    min_sharpness: float = 0.0
     column: str = "nucleus_edge_sharpness"
 
     def reference_name(self):
@@ -336,12 +342,15 @@ class OutOfFocusQC:
         values = table[self.column].astype(float)
         relative = values / values.quantile(self.reference_quantile)
 
-        def describe(ratio):
+        def describe(value, ratio):
             if ratio < self.min_ratio:
                 reference = self.reference_name()
                 return f"out of focus (nuclei edges {ratio:.2g} as sharp as {reference} < {self.min_ratio:g})"
+            if value < self.min_sharpness:
+                return (f"out of focus (nuclei edges {value:.2g}/px < {self.min_sharpness:g}/px, "
+                        "[qc] image_min_absolute_sharpness)")
             return PASSED
-        return pd.Series([describe(r) for r in relative], index=table.index, dtype=str)
+        return pd.Series([describe(v, r) for v, r in zip(values, relative)], index=table.index, dtype=str)
 
 
 @dataclass(frozen=True)

@@ -78,6 +78,7 @@ class PlateScores(ImageCellsReader, AssayPlateJob):
     qc_image_max_cells = setting("qc", "image_max_cells")
     qc_image_max_clipped_cells = setting("qc", "image_max_clipped_cells")
     qc_image_min_sharpness = setting("qc", "image_min_sharpness")
+    qc_image_min_absolute_sharpness = setting("qc", "image_min_absolute_sharpness")
     qc_well_min_control_cells = setting("qc", "well_min_control_cells")
     qc_well_min_infected_intensity_factor = setting("qc", "well_min_infected_intensity_factor")
     qc_well_min_infected_intensity_IgG = setting("qc", "well_min_infected_intensity_IgG")
@@ -91,7 +92,7 @@ class PlateScores(ImageCellsReader, AssayPlateJob):
     scores_spillover = setting("scores", "spillover")
     scores_spillover_width = setting("scores", "spillover_width")
     scores_spillover_scale = setting("scores", "spillover_scale")
-    output_format = 2  # plate/spillover_widths
+    output_format = 3  # 2: plate/spillover_widths; 3: the images' nucleus_edge_sharpness
 
     @property
     def outputs(self):
@@ -107,10 +108,11 @@ class PlateScores(ImageCellsReader, AssayPlateJob):
         return payload
 
     def image_rules(self):
-        """Image QC rules: number of valid cells, focus against the plate, manual outliers."""
+        """Image QC rules: number of valid cells, focus (against the plate; a floor if set), manual outliers."""
         names = manual_outlier_names(read_manual_outliers(self.qc_manual_outliers)) if self.qc_manual_outliers else ()
         return (make_qc_rule("cell_count", min_cells=self.qc_image_min_cells, max_cells=self.qc_image_max_cells),
-                make_qc_rule("out_of_focus", min_ratio=self.qc_image_min_sharpness),
+                make_qc_rule("out_of_focus", min_ratio=self.qc_image_min_sharpness,
+                             min_sharpness=self.qc_image_min_absolute_sharpness),
                 make_qc_rule("manual", names=frozenset(names)))  # no names: a rule that flags nothing
 
     def image_serum_rules(self):
@@ -197,6 +199,8 @@ class PlateScores(ImageCellsReader, AssayPlateJob):
         cutoffs = {f"serum_{ig}": getattr(self, f"scores_positive_cutoff_{ig}") for ig in ("IgG", "IgA", "IgM")}
         images_table, wells_table = (call_positive(table, cutoffs, self.scores_call_confidence)
                                      for table in (scores.images, scores.wells))
+        images_table.insert(images_table.columns.get_loc("outlier_type") + 1, "nucleus_edge_sharpness",
+                            measures["nucleus_edge_sharpness"].to_numpy())
         for line in plate_warnings(wells_table, self.sera()):
             self.logger.warning("%s: %s", self.plate_name, line)
         self.warn_left_out(images_table)

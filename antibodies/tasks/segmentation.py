@@ -56,7 +56,7 @@ def _threshold(value):
 
 class NucleusSegmentation(AssayImageJob):
     """StarDist nuclei, and table ``nucleus_segmentation/sharpness``: the image's `nucleus_edge_sharpness` (one row,
-    the focus check of the QC and the report). The model is loaded once per worker (see :mod:`antibodies.models.server`).
+    the focus check of the QC). The model is loaded once per worker (see :mod:`antibodies.models.server`).
     """
 
     inputs = (NUCLEI,)

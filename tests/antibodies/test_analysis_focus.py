@@ -59,3 +59,17 @@ def test_a_plate_soft_over_more_than_half_is_caught_against_its_sharper_images()
     flags = OutOfFocusQC(reference_quantile=0.75).flag(table)
     assert (flags[:4] == "").all() and flags[4:].str.startswith("out of focus").all()
     assert flags[4] == "out of focus (nuclei edges 0.44 as sharp as the plate's 75th percentile < 0.6)"
+
+
+def test_a_plate_soft_throughout_is_caught_only_by_an_absolute_floor():
+    labels = disks(9)
+    soft = pd.DataFrame({"nucleus_edge_sharpness": [
+        nucleus_edge_sharpness(ndi.gaussian_filter(500.0 * (labels > 0) + 100.0, sigma), labels)
+        for sigma in (4.0, 4.5, 5.0, 4.0)]})
+    sharp = nucleus_edge_sharpness(ndi.gaussian_filter(500.0 * (labels > 0) + 100.0, 1.0), labels)
+    floor = 0.6 * sharp  # what this instrument's focused images read, with a margin
+    assert (OutOfFocusQC().flag(soft) == "").all()
+    flags = OutOfFocusQC(min_sharpness=floor).flag(soft)
+    assert flags.str.endswith("/px, [qc] image_min_absolute_sharpness)").all(), flags.tolist()
+    focused = pd.DataFrame({"nucleus_edge_sharpness": [sharp, np.nan]})
+    assert (OutOfFocusQC(min_sharpness=floor).flag(focused) == "").all()

@@ -255,6 +255,7 @@ def test_a_clipped_image_leaves_its_wells_serum_score_and_a_blurred_one_every_sc
     assert f"{clipped.stem}.h5: serum_IgG clipped" in log and "shorter exposure" in log
     soft = images.loc[blurred.stem]
     assert soft["is_outlier"] and soft["outlier_type"].startswith("out of focus (nuclei edges 0.")
+    assert images["nucleus_edge_sharpness"].idxmin() == blurred.stem
     assert images.loc[images.index != blurred.stem, "outlier_type"].eq("").all()
     sharp = images[(images["well_name"] == "A02") & (images.index != blurred.stem)]
     assert wells.at["A02", "serum_IgG_score"] == pytest.approx(sharp["serum_IgG_score"].iloc[0])

@@ -132,3 +132,19 @@ def test_each_cut_cells_choice_gives_its_strategy_the_models_instances_and_proba
     binning = task.cell_model[1]                                         # 64 and 72 are multiples of 2 and 4
     assert cut_cells.factor == binning and cut_cells.instances.shape == (64 // binning, 72 // binning)
     assert getattr(cut_cells, "probability", height_map.probability) is height_map.probability
+
+
+def test_the_absolute_sharpness_floor_reaches_the_focus_rule_and_is_off_by_default(tmp_path):
+    import luigi
+
+    from antibodies.analysis.qc import OutOfFocusQC
+    from antibodies.tasks import PlateScores
+
+    def focus_rule(**changed):
+        luigi.task_register.Register.clear_instance_cache()
+        settings = PlateScores.serialize_settings(dict(load_config(None, SPEC_PATH), **changed))
+        task = PlateScores.from_settings(settings, plate_dir=str(tmp_path / "plate"), output_dir=str(tmp_path / "out"))
+        return next(rule for rule in task.image_rules() if isinstance(rule, OutOfFocusQC))
+
+    assert focus_rule() == OutOfFocusQC(min_ratio=0.6, min_sharpness=0.0)
+    assert focus_rule(qc_image_min_absolute_sharpness=0.12) == OutOfFocusQC(min_ratio=0.6, min_sharpness=0.12)
