@@ -1,14 +1,16 @@
 """Damaged images on a plate: what they do to their own well and to the others.
 
     python bench/damaged_images.py [--family tune_standard] [--scheme scheme1] [--root /tmp/bench_damaged]
-                                   [--damages screen|tilted]
+                                   [--damages screen|tilted|soft_plate] [--absolute-sharpness 0.1]
 
 Renders one plate of a family (12 wells x 2 sites, the last well mock-infected, as ``bench/generalization.py``),
 copies it and damages seven of the copy's 24 images the way a screen does (`SCREEN`: a saturated serum, a blank
 field, an all-zero file, a dead nuclei channel, a blurred well, debris, hot pixels), runs
 ``luigi --module antibodies CellAnalysis`` on both and prints per well the true ratio, the clean and the damaged
 plate's scores, each plate's spillover widths, and the damaged plate's image outlier types and logged warnings.
-``--damages tilted`` blurs instead both sites of wells A01-A07 (14 of 24 images), a plate soft over more than half.
+``--damages tilted`` blurs instead both sites of wells A01-A07 (14 of 24 images), a plate soft over more than half;
+``--damages soft_plate`` blurs every image, a plate out of focus throughout, which only an absolute floor
+(``--absolute-sharpness``, passed to both runs as ``[qc] image_min_absolute_sharpness``) can catch.
 The wells without damage show what damaged images do to the rest of the plate. Tune families only: it chooses
 nothing, it checks failure handling.
 """
@@ -76,7 +78,8 @@ SCREEN = {  # well -> (what, sites, damage)
     "A11": ("15 bright debris particles", (0,), _debris(15, 60000.0)),
 }
 TILTED = {f"A{column:02d}": ("out of focus (blur 6 px)", (0, 1), _blurred) for column in range(1, 8)}
-DAMAGE_SETS = {"screen": SCREEN, "tilted": TILTED}
+SOFT_PLATE = {f"A{column:02d}": ("out of focus (blur 6 px)", (0, 1), _blurred) for column in range(1, 13)}
+DAMAGE_SETS = {"screen": SCREEN, "tilted": TILTED, "soft_plate": SOFT_PLATE}
 
 
 def damage_plate(clean, damaged, damages, seed=0):
@@ -102,30 +105,19 @@ def plate_tables(output):
                 read_table(container, keys.SPILLOVER_WIDTHS).set_index("serum")["width"])
 
 
-def image_sharpness(output):
-    """Image name -> its `nucleus_edge_sharpness`, read from the image containers of an output folder."""
-    from antibodies import keys
-    from luigi_tasks.io import open_file, read_table
-
-    values = {}
-    for path in sorted(output.glob("*.h5")):
-        with open_file(path) as container:
-            table = read_table(container, keys.NUCLEUS_SHARPNESS_TABLE)
-            values[path.stem] = float(table["nucleus_edge_sharpness"].iloc[0])
-    return pd.Series(values)
-
-
-def print_focus_references(output):
+def print_focus_references(images, floor=0.0):
     """Print which images the focus rule flags against the plate's median and against its default reference."""
     from antibodies.analysis.qc import OutOfFocusQC
 
-    sharpness = image_sharpness(output)
-    for rule in (OutOfFocusQC(reference_quantile=0.5), OutOfFocusQC()):
+    sharpness = images.set_index("image_name")["nucleus_edge_sharpness"]
+    for rule in (OutOfFocusQC(reference_quantile=0.5), OutOfFocusQC(min_sharpness=floor)):
         flagged = rule.flag(sharpness.to_frame(rule.column)) != ""
         reference = sharpness.quantile(rule.reference_quantile)
         soft = sorted(image[-8:] for image in sharpness.index[flagged])
-        print(f"focus against {rule.reference_name()} ({reference:.3f}): {len(soft)} below {rule.min_ratio:g} "
-              f"(softest kept {sharpness[~flagged].min() / reference:.2f}): {' '.join(soft)}")
+        kept = f"{sharpness[~flagged].min() / reference:.2f}" if (~flagged).any() else "none"
+        floor_text = f", or below {floor:g}/px" if rule.min_sharpness else ""
+        print(f"focus against {rule.reference_name()} ({reference:.3f}/px){floor_text}: {len(soft)} flagged "
+              f"(softest kept {kept}): {' '.join(soft)}")
 
 
 def main():
@@ -134,6 +126,8 @@ def main():
     parser.add_argument("--scheme", default="scheme1")
     parser.add_argument("--root", type=Path, default=Path("/tmp/bench_damaged"))
     parser.add_argument("--damages", choices=sorted(DAMAGE_SETS), default="screen")
+    parser.add_argument("--absolute-sharpness", type=float, default=0.0,
+                        help="[qc] image_min_absolute_sharpness of both runs (1/px; 0: off, the default)")
     args = parser.parse_args()
     damages = DAMAGE_SETS[args.damages]
     if all_families()[args.family] != "tune":
@@ -143,10 +137,12 @@ def main():
     damaged = args.root / "raw" / f"{clean.name}_{suffix}"
     if not damaged.exists():
         damage_plate(clean, damaged, damages)
-    outputs = {}
+    outputs, extra = {}, []
+    if args.absolute_sharpness:
+        extra = ["--qc-image-min-absolute-sharpness", str(args.absolute_sharpness)]
     for name, plate in (("clean", clean), ("damaged", damaged)):
         outputs[name] = args.root / "out" / plate.name
-        process(plate, outputs[name], [], 2)
+        process(plate, outputs[name], extra, 2)
     (clean_wells, _, clean_widths), (wells, images, widths) = (plate_tables(outputs[n]) for n in ("clean", "damaged"))
     true = pd.read_csv(truth / "wells.csv").set_index("well_name")
     sera = [serum for serum in widths.index]
@@ -160,14 +156,15 @@ def main():
         table["damage"] = [damages.get(well, ("",))[0] for well in table.index]
         print(f"\n{serum}: well scores\n{table.round(3).to_string()}")
         undamaged = [well for well in table.index if well not in damages and np.isfinite(table.at[well, "clean"])]
-        change = (table.loc[undamaged, "damaged"] / table.loc[undamaged, "clean"] - 1).abs().max()
-        print(f"largest change of an undamaged well: {100 * change:.1f} %")
+        if undamaged:
+            change = (table.loc[undamaged, "damaged"] / table.loc[undamaged, "clean"] - 1).abs().max()
+            print(f"largest change of an undamaged well: {100 * change:.1f} %")
     flagged = images[images.filter(like="outlier_type").fillna("").astype(str).apply(lambda r: any(r), axis=1)]
     print("\nflagged images of the damaged plate:")
     for _, row in flagged.iterrows():
         reasons = sorted({str(v) for v in row.filter(like="outlier_type") if isinstance(v, str) and v})
         print(f"  {row['well_name']} {row['image_name'][-8:]}: {'; '.join(reasons)}")
-    print_focus_references(outputs["damaged"])
+    print_focus_references(images, args.absolute_sharpness)
     print("\nwarnings in the damaged plate's log:")
     for line in (outputs["damaged"] / "batchlib" / "CellAnalysis.log").read_text().splitlines():
         if "[WARNING]" in line:
