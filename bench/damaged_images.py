@@ -77,8 +77,14 @@ SCREEN = {  # well -> (what, sites, damage)
     "A10": ("40 debris particles", (0,), _debris(40, 20000.0)),
     "A11": ("15 bright debris particles", (0,), _debris(15, 60000.0)),
 }
-TILTED = {f"A{column:02d}": ("out of focus (blur 6 px)", (0, 1), _blurred) for column in range(1, 8)}
-SOFT_PLATE = {f"A{column:02d}": ("out of focus (blur 6 px)", (0, 1), _blurred) for column in range(1, 13)}
+
+
+def _blurred_wells(last_column):
+    """Both sites of wells A01 to A<last_column> out of focus."""
+    return {f"A{column:02d}": ("out of focus (blur 6 px)", (0, 1), _blurred) for column in range(1, last_column + 1)}
+
+
+TILTED, SOFT_PLATE = _blurred_wells(7), _blurred_wells(12)
 DAMAGE_SETS = {"screen": SCREEN, "tilted": TILTED, "soft_plate": SOFT_PLATE}
 
 
