@@ -40,16 +40,16 @@ def test_only_the_image_far_softer_than_the_plate_is_out_of_focus():
     assert not flag_images(images, (OutOfFocusQC(min_ratio=0.0),))["is_outlier"].any()
 
 
-def test_a_plate_soft_throughout_passes_and_one_soft_site_on_a_sharp_plate_does_not():
+def blurred_plate(*sigmas):
+    """Image table of nine disks imaged once per ``sigma`` (Gaussian blur, px): its `nucleus_edge_sharpness`."""
     labels = disks(9)
+    return pd.DataFrame({"nucleus_edge_sharpness": [
+        nucleus_edge_sharpness(ndi.gaussian_filter(500.0 * (labels > 0) + 100.0, sigma), labels) for sigma in sigmas]})
 
-    def plate(*sigmas):
-        return pd.DataFrame({"nucleus_edge_sharpness": [
-            nucleus_edge_sharpness(ndi.gaussian_filter(500.0 * (labels > 0) + 100.0, sigma), labels)
-            for sigma in sigmas]})
 
-    assert (OutOfFocusQC().flag(plate(3.0, 3.2, 2.8, 3.0, 4.0)) == "").all()
-    assert OutOfFocusQC().flag(plate(1.0, 1.2, 0.8, 1.0, 4.0)).tolist()[4].startswith("out of focus")
+def test_a_plate_soft_throughout_passes_and_one_soft_site_on_a_sharp_plate_does_not():
+    assert (OutOfFocusQC().flag(blurred_plate(3.0, 3.2, 2.8, 3.0, 4.0)) == "").all()
+    assert OutOfFocusQC().flag(blurred_plate(1.0, 1.2, 0.8, 1.0, 4.0)).tolist()[4].startswith("out of focus")
 
 
 def test_a_plate_soft_over_more_than_half_is_caught_against_its_sharper_images():
@@ -62,11 +62,8 @@ def test_a_plate_soft_over_more_than_half_is_caught_against_its_sharper_images()
 
 
 def test_a_plate_soft_throughout_is_caught_only_by_an_absolute_floor():
-    labels = disks(9)
-    soft = pd.DataFrame({"nucleus_edge_sharpness": [
-        nucleus_edge_sharpness(ndi.gaussian_filter(500.0 * (labels > 0) + 100.0, sigma), labels)
-        for sigma in (4.0, 4.5, 5.0, 4.0)]})
-    sharp = nucleus_edge_sharpness(ndi.gaussian_filter(500.0 * (labels > 0) + 100.0, 1.0), labels)
+    soft = blurred_plate(4.0, 4.5, 5.0, 4.0)
+    sharp = blurred_plate(1.0)["nucleus_edge_sharpness"].iloc[0]
     floor = 0.6 * sharp  # what this instrument's focused images read, with a margin
     assert (OutOfFocusQC().flag(soft) == "").all()
     flags = OutOfFocusQC(min_sharpness=floor).flag(soft)
