@@ -45,6 +45,7 @@ __all__ = [
     "cell_model_input",
     "cell_probability",
     "cell_probability_and_instances",
+    "object_probability",
     "CELL_MODEL_FLIPS",
     "flip_averaged",
     "full_resolution",
@@ -630,6 +631,33 @@ INSTANCE_PROB_THRESH = 0.5
 INSTANCE_NMS_THRESH = 0.4
 
 
+def object_probability(model, image):
+    """A StarDist model's object probability of ``image``: ``model.predict(image)[0]`` without the distances.
+
+    The network's probability output alone (a Keras model over the same layers,
+    made once per model) skips the distance head, its upsampling and its
+    post-processing: about a tenth of a cell model's time, the same values.
+
+    Parameters
+    ----------
+    model : stardist.models.StarDist2D
+    image : (M, N, C) float array
+        Normalised input.
+
+    Returns
+    -------
+    (M, N) float32 array
+    """
+    network = getattr(model, "probability_network", None)
+    if network is None:
+        import keras
+
+        network = model.probability_network = keras.Model(model.keras_model.inputs, model.keras_model.outputs[0])
+    setup = model._predict_setup(image, None, None, None, False, {})  # StarDist's own padding, as predict does
+    x, axes_net, resizer, channel = setup[0], setup[2], setup[5], setup[9]
+    return np.take(resizer.after(network.predict_on_batch(x[np.newaxis])[0], axes_net), 0, axis=channel)
+
+
 def cell_probability_and_instances(model, image, flips=(), nms_thresh=INSTANCE_NMS_THRESH):
     """A StarDist cell model's object probability and instances on its (binned) input.
 
@@ -660,7 +688,7 @@ def cell_probability_and_instances(model, image, flips=(), nms_thresh=INSTANCE_N
     points, prob, dist = non_maximum_suppression(distances, probability, grid=tuple(model.config.grid), b=0,
                                                  prob_thresh=INSTANCE_PROB_THRESH, nms_thresh=nms_thresh)
     instances = render_polygons(dist_to_coord(dist, points), prob, probability.shape)
-    return flip_averaged(lambda x: model.predict(x)[0], image, flips, first=probability), instances
+    return flip_averaged(lambda x: object_probability(model, x), image, flips, first=probability), instances
 
 
 def cut_cell_seeds(instances, nuclei, mask, factor, min_pixels=10):

@@ -103,9 +103,9 @@ def _segment_nuclei(model, image, prob_thresh, nms_thresh):
 
 
 def _object_probability(model, image, flips="none"):
-    from ..analysis.cells import CELL_MODEL_FLIPS, flip_averaged
+    from ..analysis.cells import CELL_MODEL_FLIPS, flip_averaged, object_probability
 
-    return flip_averaged(lambda x: model.predict(x)[0], image, CELL_MODEL_FLIPS[flips])
+    return flip_averaged(lambda x: object_probability(model, x), image, CELL_MODEL_FLIPS[flips])
 
 
 def _object_probability_and_instances(model, image, flips="none", nms_thresh=None):

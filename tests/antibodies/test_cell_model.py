@@ -54,6 +54,18 @@ def _mean_matched_iou(truth, nuclei, probability, mask):
 
 
 @pytest.mark.slow
+def test_object_probability_equals_the_probability_of_stardists_predict():
+    """The probability network alone gives StarDist's values bit for bit, on a shape its padding changes."""
+    from antibodies.analysis.cells import object_probability
+    from antibodies.models import load_stardist_model
+
+    model = load_stardist_model(BUNDLED_MODELS_DIR / CELL_MODEL)
+    image = np.random.default_rng(3).random((75, 90, 2)).astype(np.float32)
+    probability = object_probability(model, image)
+    assert probability.shape == (75, 90) and probability.dtype == np.float32
+    np.testing.assert_array_equal(probability, model.predict(image)[0])
+
+
 def test_learned_split_follows_unequal_cells_better_than_the_distance_split():
     """On a render of the second cell model (a seed no training used), with the true nuclei and foreground."""
     from antibodies.analysis.cells import cell_probability
