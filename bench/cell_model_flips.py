@@ -23,7 +23,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 def image_rows(model, factor, container_path, truth_path):
     from antibodies.analysis.cells import (CELL_MODEL_FLIPS, ProbabilityHeightMap, cell_model_input, flip_averaged,
-                                           full_resolution, mean_serum, segment_cells)
+                                           full_resolution, mean_serum, object_probability, segment_cells)
     from antibodies.analysis.nuclei import normalize_percentile
     from antibodies.keys import CELL_SEGMENTATION, NUCLEI, NUCLEUS_SEGMENTATION, SERUM_ROLES
     from antibodies.tasks.segmentation import FOREGROUNDS
@@ -41,7 +41,7 @@ def image_rows(model, factor, container_path, truth_path):
     rows = []
     for name, flips in CELL_MODEL_FLIPS.items():
         start = time.perf_counter()
-        probability = flip_averaged(lambda x: model.predict(x)[0], model_input, flips)
+        probability = flip_averaged(lambda x: object_probability(model, x), model_input, flips)
         seconds = time.perf_counter() - start
         height_map = ProbabilityHeightMap(full_resolution(probability, factor, serum.shape), default("distance_weight"))
         cells = segment_cells(nuclei, serum, foreground, height_map)

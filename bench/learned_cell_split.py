@@ -61,7 +61,7 @@ def evaluate(args):
     from skimage.segmentation import watershed
     from stardist.models import StarDist2D
 
-    from antibodies.analysis.cells import ProbabilityHeightMap, cell_probability
+    from antibodies.analysis.cells import ProbabilityHeightMap, cell_probability, object_probability
     from antibodies.analysis.nuclei import normalize_percentile
     from antibodies.models import MODEL_INPUT
     from cell_segmentation import match_labels
@@ -82,7 +82,7 @@ def evaluate(args):
             raw = tifffile.imread(root / "raw" / plate / f"{truth_file.stem}.tiff")
             with open_file(root / "out" / args.variant / plate / f"{truth_file.stem}.h5") as container:
                 nuclei, ours = read_image(container, "nucleus_segmentation"), read_image(container, "cell_segmentation")
-            prob = cell_probability(lambda image: model.predict(image)[0], raw[pages["nuclei"]],
+            prob = cell_probability(lambda image: object_probability(model, image), raw[pages["nuclei"]],
                                     raw[pages["serum_IgG"]], factor, normalize_percentile)
             splits = {"the run's cells": ours}
             for weight in args.weights:

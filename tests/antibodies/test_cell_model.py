@@ -68,7 +68,7 @@ def test_object_probability_equals_the_probability_of_stardists_predict():
 
 def test_learned_split_follows_unequal_cells_better_than_the_distance_split():
     """On a render of the second cell model (a seed no training used), with the true nuclei and foreground."""
-    from antibodies.analysis.cells import cell_probability
+    from antibodies.analysis.cells import cell_probability, object_probability
     from antibodies.analysis.nuclei import normalize_percentile
     from antibodies.models import load_stardist_model
     from antibodies.synthetic import FAMILIES, draw_image_nuisance, draw_well_params, render_image
@@ -80,7 +80,7 @@ def test_learned_split_follows_unequal_cells_better_than_the_distance_split():
     stack, truth = render_image((512, 512), roles, params, rng, draw_image_nuisance(rng, ranges, 3))
     folder = BUNDLED_MODELS_DIR / CELL_MODEL
     model = load_stardist_model(folder)
-    probability = cell_probability(lambda image: model.predict(image)[0], stack[0], stack[2],
+    probability = cell_probability(lambda image: object_probability(model, image), stack[0], stack[2],
                                    cell_model_binning(folder), normalize_percentile)
     assert probability.shape == (512, 512)
     distance_iou, learned_iou = _mean_matched_iou(truth["cells"], truth["nuclei"], probability, truth["cells"] > 0)
