@@ -53,7 +53,6 @@ def _mean_matched_iou(truth, nuclei, probability, mask):
             for height_map in (DistanceHeightMap(), ProbabilityHeightMap(probability, 0.001))]
 
 
-@pytest.mark.slow
 def test_object_probability_equals_the_probability_of_stardists_predict():
     """The probability network alone gives StarDist's values bit for bit, on a shape its padding changes."""
     from antibodies.analysis.cells import object_probability
@@ -66,6 +65,7 @@ def test_object_probability_equals_the_probability_of_stardists_predict():
     np.testing.assert_array_equal(probability, model.predict(image)[0])
 
 
+@pytest.mark.slow
 def test_learned_split_follows_unequal_cells_better_than_the_distance_split():
     """On a render of the second cell model (a seed no training used), with the true nuclei and foreground."""
     from antibodies.analysis.cells import cell_probability, object_probability
