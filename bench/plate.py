@@ -105,6 +105,15 @@ def loadavg():
     return Path("/proc/loadavg").read_text().split()[0]
 
 
+def cpu_description():
+    """The CPU model, its cores and its widest vector unit: the figures depend on them (docs/performance.md)."""
+    info = Path("/proc/cpuinfo").read_text() if Path("/proc/cpuinfo").exists() else ""
+    model = next((line.split(":", 1)[1].strip() for line in info.splitlines() if line.startswith("model name")), "?")
+    flags = set(next((line.split(":", 1)[1].split() for line in info.splitlines() if line.startswith("flags")), []))
+    vector = "AVX-512" if "avx512f" in flags else "AVX2, no AVX-512" if "avx2" in flags else "no AVX2"
+    return f"{model}, {os.cpu_count()} cores, {vector}"
+
+
 class Watch:
     """Sample the processes of a run: peak RSS per kind and the last CPU / write counters of non-children."""
 
@@ -250,9 +259,11 @@ def main(argv=None):
     steps = step_seconds(output)
     imports = import_seconds()
     result = {"images": n_images, "workers": args.workers, "run": run, "noop_wall_s": noop["wall_s"],
-              "noop_exit": noop["exit"], "import_antibodies_s": imports, "steps": steps}
+              "noop_exit": noop["exit"], "import_antibodies_s": imports, "steps": steps,
+              "cpu": cpu_description()}
     print(f"== {n_images} images ({args.wells} wells x {args.sites} sites, {args.distinct} distinct), "
           f"{SHAPE[0]}x{SHAPE[1]}, 4 channels; --workers {args.workers}; exit {run['exit']}")
+    print(f"CPU: {result['cpu']}")
     print(f"load before/after {run['load_before']}/{run['load_after']}; CPU of other processes meanwhile "
           f"{run['others_cpu_s']:.0f} s")
     print(f"wall {run['wall_s']:.1f} s = {run['wall_s'] / 60:.2f} min; CPU {run['cpu_s']:.0f} s = "
