@@ -92,7 +92,7 @@ def compare(out, earlier):
 
 
 def warmed_up_jobs(plate, out, raw, nuclei_model=None):
-    """One job object per step (``nuclei_model``: another nucleus model); the StarDist model loaded and run once."""
+    """One job object per step (``nuclei_model``: another nucleus model); the StarDist models loaded and run once."""
     import tifffile
 
     import antibodies.tasks as tasks
@@ -104,7 +104,11 @@ def warmed_up_jobs(plate, out, raw, nuclei_model=None):
         jobs[1] = tasks.NucleusSegmentation(plate_dir=str(plate), output_dir=str(out), image_name="x",
                                             nuclei_model=nuclei_model)
     segmenter = model_runner(resolve_model_folder(jobs[1].nuclei_model))
-    segmenter.run("segment_nuclei", tifffile.imread(raw)[0], None, None)  # model load, graph tracing
+    nuclei = tifffile.imread(raw)[0]
+    segmenter.run("segment_nuclei", nuclei, None, None)  # model load, graph tracing
+    if jobs[3].learned:  # the cell model too, on an input of the binned image's shape
+        run, binning = jobs[3].cell_model
+        run("object_probability", np.zeros((nuclei.shape[0] // binning, nuclei.shape[1] // binning, 2), np.float32))
     return jobs
 
 
