@@ -107,11 +107,14 @@ def loadavg():
 
 def cpu_description():
     """The CPU model, its cores and its widest vector unit: the figures depend on them (docs/performance.md)."""
-    info = Path("/proc/cpuinfo").read_text()
-    model = next((line.split(":", 1)[1].strip() for line in info.splitlines() if line.startswith("model name")), "?")
-    flags = set(next((line.split(":", 1)[1].split() for line in info.splitlines() if line.startswith("flags")), []))
+    lines = Path("/proc/cpuinfo").read_text().splitlines()
+
+    def first(name):  # the value of the first line of this field (every core repeats it)
+        return next((line.split(":", 1)[1].strip() for line in lines if line.startswith(name)), "")
+
+    flags = set(first("flags").split())
     vector = "AVX-512" if "avx512f" in flags else "AVX2, no AVX-512" if "avx2" in flags else "no AVX2"
-    return f"{model}, {os.cpu_count()} cores, {vector}"
+    return f"{first('model name') or '?'}, {os.cpu_count()} cores, {vector}"
 
 
 class Watch:
