@@ -6,8 +6,9 @@ would be loaded again by every NucleusSegmentation batch: a TensorFlow import
 and a model load, ~3-4 s each. Instead, a forked task process takes one of N
 *slots* of the run (a ``flock``), and sends its images to the slot's server, a
 process started once (``python -m antibodies.models.server``, a fresh
-interpreter: TensorFlow never runs in a process that forks) that loads the
-model and answers calls of :data:`FUNCTIONS` over a Unix socket until
+interpreter: TensorFlow never runs in a process that forks) that loads each
+model a call names when it is first named (the nucleus and the cell model share
+one TensorFlow) and answers calls of :data:`FUNCTIONS` over a Unix socket until
 
 * the run that started it (the ``luigi`` process, its *owner*) has ended and no
   task is connected, or
@@ -25,7 +26,6 @@ depend on where the model ran.
 import argparse
 import contextlib
 import fcntl
-import hashlib
 import logging
 import multiprocessing
 import os
@@ -133,30 +133,52 @@ class _InProcess:
         return FUNCTIONS[function](self.model, *args)
 
 
-class _Remote:
-    """A connection to the server of one slot."""
+class _SlotServer:
+    """This task process's connection to the server of its slot, shared by every model it calls."""
 
-    def __init__(self, connection, folder):
-        self.connection, self.folder, self.fallback = connection, folder, None
+    def __init__(self, connection, lock):
+        self.connection, self.lock, self.lost = connection, lock, False
+
+    def call(self, folder, function, args):
+        """Return ``FUNCTIONS[function](model in folder, *args)`` as the server computed it.
+
+        Raises ``OSError`` or ``EOFError`` (and marks the server lost) if it died or did not answer.
+        """
+        try:
+            self.connection.send((folder, function, args))
+            if not self.connection.poll(REPLY_TIMEOUT):
+                raise TimeoutError(f"no answer in {REPLY_TIMEOUT:.0f} s")
+            status, value = self.connection.recv()
+        except (OSError, EOFError) as error:
+            self.lost = True
+            if isinstance(error, TimeoutError):  # the slot's next task would wait as long: end it
+                _kill_peer(self.connection)
+            self.connection.close()
+            raise
+        if status != "ok":
+            raise RuntimeError(value)
+        return value
+
+
+class _Remote:
+    """One model in the server of this process's slot; the model in this process once the server is lost."""
+
+    def __init__(self, server, folder):
+        self.server, self.folder, self.fallback = server, folder, None
+
+    @property
+    def connection(self):
+        return self.server.connection
 
     def run(self, function, *args):
-        if self.fallback is None:
+        if self.fallback is None and not self.server.lost:
             try:
-                self.connection.send((function, args))
-                if not self.connection.poll(REPLY_TIMEOUT):
-                    raise TimeoutError(f"no answer in {REPLY_TIMEOUT:.0f} s")
-                status, value = self.connection.recv()
+                return self.server.call(self.folder, function, args)
             except (OSError, EOFError) as error:  # the server died (killed) or hangs: go on without it
                 logger.warning("StarDist server lost (%s: %s); loading the model in this process",
                                type(error).__name__, error)
-                if isinstance(error, TimeoutError):  # the slot's next task would wait as long: end it
-                    _kill_peer(self.connection)
-                self.connection.close()
-                self.fallback = _InProcess(self.folder)
-            else:
-                if status != "ok":
-                    raise RuntimeError(value)
-                return value
+        if self.fallback is None:
+            self.fallback = _InProcess(self.folder)
         return self.fallback.run(function, *args)
 
 
@@ -201,6 +223,7 @@ def _connect(address, server=None, timeout=START_TIMEOUT):
 
 
 _RUNNERS = {}
+_SLOT_SERVER = []  # this process's _SlotServer, or None where it has none; empty until asked
 
 
 def model_runner(folder):
@@ -214,38 +237,38 @@ def model_runner(folder):
     folder = str(folder)
     if folder not in _RUNNERS:
         forked = multiprocessing.parent_process() is not None  # a Luigi task process (--workers > 1)
-        _RUNNERS[folder] = _remote(folder) if forked else _InProcess(folder)
+        server = _slot_server() if forked else None
+        _RUNNERS[folder] = _Remote(server, folder) if server else _InProcess(folder)
     return _RUNNERS[folder]
 
 
-def _remote(folder):
-    run_dir = _run_dir(os.getppid())
-    slot, lock = _take_slot(run_dir)  # held until this process ends
-    digest = hashlib.sha1(folder.encode()).hexdigest()[:10]
-    address = str(run_dir / f"slot{slot}-{digest}.sock")
-    if len(os.fsencode(address)) > MAX_SOCKET_PATH:
-        logger.warning("StarDist server socket %s is longer than the %d bytes a Unix socket allows; loading the "
-                       "model in this process (set TMPDIR to a shorter folder to share it)", address, MAX_SOCKET_PATH)
+def _slot_server():
+    """The server of a slot this process takes (and holds until it ends), started if need be; or None."""
+    if not _SLOT_SERVER:
+        run_dir = _run_dir(os.getppid())
+        slot, lock = _take_slot(run_dir)
+        address = str(run_dir / f"slot{slot}.sock")
         connection = None
-    else:
-        try:
-            connection = _connect(address, timeout=0)
-        except (FileNotFoundError, ConnectionRefusedError):
-            connection = _start_and_connect(address, folder, run_dir, slot)
-    if connection is None:
-        lock.close()
-        return _InProcess(folder)
-    remote = _Remote(connection, folder)
-    remote.lock = lock
-    return remote
+        if len(os.fsencode(address)) > MAX_SOCKET_PATH:
+            logger.warning("StarDist server socket %s is longer than the %d bytes a Unix socket allows; loading "
+                           "the model in this process (set TMPDIR to a shorter folder to share it)", address,
+                           MAX_SOCKET_PATH)
+        else:
+            try:
+                connection = _connect(address, timeout=0)
+            except (FileNotFoundError, ConnectionRefusedError):
+                connection = _start_and_connect(address, run_dir, slot)
+        if connection is None:
+            lock.close()
+        _SLOT_SERVER.append(_SlotServer(connection, lock) if connection else None)
+    return _SLOT_SERVER[0]
 
 
-def _start_and_connect(address, folder, run_dir, slot):
+def _start_and_connect(address, run_dir, slot):
     with contextlib.suppress(FileNotFoundError):
         os.unlink(address)  # left by a server that was killed
     log = open(run_dir / f"slot{slot}.log", "ab")
-    command = [sys.executable, "-m", "antibodies.models.server", "--socket", address, "--model", str(folder),
-               "--owner", str(os.getppid())]
+    command = [sys.executable, "-m", "antibodies.models.server", "--socket", address, "--owner", str(os.getppid())]
     env = _with_model_threads(dict(os.environ))
     server = subprocess.Popen(command, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
                               close_fds=True, env=env)
@@ -258,8 +281,11 @@ def _start_and_connect(address, folder, run_dir, slot):
         return None
 
 
-def serve(address, folder, owner, idle_seconds=IDLE_SECONDS):
-    """Answer model calls on ``address`` until the owner is gone (and no task is connected) or idle."""
+def serve(address, owner, idle_seconds=IDLE_SECONDS):
+    """Answer model calls on ``address`` until the owner is gone (and no task is connected) or idle.
+
+    A call is ``(model folder, function name, args)``; each model is loaded when a call first names it.
+    """
     from . import _load_cached
 
     state = {"busy": False, "last": time.monotonic()}
@@ -277,18 +303,17 @@ def serve(address, folder, owner, idle_seconds=IDLE_SECONDS):
 
     listener = Listener(address, family="AF_UNIX")
     threading.Thread(target=watch, daemon=True).start()
-    model = _load_cached(str(folder))
     while True:
         connection = listener.accept()
         state["busy"] = True
         try:
             while True:
                 try:
-                    function, args = connection.recv()
+                    folder, function, args = connection.recv()
                 except (EOFError, OSError):
                     break
                 try:
-                    reply = ("ok", FUNCTIONS[function](model, *args))
+                    reply = ("ok", FUNCTIONS[function](_load_cached(folder), *args))
                 except Exception as error:  # noqa: BLE001 - reported to the task, which fails that image
                     reply = ("error", f"{type(error).__name__}: {error}")
                 try:
@@ -304,11 +329,10 @@ def serve(address, folder, owner, idle_seconds=IDLE_SECONDS):
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--socket", required=True)
-    parser.add_argument("--model", required=True, help="model folder")
     parser.add_argument("--owner", type=int, required=True, help="pid of the luigi process of the run")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO)
-    serve(args.socket, Path(args.model), args.owner)
+    serve(args.socket, args.owner)
 
 
 if __name__ == "__main__":

@@ -101,6 +101,8 @@ def test_cell_analysis_with_the_learned_split_on_two_workers(tmp_path):
     task = cell_analysis(tmp_path / "plate", tmp_path / "out", cells_height_map="learned", cells_cut_cells="seeded",
                          cells_model="vero_cells_v6", cells_model_flips="flip4")
     assert run_local([task], workers=2).status.name == "SUCCESS"
+    log = (tmp_path / "out" / "batchlib" / "CellAnalysis.log").read_text()
+    assert log.count("started StarDist server") == 1  # the cell model's task found the nucleus model's server
     _, figures = evaluate_plate(tmp_path / "out", tmp_path / "truth", "plate")
     assert figures["cells_f1"] >= 0.85 and figures["infected_accuracy"] >= 0.95, figures
     assert figures["serum_IgG_wrong_calls"] == 0, figures
