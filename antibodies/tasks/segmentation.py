@@ -3,7 +3,7 @@ import functools
 
 import pandas as pd
 
-from luigi_tasks.io import open_file, write_table
+from luigi_tasks.io import open_file, write_image, write_table
 
 from ..analysis.cells import (
     BorderedCutCells,
@@ -73,9 +73,9 @@ class NucleusSegmentation(AssayImageJob):
         for input_file, output_file in zip(input_files, output_files):
             image = read_images(input_file, [NUCLEI])[NUCLEI]
             labels = model.run("segment_nuclei", image, _threshold(nuclei_prob_thresh), _threshold(nuclei_nms_thresh))
-            write_label_image(output_file, NUCLEUS_SEGMENTATION, labels)
             sharpness = nucleus_edge_sharpness(image, labels)
             with open_file(output_file, "a") as container:
+                write_image(container, NUCLEUS_SEGMENTATION, labels, is_label=True)
                 write_table(container, NUCLEUS_SHARPNESS_TABLE, pd.DataFrame({"nucleus_edge_sharpness": [sharpness]}))
 
 
