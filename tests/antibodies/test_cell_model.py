@@ -88,10 +88,12 @@ def test_learned_split_follows_unequal_cells_better_than_the_distance_split():
 
 
 @pytest.mark.slow
-def test_cell_analysis_with_the_learned_split_on_two_workers(tmp_path):
-    """Both models served to forked workers, the cell model with its instances and its probability averaged over
-    four mirror images; the readouts hold on a plate of unequal cells. ``cut_cells = seeded`` was measured with
-    ``vero_cells_v6`` (docs/performance.md), so the test runs that model."""
+def test_cell_analysis_with_the_learned_split_on_two_workers(tmp_path, monkeypatch):
+    """Both models served to forked workers by one server, the cell model with its instances and its probability
+    averaged over four mirror images; the readouts hold on a plate of unequal cells. ``cut_cells = seeded`` was
+    measured with ``vero_cells_v6`` (docs/performance.md), so the test runs that model."""
+    import tempfile
+
     from antibodies.evaluation import evaluate_plate
     from antibodies.synthetic.plate import render_family_plate
     from luigi_tasks.testing import run_local
@@ -100,7 +102,10 @@ def test_cell_analysis_with_the_learned_split_on_two_workers(tmp_path):
                         sites=1, shape=(512, 512), well_ratios={"A01": 2.2, "A02": 1.05})
     task = cell_analysis(tmp_path / "plate", tmp_path / "out", cells_height_map="learned", cells_cut_cells="seeded",
                          cells_model="vero_cells_v6", cells_model_flips="flip4")
-    assert run_local([task], workers=2).status.name == "SUCCESS"
+    # this process is the run's luigi process: its own server folder, not one that earlier tests' servers share
+    with tempfile.TemporaryDirectory(prefix="bl", dir="/tmp") as short, monkeypatch.context() as patch:
+        patch.setattr(tempfile, "tempdir", short)
+        assert run_local([task], workers=2).status.name == "SUCCESS"
     log = (tmp_path / "out" / "batchlib" / "CellAnalysis.log").read_text()
     assert log.count("started StarDist server") == 1  # the cell model's task found the nucleus model's server
     _, figures = evaluate_plate(tmp_path / "out", tmp_path / "truth", "plate")
